@@ -1,0 +1,94 @@
+//! The real kernel behind the seam: one kernel-entry site per architecture
+//! and the read of the own UTCB pointer. Nothing else in the crate is asm.
+//!
+//! Register assignment (fact sheet §1.1; l4sys `ARCH-amd64/arch/ipc.h`,
+//! `ARCH-arm64/arch/ipc.h`; kernel `entry_frame-amd64.cpp`,
+//! `arm/64/entry_frame-arm.cpp`):
+//!
+//! | | amd64 | arm64 |
+//! |---|---|---|
+//! | instruction | `syscall` | `svc #0` |
+//! | tag in/out | rax | x0 |
+//! | label in/out | rsi | x1 |
+//! | destination | rdx | x2 |
+//! | timeouts | r8 | x3 |
+//! | own UTCB | `gs:[0]` | TPIDRRO_EL0 |
+//!
+//! Only compiled for the bare-metal targets (`target_os = "none"`): on a host
+//! OS the same instruction would be that OS's system call.
+
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+mod x86_64;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+use x86_64 as imp;
+
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+mod aarch64;
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+use aarch64 as imp;
+
+#[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub use real::CurrentThread;
+
+#[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod real {
+    use super::imp;
+    use crate::kernel::{Invocation, Kernel, Outcome};
+    use crate::utcb::Utcb;
+    use core::marker::PhantomData;
+    use core::ptr::NonNull;
+
+    /// The running thread, entering the real kernel.
+    ///
+    /// Not `Send`: a UTCB belongs to one thread. Exactly one `CurrentThread`
+    /// may exist per thread (see [`CurrentThread::new`]).
+    pub struct CurrentThread {
+        utcb: NonNull<Utcb>,
+        _not_send: PhantomData<*mut ()>,
+    }
+
+    impl CurrentThread {
+        /// The handle of the calling thread.
+        ///
+        /// # Safety
+        /// The caller must run on a Fiasco thread bound to a UTCB (every
+        /// thread the kernel or a parent started has one) and must not create
+        /// a second `CurrentThread` on the same thread while this one lives:
+        /// both would hand out `&mut Utcb` to the same memory.
+        pub unsafe fn new() -> Self {
+            let p = imp::utcb_ptr();
+            CurrentThread {
+                utcb: NonNull::new(p).expect("thread has no UTCB"),
+                _not_send: PhantomData,
+            }
+        }
+
+        /// The UTCB's address.
+        pub fn utcb_addr(&self) -> u64 {
+            self.utcb.as_ptr() as u64
+        }
+    }
+
+    impl Kernel for CurrentThread {
+        fn utcb(&mut self) -> &mut Utcb {
+            // SAFETY: the pointer is this thread's UTCB (read from the kernel-
+            // maintained register in `new`), valid for the thread's lifetime;
+            // `&mut self` makes this the only live reference, and the kernel
+            // writes it only during this thread's own kernel entries, which
+            // need `&mut self` too and so cannot overlap the borrow.
+            unsafe { self.utcb.as_mut() }
+        }
+
+        fn invoke(&mut self, inv: Invocation) -> Outcome {
+            // SAFETY: `imp::syscall` enters the kernel with the architecture's
+            // register convention; the kernel reads and writes only this
+            // thread's UTCB, which no Rust reference aliases now (we hold
+            // `&mut self`).
+            let (tag, label) = unsafe { imp::syscall(inv.dest, inv.tag.0, inv.label, inv.timeout.raw()) };
+            Outcome {
+                tag: crate::MsgTag(tag),
+                label,
+            }
+        }
+    }
+}
