@@ -37,10 +37,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(l4re_headers)");
     println!("cargo:rerun-if-changed=build.rs");
     let mut any = false;
-    for (var, arch, triple) in [
-        ("L4RE_OBJ_X86_64", "amd64", "x86_64-unknown-none"),
-        ("L4RE_OBJ_ARM64", "arm64", "aarch64-unknown-none"),
-    ] {
+    for (var, arch, triple) in
+        [("L4RE_OBJ_X86_64", "amd64", "x86_64-unknown-none"), ("L4RE_OBJ_ARM64", "arm64", "aarch64-unknown-none")]
+    {
         println!("cargo:rerun-if-env-changed={var}");
         let Some(obj) = env::var_os(var) else { continue };
         match generate(Path::new(&obj), arch, triple) {

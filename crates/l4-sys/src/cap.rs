@@ -111,10 +111,7 @@ pub struct Cap<T> {
 impl<T> Cap<T> {
     /// Names the capability at `idx` as a `T`.
     pub const fn new(idx: CapIdx) -> Self {
-        Cap {
-            idx,
-            _kind: PhantomData,
-        }
+        Cap { idx, _kind: PhantomData }
     }
 
     /// Index in the caller's object space.

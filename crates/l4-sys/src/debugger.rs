@@ -54,26 +54,13 @@ pub fn set_object_name<K: Kernel, T>(
     for i in 0..name_words {
         words[1 + i] = u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
     }
-    rpc(
-        k,
-        dbg.idx(),
-        Protocol::Debugger.label(),
-        &words[..1 + name_words],
-        &[SendItem::cap_arg(obj.idx())],
-    )
-    .map(|_| ())
+    rpc(k, dbg.idx(), Protocol::Debugger.label(), &words[..1 + name_words], &[SendItem::cap_arg(obj.idx())]).map(|_| ())
 }
 
 /// The global debug id of the object behind `obj` (`l4_debugger_global_id`):
 /// the number JDB shows for it.
 pub fn global_id<K: Kernel, T>(k: &mut K, dbg: Cap<kind::Debugger>, obj: Cap<T>) -> Result<u64, Error> {
-    let tag = rpc(
-        k,
-        dbg.idx(),
-        Protocol::Debugger.label(),
-        &[opcode::GLOBAL_ID],
-        &[SendItem::cap_arg(obj.idx())],
-    )?;
+    let tag = rpc(k, dbg.idx(), Protocol::Debugger.label(), &[opcode::GLOBAL_ID], &[SendItem::cap_arg(obj.idx())])?;
     expect(tag, 1, 0)?;
     Ok(k.utcb().mr[0])
 }

@@ -99,11 +99,7 @@ impl IpcError {
     /// Decodes the TCR error word.
     pub fn from_tcr(err: u64) -> Self {
         let code = err & tcr::MASK;
-        let phase = if code & tcr::RCV_BIT != 0 {
-            Phase::Receive
-        } else {
-            Phase::Send
-        };
+        let phase = if code & tcr::RCV_BIT != 0 { Phase::Receive } else { Phase::Send };
         let code = match code & !tcr::RCV_BIT {
             0x02 => IpcErrorCode::Timeout,
             0x04 => IpcErrorCode::NotExistent,
@@ -117,11 +113,7 @@ impl IpcError {
             _ => IpcErrorCode::Unknown(code as u8),
         };
         // ENOT_EXISTENT (4) has no receive twin; 5 is unknown.
-        let phase = if code == IpcErrorCode::NoReplyCap {
-            Phase::Send
-        } else {
-            phase
-        };
+        let phase = if code == IpcErrorCode::NoReplyCap { Phase::Send } else { phase };
         IpcError { code, phase }
     }
 
@@ -251,13 +243,7 @@ impl Error {
 
     /// Is this an IPC timeout (either phase)?
     pub fn is_timeout(self) -> bool {
-        matches!(
-            self,
-            Error::Ipc(IpcError {
-                code: IpcErrorCode::Timeout,
-                ..
-            })
-        )
+        matches!(self, Error::Ipc(IpcError { code: IpcErrorCode::Timeout, .. }))
     }
 }
 
@@ -293,13 +279,7 @@ mod tests {
     fn tcr_codes_decode_with_phase() {
         // Codes from l4sys ipc.h L4_ipc_tcr_error.
         let t = IpcError::from_tcr(0x03);
-        assert_eq!(
-            t,
-            IpcError {
-                code: IpcErrorCode::Timeout,
-                phase: Phase::Receive
-            }
-        );
+        assert_eq!(t, IpcError { code: IpcErrorCode::Timeout, phase: Phase::Receive });
         assert_eq!(IpcError::from_tcr(0x02).phase, Phase::Send);
         assert_eq!(IpcError::from_tcr(0x04).code, IpcErrorCode::NotExistent);
         assert_eq!(IpcError::from_tcr(0x07).code, IpcErrorCode::Canceled);
@@ -347,12 +327,6 @@ mod tests {
         let neg = MsgTag::new(-22, 0, 0, crate::msgtag::TagFlags::empty());
         assert_eq!(check(neg, 0), Err(Error::Kernel(Errno::Inval)));
         let ipc = MsgTag(0x8000);
-        assert_eq!(
-            check(ipc, 0x04),
-            Err(Error::Ipc(IpcError {
-                code: IpcErrorCode::NotExistent,
-                phase: Phase::Send
-            }))
-        );
+        assert_eq!(check(ipc, 0x04), Err(Error::Ipc(IpcError { code: IpcErrorCode::NotExistent, phase: Phase::Send })));
     }
 }

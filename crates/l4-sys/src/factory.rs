@@ -72,24 +72,16 @@ pub fn create_gate<K: Kernel>(
     bind: Option<(Cap<kind::Thread>, u64)>,
 ) -> Result<Cap<kind::IpcGate>, Error> {
     match bind {
-        Some((thread, label)) => create(
-            k,
-            factory,
-            target,
-            &[0, varg::UMWORD, label],
-            &[SendItem::cap_arg(thread.idx())],
-        )?,
+        Some((thread, label)) => {
+            create(k, factory, target, &[0, varg::UMWORD, label], &[SendItem::cap_arg(thread.idx())])?
+        }
         None => create(k, factory, target, &[0, varg::UMWORD, 0], &[])?,
     };
     Ok(Cap::new(target))
 }
 
 /// Creates an IRQ object (`l4_factory_create_irq`).
-pub fn create_irq<K: Kernel>(
-    k: &mut K,
-    factory: Cap<kind::Factory>,
-    target: CapIdx,
-) -> Result<Cap<kind::Irq>, Error> {
+pub fn create_irq<K: Kernel>(k: &mut K, factory: Cap<kind::Factory>, target: CapIdx) -> Result<Cap<kind::Irq>, Error> {
     create(k, factory, target, &[Protocol::IrqSender.label() as u64], &[])?;
     Ok(Cap::new(target))
 }
@@ -172,10 +164,7 @@ mod tests {
     fn kernel_refusal_is_reported() {
         let mut k = FakeKernel::new();
         k.answer(crate::MsgTag::new(-12, 0, 0, Default::default()), 0, &[]);
-        assert_eq!(
-            create_thread(&mut k, F, CapIdx(0x21)),
-            Err(Error::Kernel(crate::Errno::NoMem))
-        );
+        assert_eq!(create_thread(&mut k, F, CapIdx(0x21)), Err(Error::Kernel(crate::Errno::NoMem)));
         k.answer_ipc_error(0x09);
         assert!(matches!(create_irq(&mut k, F, CapIdx(0x22)), Err(Error::Ipc(_))));
     }

@@ -70,23 +70,13 @@ impl FakeKernel {
 
     /// Queues an answer: return `tag`/`label` with `mrs` in MR0...
     pub fn answer(&mut self, tag: MsgTag, label: u64, mrs: &[u64]) -> &mut Self {
-        self.script.push_back(Answer {
-            tag,
-            label,
-            mrs: mrs.to_vec(),
-            tcr_error: 0,
-        });
+        self.script.push_back(Answer { tag, label, mrs: mrs.to_vec(), tcr_error: 0 });
         self
     }
 
     /// Queues an IPC failure with TCR error code `code`.
     pub fn answer_ipc_error(&mut self, code: u64) -> &mut Self {
-        self.script.push_back(Answer {
-            tag: MsgTag(0x8000),
-            label: 0,
-            mrs: Vec::new(),
-            tcr_error: code,
-        });
+        self.script.push_back(Answer { tag: MsgTag(0x8000), label: 0, mrs: Vec::new(), tcr_error: code });
         self
     }
 
@@ -102,21 +92,10 @@ impl Kernel for FakeKernel {
     }
 
     fn invoke(&mut self, inv: Invocation) -> Outcome {
-        self.log.push(Entry {
-            inv,
-            utcb: self.utcb.clone(),
-        });
-        let a = self.script.pop_front().unwrap_or(Answer {
-            tag: MsgTag(0),
-            label: 0,
-            mrs: Vec::new(),
-            tcr_error: 0,
-        });
+        self.log.push(Entry { inv, utcb: self.utcb.clone() });
+        let a = self.script.pop_front().unwrap_or(Answer { tag: MsgTag(0), label: 0, mrs: Vec::new(), tcr_error: 0 });
         self.utcb.mr[..a.mrs.len()].copy_from_slice(&a.mrs);
         self.utcb.tcr_error = a.tcr_error;
-        Outcome {
-            tag: a.tag,
-            label: a.label,
-        }
+        Outcome { tag: a.tag, label: a.label }
     }
 }

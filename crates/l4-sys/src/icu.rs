@@ -45,26 +45,13 @@ pub enum UnmaskVia {
 
 /// Binds hardware line `irqnum` to `irq` (`l4_icu_bind`); needs W on the IRQ.
 pub fn bind<K: Kernel>(k: &mut K, icu: Cap<kind::Icu>, irqnum: u64, irq: Cap<kind::Irq>) -> Result<UnmaskVia, Error> {
-    let tag = rpc(
-        k,
-        icu.idx(),
-        Protocol::Irq.label(),
-        &[opcode::BIND, irqnum],
-        &[SendItem::cap_arg(irq.idx())],
-    )?;
+    let tag = rpc(k, icu.idx(), Protocol::Irq.label(), &[opcode::BIND, irqnum], &[SendItem::cap_arg(irq.idx())])?;
     Ok(if tag.label() == 1 { UnmaskVia::Icu } else { UnmaskVia::Irq })
 }
 
 /// Unbinds line `irqnum` from `irq` (`l4_icu_unbind`).
 pub fn unbind<K: Kernel>(k: &mut K, icu: Cap<kind::Icu>, irqnum: u64, irq: Cap<kind::Irq>) -> Result<(), Error> {
-    rpc(
-        k,
-        icu.idx(),
-        Protocol::Irq.label(),
-        &[opcode::UNBIND, irqnum],
-        &[SendItem::cap_arg(irq.idx())],
-    )
-    .map(|_| ())
+    rpc(k, icu.idx(), Protocol::Irq.label(), &[opcode::UNBIND, irqnum], &[SendItem::cap_arg(irq.idx())]).map(|_| ())
 }
 
 /// What an ICU offers (`l4_icu_info_t`).
@@ -83,11 +70,7 @@ pub fn info<K: Kernel>(k: &mut K, icu: Cap<kind::Icu>) -> Result<IcuInfo, Error>
     let tag = rpc(k, icu.idx(), Protocol::Irq.label(), &[opcode::INFO], &[])?;
     expect(tag, 3, 0)?;
     let m = &k.utcb().mr;
-    Ok(IcuInfo {
-        features: m[0],
-        nr_irqs: m[1],
-        nr_msis: m[2],
-    })
+    Ok(IcuInfo { features: m[0], nr_irqs: m[1], nr_msis: m[2] })
 }
 
 /// MSI address and data for `msi` from source `source` (`l4_icu_msi_info`).

@@ -218,13 +218,7 @@ mod tests {
         let mut k = FakeKernel::new();
         k.answer_ipc_error(0x03);
         let e = receive(&mut k, CapIdx(5), TimeoutPair::NEVER).unwrap_err();
-        assert_eq!(
-            e,
-            Error::Ipc(crate::IpcError {
-                code: IpcErrorCode::Timeout,
-                phase: Phase::Receive
-            })
-        );
+        assert_eq!(e, Error::Ipc(crate::IpcError { code: IpcErrorCode::Timeout, phase: Phase::Receive }));
     }
 
     #[test]
@@ -245,10 +239,7 @@ mod tests {
     fn rpc_reports_negative_labels() {
         let mut k = FakeKernel::new();
         k.answer(MsgTag::new(-1, 0, 0, TagFlags::empty()), 0, &[]);
-        assert_eq!(
-            rpc(&mut k, CapIdx(2), -15, &[1], &[]),
-            Err(Error::Kernel(crate::Errno::Perm))
-        );
+        assert_eq!(rpc(&mut k, CapIdx(2), -15, &[1], &[]), Err(Error::Kernel(crate::Errno::Perm)));
     }
 
     #[test]

@@ -43,9 +43,6 @@ mod tests {
     fn short_reply_is_malformed() {
         let mut k = FakeKernel::new();
         k.answer(MsgTag(0), 0, &[]);
-        assert!(matches!(
-            get_infos(&mut k, Cap::new(CapIdx(4))),
-            Err(Error::MalformedReply { .. })
-        ));
+        assert!(matches!(get_infos(&mut k, Cap::new(CapIdx(4))), Err(Error::MalformedReply { .. })));
     }
 }

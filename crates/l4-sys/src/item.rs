@@ -76,20 +76,14 @@ impl SendItem {
     /// `dst` is where it lands in the receiver when the receive window is the
     /// whole space (the hot spot).
     pub const fn map_obj(dst: CapIdx, fpage: Fpage, attr: ObjAttr, grant: bool) -> Self {
-        SendItem {
-            control: dst.sel() | attr.bits() | ITEM_MAP | if grant { MAP_ITEM_GRANT } else { 0 },
-            fpage,
-        }
+        SendItem { control: dst.sel() | attr.bits() | ITEM_MAP | if grant { MAP_ITEM_GRANT } else { 0 }, fpage }
     }
 
     /// The capability argument of a kernel-object call: `MR[w] = 8`,
     /// `MR[w+1] = l4_obj_fpage(sel, 0, RWS)` (only the index counts; the
     /// kernel checks the caller's real rights).
     pub const fn cap_arg(idx: CapIdx) -> Self {
-        SendItem {
-            control: ITEM_MAP,
-            fpage: Fpage::obj(idx, 0, crate::fpage::CapRights::RWS),
-        }
+        SendItem { control: ITEM_MAP, fpage: Fpage::obj(idx, 0, crate::fpage::CapRights::RWS) }
     }
 
     /// The two words as they go into the MRs.

@@ -166,10 +166,7 @@ impl<'a> Kip<'a> {
     }
 
     fn mem_desc_range(&self) -> (usize, usize) {
-        (
-            u32_at(self.page, offset::MEM_DESCS) as usize,
-            u32_at(self.page, offset::MEM_DESCS_NUM) as usize,
-        )
+        (u32_at(self.page, offset::MEM_DESCS) as usize, u32_at(self.page, offset::MEM_DESCS_NUM) as usize)
     }
 
     /// The version word.
@@ -221,10 +218,7 @@ impl<'a> Kip<'a> {
     pub fn features(&self) -> impl Iterator<Item = &'a str> + 'a {
         let off = self.page[offset::OFFSET_VERSION_STRINGS] as usize * 16;
         let b: &'a [u8] = if off == 0 || off >= self.page.len() { &[] } else { &self.page[off..] };
-        b.split(|&c| c == 0)
-            .skip(1)
-            .take_while(|s| !s.is_empty())
-            .map(|s| core::str::from_utf8(s).unwrap_or("?"))
+        b.split(|&c| c == 0).skip(1).take_while(|s| !s.is_empty()).map(|s| core::str::from_utf8(s).unwrap_or("?"))
     }
     /// Is a feature string present (e.g. "explicit_reply_caps")?
     pub fn has_feature(&self, name: &str) -> bool {

@@ -120,12 +120,7 @@ impl MsgTag {
     /// Builds a tag (`l4_msgtag(label, words, items, flags)`). Words and items
     /// are cut to their 6-bit fields as the C helper does.
     pub const fn new(label: i64, words: usize, items: usize, flags: TagFlags) -> Self {
-        MsgTag(
-            ((label as u64) << 16)
-                | (words as u64 & 0x3f)
-                | ((items as u64 & 0x3f) << 6)
-                | (flags.bits() & 0xf000),
-        )
+        MsgTag(((label as u64) << 16) | (words as u64 & 0x3f) | ((items as u64 & 0x3f) << 6) | (flags.bits() & 0xf000))
     }
 
     /// A tag for a kernel protocol.

@@ -29,14 +29,7 @@ pub fn bind_thread<K: Kernel, T: RcvEndpoint>(
     thread: Cap<kind::Thread>,
     label: u64,
 ) -> Result<(), Error> {
-    rpc(
-        k,
-        ep.idx(),
-        Protocol::Kobject.label(),
-        &[BIND_OP, label],
-        &[SendItem::cap_arg(thread.idx())],
-    )
-    .map(|_| ())
+    rpc(k, ep.idx(), Protocol::Kobject.label(), &[BIND_OP, label], &[SendItem::cap_arg(thread.idx())]).map(|_| ())
 }
 
 #[cfg(test)]

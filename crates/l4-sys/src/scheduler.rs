@@ -34,16 +34,10 @@ pub struct CpuSet {
 
 impl CpuSet {
     /// All CPUs, as `l4_sched_param()` sets it: granularity 0xFF, map 1.
-    pub const ALL: CpuSet = CpuSet {
-        gran_offset: 0xFF00_0000,
-        map: 1,
-    };
+    pub const ALL: CpuSet = CpuSet { gran_offset: 0xFF00_0000, map: 1 };
     /// `l4_sched_cpu_set(offset, granularity, map)`.
     pub const fn new(offset: u32, granularity: u8, map: u64) -> Self {
-        CpuSet {
-            gran_offset: ((granularity as u64) << 24) | (offset as u64 & 0xFF_FFFF),
-            map,
-        }
+        CpuSet { gran_offset: ((granularity as u64) << 24) | (offset as u64 & 0xFF_FFFF), map }
     }
 }
 
@@ -61,11 +55,7 @@ pub struct SchedParam {
 impl SchedParam {
     /// `l4_sched_param(prio, 0)`.
     pub const fn prio(prio: u64) -> Self {
-        SchedParam {
-            affinity: CpuSet::ALL,
-            prio,
-            quantum: 0,
-        }
+        SchedParam { affinity: CpuSet::ALL, prio, quantum: 0 }
     }
 }
 
@@ -102,22 +92,12 @@ pub fn info<K: Kernel>(k: &mut K, sched: Cap<kind::Scheduler>, set: CpuSet) -> R
     let tag = rpc(k, sched.idx(), Protocol::Scheduler.label(), &[opcode::INFO, set.gran_offset], &[])?;
     expect(tag, 2, 0)?;
     let m = &k.utcb().mr;
-    Ok(SchedInfo {
-        cpus: m[0],
-        cpu_max: m[1],
-        classes: if tag.words() >= 3 { m[2] } else { 0 },
-    })
+    Ok(SchedInfo { cpus: m[0], cpu_max: m[1], classes: if tag.words() >= 3 { m[2] } else { 0 } })
 }
 
 /// Idle time of the CPU in `set`, µs (`l4_scheduler_idle_time`).
 pub fn idle_time<K: Kernel>(k: &mut K, sched: Cap<kind::Scheduler>, set: CpuSet) -> Result<u64, Error> {
-    let tag = rpc(
-        k,
-        sched.idx(),
-        Protocol::Scheduler.label(),
-        &[opcode::IDLE_TIME, set.gran_offset, set.map],
-        &[],
-    )?;
+    let tag = rpc(k, sched.idx(), Protocol::Scheduler.label(), &[opcode::IDLE_TIME, set.gran_offset, set.map], &[])?;
     expect(tag, 1, 0)?;
     Ok(k.utcb().mr[0])
 }

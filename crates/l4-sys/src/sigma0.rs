@@ -79,22 +79,16 @@ impl Request {
             Request::DebugDump => ([req::DEBUG_DUMP, 0], 1),
             Request::AnyRam { order } => ([req::FPAGE_ANY, Fpage::mem(0, order, MemRights::empty()).0], 2),
             Request::Ram(f) => ([req::FPAGE_RAM, f.0], 2),
-            Request::IoMem { fpage, cached } => (
-                [if cached { req::FPAGE_IOMEM_CACHED } else { req::FPAGE_IOMEM }, fpage.0],
-                2,
-            ),
+            Request::IoMem { fpage, cached } => {
+                ([if cached { req::FPAGE_IOMEM_CACHED } else { req::FPAGE_IOMEM }, fpage.0], 2)
+            }
         }
     }
 }
 
 /// Sends a request to the pager gate, receiving the mapping into `window`;
 /// returns the physical address sigma0 sent (the hot spot of the reply item).
-pub fn request<K: Kernel>(
-    k: &mut K,
-    pager: Cap<kind::Sigma0>,
-    r: Request,
-    window: Fpage,
-) -> Result<u64, Error> {
+pub fn request<K: Kernel>(k: &mut K, pager: Cap<kind::Sigma0>, r: Request, window: Fpage) -> Result<u64, Error> {
     let (w, n) = r.encode();
     let u = k.utcb();
     u.bdr = 0;
@@ -140,12 +134,7 @@ pub fn map_iomem<K: Kernel>(
     cached: bool,
     window: Fpage,
 ) -> Result<u64, Error> {
-    request(
-        k,
-        pager,
-        Request::IoMem { fpage: Fpage::mem(phys, order, MemRights::RWX), cached },
-        window,
-    )
+    request(k, pager, Request::IoMem { fpage: Fpage::mem(phys, order, MemRights::RWX), cached }, window)
 }
 
 #[cfg(test)]

@@ -89,10 +89,7 @@ pub fn unmap_batch<K: Kernel>(
     let u = k.utcb();
     for (i, f) in flags.iter_mut().enumerate() {
         let w = u.mr[2 + i];
-        *f = AccessFlags {
-            referenced: w & 1 != 0,
-            dirty: w & 2 != 0,
-        };
+        *f = AccessFlags { referenced: w & 1 != 0, dirty: w & 2 != 0 };
     }
     Ok(())
 }
@@ -189,10 +186,7 @@ mod tests {
         let mut fl = [AccessFlags::default(); 62];
         assert_eq!(unmap_batch(&mut k, CHILD, &many, 0, &mut fl), Err(Error::RequestTooLarge));
         k.answer(MsgTag(0), 0, &[]);
-        assert!(matches!(
-            unmap(&mut k, CHILD, Fpage::INVALID, 0),
-            Err(Error::MalformedReply { .. })
-        ));
+        assert!(matches!(unmap(&mut k, CHILD, Fpage::INVALID, 0), Err(Error::MalformedReply { .. })));
     }
 
     #[test]

@@ -90,12 +90,7 @@ pub struct Control {
 impl Control {
     /// An empty request (`l4_thread_control_start`).
     pub const fn new() -> Self {
-        Control {
-            pager: None,
-            exc_handler: None,
-            bind: None,
-            alien: None,
-        }
+        Control { pager: None, exc_handler: None, bind: None, alien: None }
     }
     /// Sets the pager, a slot **in the thread's own task** (`l4_thread_control_pager`).
     pub const fn pager(mut self, idx: CapIdx) -> Self {
@@ -177,20 +172,10 @@ pub fn ex_regs<K: Kernel>(
     sp: u64,
     flags: ExRegsFlags,
 ) -> Result<ExRegsOld, Error> {
-    let tag = rpc(
-        k,
-        thread.idx(),
-        Protocol::Thread.label(),
-        &[opcode::EX_REGS | flags.bits(), ip, sp],
-        &[],
-    )?;
+    let tag = rpc(k, thread.idx(), Protocol::Thread.label(), &[opcode::EX_REGS | flags.bits(), ip, sp], &[])?;
     expect(tag, 3, 0)?;
     let m = &k.utcb().mr;
-    Ok(ExRegsOld {
-        flags: m[0],
-        ip: m[1],
-        sp: m[2],
-    })
+    Ok(ExRegsOld { flags: m[0], ip: m[1], sp: m[2] })
 }
 
 /// Donates the CPU to `thread` if it is ready (`l4_thread_switch`).
@@ -208,14 +193,8 @@ pub fn stats_time<K: Kernel>(k: &mut K, thread: Cap<kind::Thread>) -> Result<u64
 /// Registers `irq` to be triggered when an IPC gate bound to `thread` is
 /// deleted (`l4_thread_register_del_irq`).
 pub fn register_del_irq<K: Kernel>(k: &mut K, thread: Cap<kind::Thread>, irq: Cap<kind::Irq>) -> Result<(), Error> {
-    rpc(
-        k,
-        thread.idx(),
-        Protocol::Thread.label(),
-        &[opcode::REGISTER_DEL_IRQ],
-        &[SendItem::cap_arg(irq.idx())],
-    )
-    .map(|_| ())
+    rpc(k, thread.idx(), Protocol::Thread.label(), &[opcode::REGISTER_DEL_IRQ], &[SendItem::cap_arg(irq.idx())])
+        .map(|_| ())
 }
 
 /// One rule of modify_senders: for a queued sender whose label matches
@@ -261,14 +240,8 @@ pub fn amd64_set_segment_base<K: Kernel>(
     seg: Segment,
     base: u64,
 ) -> Result<(), Error> {
-    rpc(
-        k,
-        thread.idx(),
-        Protocol::Thread.label(),
-        &[opcode::AMD64_SET_SEGMENT_BASE | ((seg as u64) << 16), base],
-        &[],
-    )
-    .map(|_| ())
+    rpc(k, thread.idx(), Protocol::Thread.label(), &[opcode::AMD64_SET_SEGMENT_BASE | ((seg as u64) << 16), base], &[])
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -283,10 +256,7 @@ mod tests {
     #[test]
     fn control_matches_fact_sheet_step_6() {
         let mut k = FakeKernel::new();
-        let c = Control::new()
-            .pager(CapIdx(4))
-            .exc_handler(CapIdx(4))
-            .bind(0xB300_0000, Cap::new(CapIdx(0x20)));
+        let c = Control::new().pager(CapIdx(4)).exc_handler(CapIdx(4)).bind(0xB300_0000, Cap::new(CapIdx(0x20)));
         control(&mut k, TH, &c).unwrap();
         let e = k.last();
         assert_eq!(e.inv.tag.0, ((-12i64 as u64) << 16) | (1 << 6) | 6);

@@ -115,10 +115,7 @@ impl TimeoutPair {
 
     /// Decodes a register value (the upper 32 bits are ignored, as by the kernel).
     pub const fn from_raw(raw: u64) -> Self {
-        TimeoutPair {
-            snd: Timeout((raw >> 16) as u16),
-            rcv: Timeout(raw as u16),
-        }
+        TimeoutPair { snd: Timeout((raw >> 16) as u16), rcv: Timeout(raw as u16) }
     }
 }
 

@@ -54,15 +54,7 @@ pub struct Utcb {
 impl Utcb {
     /// An all-zero UTCB.
     pub const fn zeroed() -> Self {
-        Utcb {
-            mr: [0; MR_COUNT],
-            own_addr: 0,
-            bdr: 0,
-            br: [0; BR_COUNT],
-            tcr_error: 0,
-            free_marker: 0,
-            user: [0; 3],
-        }
+        Utcb { mr: [0; MR_COUNT], own_addr: 0, bdr: 0, br: [0; BR_COUNT], tcr_error: 0, free_marker: 0, user: [0; 3] }
     }
 
     /// The UTCB as 128 words in memory order.

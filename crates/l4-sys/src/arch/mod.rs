@@ -57,10 +57,7 @@ mod real {
         /// both would hand out `&mut Utcb` to the same memory.
         pub unsafe fn new() -> Self {
             let p = imp::utcb_ptr();
-            CurrentThread {
-                utcb: NonNull::new(p).expect("thread has no UTCB"),
-                _not_send: PhantomData,
-            }
+            CurrentThread { utcb: NonNull::new(p).expect("thread has no UTCB"), _not_send: PhantomData }
         }
 
         /// The UTCB's address.
@@ -85,10 +82,7 @@ mod real {
             // thread's UTCB, which no Rust reference aliases now (we hold
             // `&mut self`).
             let (tag, label) = unsafe { imp::syscall(inv.dest, inv.tag.0, inv.label, inv.timeout.raw()) };
-            Outcome {
-                tag: crate::MsgTag(tag),
-                label,
-            }
+            Outcome { tag: crate::MsgTag(tag), label }
         }
     }
 }

@@ -1,0 +1,163 @@
+//! The foundation stub: say hello through the kernel log, report the facts a
+//! developer checks first on a new kernel build, then sleep.
+//!
+//! Each line starts with `rtcr:` so scripts can pick them out of the serial
+//! log. The probes double as a check of l4-sys's encoders on the real kernel:
+//! log write, task cap_valid, sigma0 KIP request, debugger naming, IPC sleep.
+
+use core::fmt::Write;
+
+use l4_sys::arch::CurrentThread;
+use l4_sys::bootinfo::{BootInfo, PhysMem};
+use l4_sys::cap::{base, kind, Cap, CapIdx};
+use l4_sys::fpage::{Fpage, MemRights};
+use l4_sys::kip::Kip;
+use l4_sys::log::LogWriter;
+use l4_sys::{debugger, ipc, sigma0, task, Timeout};
+
+const ARCH: &str = if cfg!(target_arch = "x86_64") { "x86_64" } else { "aarch64" };
+const LOG: Cap<kind::Log> = Cap::new(base::LOG);
+const ME: Cap<kind::Task> = Cap::new(base::TASK);
+
+/// Physical memory as the root task sees it: sigma0 maps the root task's
+/// Bootloader regions (its ELF, the modules, the module info) 1:1 on first
+/// touch, so a physical address is a valid pointer to them.
+struct Identity;
+
+impl PhysMem for Identity {
+    fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        if addr == 0 || addr.checked_add(len as u64).is_none() {
+            return None;
+        }
+        // SAFETY: the root task runs with virtual = physical for memory sigma0
+        // gives it; the boot-module info and module strings bootstrap made are
+        // root-owned Bootloader memory (KIP memory descriptors), which sigma0
+        // maps on the first fault. The bytes are never written while borrowed.
+        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+    }
+}
+
+macro_rules! say {
+    ($k:expr, $($arg:tt)*) => {{
+        let _ = writeln!(LogWriter::new($k, LOG), $($arg)*);
+    }};
+}
+
+/// Called by the entry stub with a valid stack. Never returns.
+#[no_mangle]
+pub extern "C" fn rtcr_main() -> ! {
+    // SAFETY: this is the root task's first thread, bound to its UTCB by the
+    // kernel, and this is the only CurrentThread made on it (the panic
+    // handler makes another only once this one can never run again).
+    let mut k = unsafe { CurrentThread::new() };
+    let utcb = k.utcb_addr();
+    say!(&mut k, "rtcr: root task up on {ARCH}, UTCB at {utcb:#x}");
+
+    // Which initial capabilities exist (fact sheet §10 item 9).
+    let mut line = heapless_line();
+    for i in 1..=11u64 {
+        if let Ok(true) = task::cap_valid(&mut k, ME, CapIdx(i)) {
+            let _ = write!(line, " {i}");
+        }
+    }
+    say!(&mut k, "rtcr: initial caps valid:{}", line.as_str());
+
+    // The KIP from sigma0, mapped 1:1 at its physical address.
+    let whole = Fpage::mem(0, 63, MemRights::empty());
+    match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
+        Ok(kip_addr) => report_kip(&mut k, kip_addr),
+        Err(e) => say!(&mut k, "rtcr: sigma0 KIP request failed: {e}"),
+    }
+
+    if let Ok(true) = task::cap_valid(&mut k, ME, base::DEBUGGER) {
+        let dbg = Cap::new(base::DEBUGGER);
+        let r1 = debugger::set_object_name(&mut k, dbg, Cap::<kind::Task>::new(base::TASK), "rtcr");
+        let r2 = debugger::set_object_name(&mut k, dbg, Cap::<kind::Thread>::new(base::THREAD), "rtcr.main");
+        say!(&mut k, "rtcr: named task/thread in JDB: {:?} {:?}", r1, r2);
+    }
+
+    say!(&mut k, "rtcr: stub done, sleeping");
+    loop {
+        let _ = ipc::sleep(&mut k, Timeout::NEVER);
+    }
+}
+
+fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
+    // SAFETY: sigma0 just mapped the KIP page (4 KiB, read + execute) at its
+    // physical address `kip_addr` into this task; the kernel only changes the
+    // clock word in it, which we read as plain data.
+    let page = unsafe { core::slice::from_raw_parts(kip_addr as *const u8, 4096) };
+    let kip = match Kip::parse(page) {
+        Ok(kip) => kip,
+        Err(e) => {
+            say!(k, "rtcr: page at {kip_addr:#x} is not a KIP: {e:?}");
+            return;
+        }
+    };
+    say!(k, "rtcr: KIP at {kip_addr:#x}, version {:#x}, {}", kip.version(), kip.version_string());
+    let mut feats = heapless_line();
+    for f in kip.features() {
+        let _ = write!(feats, " {f}");
+    }
+    say!(k, "rtcr: KIP features:{}", feats.as_str());
+    say!(k, "rtcr: platform {}, explicit_reply_caps {}", kip.platform_name(), kip.has_feature("explicit_reply_caps"));
+    // SAFETY: the KIP is mapped executable (sigma0 maps it RX) at `kip_addr`
+    // and we run on the architecture it was built for.
+    let t0 = unsafe { l4_sys::kip::clock_us(kip_addr as *const u8) };
+    let _ = ipc::sleep(k, Timeout::from_us(10_000));
+    // SAFETY: as above.
+    let t1 = unsafe { l4_sys::kip::clock_us(kip_addr as *const u8) };
+    say!(k, "rtcr: KIP clock {t0} us; a 10 ms IPC sleep took {} us", t1.saturating_sub(t0));
+    for d in kip.mem_descs() {
+        say!(k, "rtcr: mem {:#014x}-{:#014x} {:?} sub {} virt {}", d.start, d.end, d.ty, d.sub_type, d.is_virtual);
+    }
+    match BootInfo::parse(&Identity, kip.user_ptr()) {
+        Ok(bi) => {
+            for (i, m) in bi.modules().enumerate() {
+                match m {
+                    Ok(m) => say!(k, "rtcr: module {i}: {:?} {:#x}+{:#x} '{}'", m.kind, m.start, m.len(), m.cmdline),
+                    Err(e) => say!(k, "rtcr: module {i}: unreadable: {e:?}"),
+                }
+            }
+        }
+        Err(e) => say!(k, "rtcr: no boot-module info: {e:?}"),
+    }
+}
+
+/// A fixed-size line buffer (no heap yet).
+fn heapless_line() -> Line {
+    Line { buf: [0; 160], len: 0 }
+}
+
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: a panic never returns to the code that held the main thread's
+    // CurrentThread (panic = abort, this handler diverges), so no borrow of
+    // the UTCB made through it is used again; this handle is the only one
+    // that touches the UTCB from here on.
+    let mut k = unsafe { CurrentThread::new() };
+    say!(&mut k, "rtcr: PANIC: {info}");
+    loop {
+        let _ = ipc::sleep(&mut k, Timeout::NEVER);
+    }
+}

@@ -1,0 +1,70 @@
+//! The bare-metal `rtcr` binaries are what bootstrap can load: static ELF
+//! executables (type EXEC, no PT_INTERP, no PT_DYNAMIC) for the right
+//! machine, entered at the documented link address, every PT_LOAD segment
+//! at or above it and physical = virtual.
+//!
+//! `scripts/check.sh` builds both binaries and names them in
+//! `RTCR_ELF_X86_64` / `RTCR_ELF_AARCH64`; run alone, the test says it was
+//! skipped.
+
+use std::{env, fs};
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const ET_EXEC: u16 = 2;
+
+struct Expect {
+    var: &'static str,
+    machine: u16,
+    base: u64,
+}
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+fn check(e: &Expect) {
+    let Some(path) = env::var_os(e.var) else {
+        eprintln!("SKIPPED: {} not set (scripts/check.sh builds the binary and sets it)", e.var);
+        return;
+    };
+    let b = fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.to_string_lossy()));
+    assert_eq!(&b[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(b[4], 2, "not ELF64");
+    assert_eq!(b[5], 1, "not little-endian");
+    assert_eq!(u16_at(&b, 16), ET_EXEC, "not a fixed-address executable (PIE or relocatable?)");
+    assert_eq!(u16_at(&b, 18), e.machine, "wrong machine");
+    assert_eq!(u64_at(&b, 24), e.base, "entry point is not the documented link address");
+    let (phoff, phentsize, phnum) = (u64_at(&b, 32) as usize, u16_at(&b, 54) as usize, u16_at(&b, 56) as usize);
+    let mut loads = 0;
+    for i in 0..phnum {
+        let p = phoff + i * phentsize;
+        let ty = u32_at(&b, p);
+        assert_ne!(ty, PT_INTERP, "has an interpreter");
+        assert_ne!(ty, PT_DYNAMIC, "is dynamically linked");
+        if ty == PT_LOAD {
+            loads += 1;
+            let (vaddr, paddr) = (u64_at(&b, p + 16), u64_at(&b, p + 24));
+            assert_eq!(vaddr, paddr, "segment {i}: physical != virtual");
+            assert!(vaddr >= e.base, "segment {i} at {vaddr:#x} below the link base");
+        }
+    }
+    assert!(loads >= 1, "no loadable segment");
+}
+
+#[test]
+fn x86_64_root_task_is_a_static_exec_at_128_mib() {
+    check(&Expect { var: "RTCR_ELF_X86_64", machine: 62, base: 0x0800_0000 });
+}
+
+#[test]
+fn aarch64_root_task_is_a_static_exec_at_ram_plus_128_mib() {
+    check(&Expect { var: "RTCR_ELF_AARCH64", machine: 183, base: 0x4800_0000 });
+}
