@@ -108,7 +108,7 @@ fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
     // SAFETY: as above.
     let t1 = unsafe { l4_sys::kip::clock_us(kip_addr as *const u8) };
     say!(k, "rtcr: KIP clock {t0} us; a 10 ms IPC sleep took {} us", t1.saturating_sub(t0));
-    for d in kip.mem_descs() {
+    for d in kip.mem_descs().filter(|d| d.ty != l4_sys::kip::MemType::Undefined) {
         say!(k, "rtcr: mem {:#014x}-{:#014x} {:?} sub {} virt {}", d.start, d.end, d.ty, d.sub_type, d.is_virtual);
     }
     match BootInfo::parse(&Identity, kip.user_ptr()) {

@@ -41,9 +41,11 @@ pub struct Module<'a> {
 }
 
 impl Module<'_> {
-    /// The module's name (first word of the command line).
+    /// The module's name: the file name of the first word of the command
+    /// line (a multiboot loader passes whole paths, modules.list basenames).
     pub fn name(&self) -> &str {
-        self.cmdline.split(' ').next().unwrap_or("")
+        let first = self.cmdline.split(' ').next().unwrap_or("");
+        first.rsplit('/').next().unwrap_or(first)
     }
     /// The arguments after the name.
     pub fn args(&self) -> &str {
@@ -190,7 +192,7 @@ mod tests {
         put(&mut d, 0x08, base + 0x800);
         put(&mut d, 0x10, base + 0x100);
         d[0x18..0x1C].copy_from_slice(&4u32.to_le_bytes());
-        let mods = [(1u64, "fiasco -serial_esc"), (2, "sigma0"), (3, "rtcr child=hello"), (0, "hello")];
+        let mods = [(1u64, "fiasco -serial_esc"), (2, "sigma0"), (3, "rtcr child=hello"), (0, "/boot/x/hello")];
         for (i, (f, s)) in mods.iter().enumerate() {
             let m = 0x100 + 32 * i;
             put(&mut d, m, *f);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Boot the rtcr root task on Fiasco.OC in QEMU, given an existing Fiasco and
+# L4Re build (nothing here builds or fetches them).
+#
+#   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--timeout SECONDS]
+#                        [--keys "KEYS"] [--elf PATH] [--module FILE]...
+#                        [-- ROOTTASK-ARGS...]
+#
+# Environment (per architecture, as in tests/qemu.rs):
+#   FIASCO_OBJ_X86_64 / FIASCO_OBJ_ARM64  Fiasco build dir holding `fiasco`
+#   L4RE_OBJ_X86_64   / L4RE_OBJ_ARM64    L4Re build dir (O=) holding
+#                                         bin/<arch>_*/plain/bootstrap and
+#                                         bin/<arch>_*/l4f/sigma0
+# --keys drives JDB through the serial line (the kernel runs -serial_esc):
+#   tokens separated by blanks: @N waits N seconds, ESC, DOWN, UP, ENTER, and
+#   anything else is typed as is. Example, dump rtcr's object space:
+#   --keys "@8 ESC @2 s @1 DOWN DOWN o @3"
+# The serial log goes to stdout with CRs and colour codes removed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+arch=x86_64 timeout=30 keys="" elf="" modules=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) arch=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --keys) keys=$2; shift 2 ;;
+    --elf) elf=$2; shift 2 ;;
+    --module) modules+=("$2"); shift 2 ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+rt_args="$*"
+
+case "$arch" in
+  x86_64) fvar=FIASCO_OBJ_X86_64 lvar=L4RE_OBJ_X86_64 l4arch=amd64 target=x86_64-unknown-none ;;
+  aarch64|arm64) arch=aarch64 fvar=FIASCO_OBJ_ARM64 lvar=L4RE_OBJ_ARM64 l4arch=arm64 target=aarch64-unknown-none ;;
+  *) echo "qemu-boot: unknown architecture $arch" >&2; exit 2 ;;
+esac
+fobj=${!fvar:-} lobj=${!lvar:-}
+[ -n "$fobj" ] || { echo "qemu-boot: set $fvar to a Fiasco build directory" >&2; exit 3; }
+[ -n "$lobj" ] || { echo "qemu-boot: set $lvar to an L4Re build directory" >&2; exit 3; }
+fiasco=$fobj/fiasco
+[ -f "$fiasco" ] || { echo "qemu-boot: no fiasco binary in $fobj" >&2; exit 3; }
+find_one() { find "$lobj"/bin -path "$1" -type f 2>/dev/null | sort | head -n 1; }
+sigma0=$(find_one "*/${l4arch}_*/l4f/sigma0")
+[ -n "$sigma0" ] || { echo "qemu-boot: no sigma0 under $lobj/bin/${l4arch}_*/l4f" >&2; exit 3; }
+[ -n "$elf" ] || elf=$here/target/$target/release/rtcr
+[ -f "$elf" ] || { echo "qemu-boot: $elf missing: cargo build --release -p rtcr --target $target" >&2; exit 3; }
+
+feed() {
+  for t in $keys; do
+    case "$t" in
+      @*) sleep "${t#@}" ;;
+      ESC) printf '\033' ;;
+      DOWN) printf '\033[B' ;;
+      UP) printf '\033[A' ;;
+      ENTER) printf '\r' ;;
+      *) printf '%s' "$t" ;;
+    esac
+  done
+}
+clean() { tr -d '\r' | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
+case "$arch" in
+  x86_64)
+    bootstrap=$(find_one "*/${l4arch}_*/plain/bootstrap")
+    [ -n "$bootstrap" ] || { echo "qemu-boot: no bootstrap under $lobj/bin/${l4arch}_*/plain" >&2; exit 3; }
+    initrd="$fiasco -serial_esc,$sigma0,$elf $rt_args"
+    for m in "${modules[@]}"; do initrd="$initrd,$m"; done
+    feed | timeout "$timeout" qemu-system-x86_64 -M q35 -m 512 -cpu max -no-reboot \
+      -display none -monitor none -serial stdio \
+      -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | clean || true
+    ;;
+  aarch64)
+    image=$("$here/scripts/arm64-image.sh" "$fiasco" "$sigma0" "$lobj" "$elf" "$rt_args" "${modules[@]}")
+    feed | timeout "$timeout" qemu-system-aarch64 -M virt,virtualization=true -cpu cortex-a57 -m 1024 \
+      -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | clean || true
+    ;;
+esac
