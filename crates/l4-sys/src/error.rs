@@ -188,6 +188,8 @@ errnos! {
     Exist = 17,
     /// `L4_ENODEV`.
     NoDev = 19,
+    /// `L4_ENOTDIR`.
+    NotDir = 20,
     /// `L4_EINVAL`: invalid argument.
     Inval = 22,
     /// `L4_ENOSPC`.
@@ -210,6 +212,10 @@ errnos! {
     MsgTooLong = 1002,
     /// `L4_EMSGMISSARG`.
     MsgMissArg = 1003,
+    /// `L4_EMSGERRRANGE`.
+    MsgErrRange = 1004,
+    /// `L4_EDROPREPLY`: the server dropped the reply.
+    DropReply = 1005,
 }
 
 /// Everything that can go wrong when talking to the kernel.
