@@ -68,8 +68,10 @@ case "$arch" in
   x86_64)
     bootstrap=$(find_one "*/${l4arch}_*/plain/bootstrap")
     [ -n "$bootstrap" ] || { echo "qemu-boot: no bootstrap under $lobj/bin/${l4arch}_*/plain" >&2; exit 3; }
-    initrd="$fiasco -serial_esc,$sigma0,$elf $rt_args"
-    for m in "${modules[@]}"; do initrd="$initrd,$m"; done
+    # -initrd separates modules with ',': a literal ',' is written ',,'
+    esc() { printf '%s' "$*" | sed 's/,/,,/g'; }
+    initrd="$(esc "$fiasco -serial_esc"),$(esc "$sigma0"),$(esc "$elf $rt_args")"
+    for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
     feed | timeout "$timeout" qemu-system-x86_64 -M q35 -m 512 -cpu max -no-reboot \
       -display none -monitor none -serial stdio \
       -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | clean || true

@@ -14,6 +14,8 @@
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod stub;
 
 #[cfg(not(target_os = "none"))]

@@ -23,6 +23,7 @@ const ME: Cap<kind::Task> = Cap::new(base::TASK);
 /// Bootloader regions (its ELF, the modules, the module info) 1:1 on first
 /// touch, so a physical address is a valid pointer to them.
 struct Identity;
+static IDENTITY: Identity = Identity;
 
 impl PhysMem for Identity {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
@@ -54,7 +55,7 @@ pub extern "C" fn rtcr_main() -> ! {
     say!(&mut k, "rtcr: root task up on {ARCH}, UTCB at {utcb:#x}");
 
     // Which initial capabilities exist (fact sheet §10 item 9).
-    let mut line = heapless_line();
+    let mut line = Line::new();
     for i in 1..=11u64 {
         if let Ok(true) = task::cap_valid(&mut k, ME, CapIdx(i)) {
             let _ = write!(line, " {i}");
@@ -64,10 +65,13 @@ pub extern "C" fn rtcr_main() -> ! {
 
     // The KIP from sigma0, mapped 1:1 at its physical address.
     let whole = Fpage::mem(0, 63, MemRights::empty());
-    match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
+    let args = match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
         Ok(kip_addr) => report_kip(&mut k, kip_addr),
-        Err(e) => say!(&mut k, "rtcr: sigma0 KIP request failed: {e}"),
-    }
+        Err(e) => {
+            say!(&mut k, "rtcr: sigma0 KIP request failed: {e}");
+            ""
+        }
+    };
 
     if let Ok(true) = task::cap_valid(&mut k, ME, base::DEBUGGER) {
         let dbg = Cap::new(base::DEBUGGER);
@@ -76,13 +80,19 @@ pub extern "C" fn rtcr_main() -> ! {
         say!(&mut k, "rtcr: named task/thread in JDB: {:?} {:?}", r1, r2);
     }
 
+    let dump = args.split(' ').any(|a| a == "probe-dump");
+    if dump || args.split(' ').any(|a| a == "probe") {
+        crate::probe::run(&mut k, utcb, dump);
+    }
+
     say!(&mut k, "rtcr: stub done, sleeping");
     loop {
         let _ = ipc::sleep(&mut k, Timeout::NEVER);
     }
 }
 
-fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
+/// Reports the KIP and the boot modules; returns rtcr's own arguments.
+fn report_kip(k: &mut CurrentThread, kip_addr: u64) -> &'static str {
     // SAFETY: sigma0 just mapped the KIP page (4 KiB, read + execute) at its
     // physical address `kip_addr` into this task; the kernel only changes the
     // clock word in it, which we read as plain data.
@@ -91,11 +101,11 @@ fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
         Ok(kip) => kip,
         Err(e) => {
             say!(k, "rtcr: page at {kip_addr:#x} is not a KIP: {e:?}");
-            return;
+            return "";
         }
     };
     say!(k, "rtcr: KIP at {kip_addr:#x}, version {:#x}, {}", kip.version(), kip.version_string());
-    let mut feats = heapless_line();
+    let mut feats = Line::new();
     for f in kip.features() {
         let _ = write!(feats, " {f}");
     }
@@ -111,7 +121,7 @@ fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
     for d in kip.mem_descs().filter(|d| d.ty != l4_sys::kip::MemType::Undefined) {
         say!(k, "rtcr: mem {:#014x}-{:#014x} {:?} sub {} virt {}", d.start, d.end, d.ty, d.sub_type, d.is_virtual);
     }
-    match BootInfo::parse(&Identity, kip.user_ptr()) {
+    match BootInfo::parse(&IDENTITY, kip.user_ptr()) {
         Ok(bi) => {
             for (i, m) in bi.modules().enumerate() {
                 match m {
@@ -119,23 +129,27 @@ fn report_kip(k: &mut CurrentThread, kip_addr: u64) {
                     Err(e) => say!(k, "rtcr: module {i}: unreadable: {e:?}"),
                 }
             }
+            bi.roottask().map(|m| m.args()).unwrap_or("")
         }
-        Err(e) => say!(k, "rtcr: no boot-module info: {e:?}"),
+        Err(e) => {
+            say!(k, "rtcr: no boot-module info: {e:?}");
+            ""
+        }
     }
 }
 
-/// A fixed-size line buffer (no heap yet).
-fn heapless_line() -> Line {
-    Line { buf: [0; 160], len: 0 }
-}
-
-struct Line {
+/// A fixed-size line buffer (no heap yet); text beyond 160 bytes is cut.
+pub(crate) struct Line {
     buf: [u8; 160],
     len: usize,
 }
 
 impl Line {
-    fn as_str(&self) -> &str {
+    pub(crate) fn new() -> Self {
+        Line { buf: [0; 160], len: 0 }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
     }
 }

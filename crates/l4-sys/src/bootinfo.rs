@@ -40,15 +40,15 @@ pub struct Module<'a> {
     pub cmdline: &'a str,
 }
 
-impl Module<'_> {
+impl<'a> Module<'a> {
     /// The module's name: the file name of the first word of the command
     /// line (a multiboot loader passes whole paths, modules.list basenames).
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'a str {
         let first = self.cmdline.split(' ').next().unwrap_or("");
         first.rsplit('/').next().unwrap_or(first)
     }
     /// The arguments after the name.
-    pub fn args(&self) -> &str {
+    pub fn args(&self) -> &'a str {
         self.cmdline.split_once(' ').map(|(_, a)| a.trim_start()).unwrap_or("")
     }
     /// Size in bytes.

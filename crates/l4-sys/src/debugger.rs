@@ -121,6 +121,165 @@ pub fn object_info<K: Kernel, T>(
     Ok((m[0], m[1]))
 }
 
+/// Object types in the dump (`L4_kobj_info::*::Type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KobjType {
+    /// A capability mapping of the object before it (0).
+    Mapping,
+    /// Thread (1).
+    Thread,
+    /// Task / space (2).
+    Space,
+    /// VM (3).
+    Vm,
+    /// IPC gate (4).
+    IpcGate,
+    /// IRQ sender (5).
+    IrqSender,
+    /// IRQ semaphore (6).
+    IrqSemaphore,
+    /// Factory (7).
+    Factory,
+    /// JDB (8).
+    Jdb,
+    /// Scheduler (9).
+    Scheduler,
+    /// Vlog (10).
+    Vlog,
+    /// ICU / platform controller (11).
+    Pfc,
+    /// DMA space (12).
+    DmarSpace,
+    /// IOMMU (13).
+    Iommu,
+    /// SMMU (14).
+    Smmu,
+    /// Another value.
+    Other(u8),
+}
+
+/// The type-specific part of a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KobjDetail {
+    /// A mapping: which space holds it, at which index, with which rights.
+    Mapping {
+        /// Name of the holding space (as set with [`set_object_name`]), NUL-padded.
+        space_name: [u8; 16],
+        /// Capability index in that space.
+        cap_idx: u32,
+        /// Rights of the entry.
+        rights: u16,
+        /// Flags of the entry.
+        flags: u16,
+    },
+    /// An IPC gate: its label and the id of the bound thread (0 if none).
+    IpcGate {
+        /// Label (without rights bits).
+        label: u64,
+        /// Debug id of the bound thread.
+        thread_id: u64,
+    },
+    /// An IRQ: bind label and target thread.
+    Irq {
+        /// Pin on its chip.
+        pin: u32,
+        /// Bind label.
+        label: u64,
+        /// Debug id of the bound thread.
+        target_id: u64,
+        /// Pending deliveries.
+        queued: i64,
+    },
+    /// A thread: the debug id of its space.
+    Thread {
+        /// Debug id of the task it is bound to.
+        space_id: u64,
+    },
+    /// A factory: quota used and limit.
+    Factory {
+        /// Bytes in use.
+        current: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// Nothing decoded.
+    None,
+}
+
+/// One 64-byte record of the object dump ([`object_info`], `L4_kobj_info`
+/// in `l4sys/include/obj_info.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KobjInfo {
+    /// Record type.
+    pub ty: KobjType,
+    /// Global debug id (for mappings: of the mapped object).
+    pub id: u64,
+    /// Reference count (objects).
+    pub ref_cnt: u64,
+    /// Type-specific fields.
+    pub detail: KobjDetail,
+}
+
+impl KobjInfo {
+    /// Decodes one record.
+    pub fn parse(r: &[u8; KOBJ_INFO_SIZE]) -> Self {
+        let w = |o: usize| u64::from_le_bytes(r[o..o + 8].try_into().unwrap_or([0; 8]));
+        let w0 = w(0);
+        let ty = match (w0 & 0x1f) as u8 {
+            0 => KobjType::Mapping,
+            1 => KobjType::Thread,
+            2 => KobjType::Space,
+            3 => KobjType::Vm,
+            4 => KobjType::IpcGate,
+            5 => KobjType::IrqSender,
+            6 => KobjType::IrqSemaphore,
+            7 => KobjType::Factory,
+            8 => KobjType::Jdb,
+            9 => KobjType::Scheduler,
+            10 => KobjType::Vlog,
+            11 => KobjType::Pfc,
+            12 => KobjType::DmarSpace,
+            13 => KobjType::Iommu,
+            14 => KobjType::Smmu,
+            v => KobjType::Other(v),
+        };
+        let detail = match ty {
+            KobjType::Mapping => {
+                let mut space_name = [0u8; 16];
+                space_name.copy_from_slice(&r[32..48]);
+                KobjDetail::Mapping {
+                    space_name,
+                    cap_idx: u32::from_le_bytes(r[48..52].try_into().unwrap_or([0; 4])),
+                    rights: u16::from_le_bytes([r[52], r[53]]),
+                    flags: u16::from_le_bytes([r[54], r[55]]),
+                }
+            }
+            KobjType::IpcGate => KobjDetail::IpcGate { label: w(24), thread_id: w(32) },
+            KobjType::IrqSender => KobjDetail::Irq {
+                pin: u32::from_le_bytes(r[36..40].try_into().unwrap_or([0; 4])),
+                label: w(40),
+                target_id: w(48),
+                queued: w(56) as i64,
+            },
+            KobjType::Thread => KobjDetail::Thread { space_id: w(48) },
+            KobjType::Factory => KobjDetail::Factory { current: w(24), limit: w(32) },
+            _ => KobjDetail::None,
+        };
+        KobjInfo { ty, id: w0 >> 5, ref_cnt: w(16), detail }
+    }
+
+    /// For a mapping: the holding space's name as text.
+    pub fn space_name(&self) -> Option<&str> {
+        match &self.detail {
+            KobjDetail::Mapping { space_name, .. } => {
+                let n = space_name.iter().position(|&c| c == 0).unwrap_or(16);
+                core::str::from_utf8(&space_name[..n]).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +314,33 @@ mod tests {
         assert_eq!(k.last().mrs(), &[0x110, 0x7000, 4096, 0, 8, 0x1037]);
         k.answer(MsgTag::new(0, 1, 0, Default::default()), 0, &[0x2a]);
         assert_eq!(global_id(&mut k, DBG, Cap::<kind::Task>::new(CapIdx(1))), Ok(0x2a));
+    }
+
+    #[test]
+    fn kobj_records_decode() {
+        // L4_kobj_info: type:5 id:59, mapping_ptr, ref_cnt, union at 24
+        let mut r = [0u8; 64];
+        r[0..8].copy_from_slice(&((0x9u64 << 5) | 0).to_le_bytes());
+        r[32..36].copy_from_slice(b"rtcr");
+        r[48..52].copy_from_slice(&0x20u32.to_le_bytes());
+        r[52..54].copy_from_slice(&0xfu16.to_le_bytes());
+        let m = KobjInfo::parse(&r);
+        assert_eq!(m.ty, KobjType::Mapping);
+        assert_eq!(m.id, 9);
+        assert_eq!(m.space_name(), Some("rtcr"));
+        assert!(matches!(m.detail, KobjDetail::Mapping { cap_idx: 0x20, rights: 0xf, .. }));
+        let mut g = [0u8; 64];
+        g[0..8].copy_from_slice(&((0x11u64 << 5) | 4).to_le_bytes());
+        g[16..24].copy_from_slice(&2u64.to_le_bytes());
+        g[24..32].copy_from_slice(&0x100u64.to_le_bytes());
+        g[32..40].copy_from_slice(&0xbu64.to_le_bytes());
+        let gi = KobjInfo::parse(&g);
+        assert_eq!((gi.ty, gi.id, gi.ref_cnt), (KobjType::IpcGate, 0x11, 2));
+        assert_eq!(gi.detail, KobjDetail::IpcGate { label: 0x100, thread_id: 0xb });
+        let mut q = [0u8; 64];
+        q[0] = 5;
+        q[36..40].copy_from_slice(&7u32.to_le_bytes());
+        q[40..48].copy_from_slice(&0x55u64.to_le_bytes());
+        assert!(matches!(KobjInfo::parse(&q).detail, KobjDetail::Irq { pin: 7, label: 0x55, .. }));
     }
 }

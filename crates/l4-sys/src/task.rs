@@ -115,8 +115,11 @@ pub fn cap_equal<K: Kernel>(k: &mut K, task: Cap<kind::Task>, a: CapIdx, b: CapI
 }
 
 /// Adds kernel-user memory (for UTCBs) at `fpage` (`l4_task_add_ku_mem`).
-pub fn add_ku_mem<K: Kernel>(k: &mut K, task: Cap<kind::Task>, fpage: Fpage) -> Result<(), Error> {
-    rpc(k, task.idx(), Protocol::Task.label(), &[opcode::ADD_KU_MEM, fpage.0], &[]).map(|_| ())
+/// Returns the fpage the kernel set up (it may adjust it), or `fpage` if the
+/// reply carries none.
+pub fn add_ku_mem<K: Kernel>(k: &mut K, task: Cap<kind::Task>, fpage: Fpage) -> Result<Fpage, Error> {
+    let tag = rpc(k, task.idx(), Protocol::Task.label(), &[opcode::ADD_KU_MEM, fpage.0], &[])?;
+    Ok(if tag.words() >= 1 { Fpage(k.utcb().mr[0]) } else { fpage })
 }
 
 /// Drops the capability in slot `idx` of `task` (`l4_task_release_cap`).
