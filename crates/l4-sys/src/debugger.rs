@@ -320,7 +320,7 @@ mod tests {
     fn kobj_records_decode() {
         // L4_kobj_info: type:5 id:59, mapping_ptr, ref_cnt, union at 24
         let mut r = [0u8; 64];
-        r[0..8].copy_from_slice(&((0x9u64 << 5) | 0).to_le_bytes());
+        r[0..8].copy_from_slice(&(0x9u64 << 5).to_le_bytes()); // type 0 = mapping
         r[32..36].copy_from_slice(b"rtcr");
         r[48..52].copy_from_slice(&0x20u32.to_le_bytes());
         r[52..54].copy_from_slice(&0xfu16.to_le_bytes());
