@@ -11,14 +11,14 @@ use std::env;
 use std::path::Path;
 use std::process::Command;
 
-fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32) -> Option<String> {
+fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
     if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
         eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
         return None;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(root.join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys, "--", "child=none"])
+        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys, "--", args])
         .output()
         .expect("cannot run scripts/qemu-boot.sh");
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -42,18 +42,33 @@ fn check_stub(log: &str, arch: &str) {
     expect_line(log, "rtcr: KIP at ");
     // the boot-module info names rtcr as the root task
     let rt = expect_line(log, ": Roottask ");
-    assert!(rt.contains("rtcr child=none"), "{rt}");
+    assert!(rt.contains("rtcr child=none probe"), "{rt}");
     expect_line(log, "rtcr: stub done, sleeping");
     assert!(!log.contains("rtcr: PANIC"), "{log}");
 }
 
+/// The verify-list answers the later C/R work relies on (src/probe.rs).
+fn check_probes(log: &str) {
+    let p7 = expect_line(log, "rtcr: probe 7 ");
+    assert!(p7.contains("exception arrives"), "an exception on a never-run thread must arrive: {p7}");
+    let p1 = expect_line(log, "rtcr: probe 1 ");
+    assert!(p1.contains("worker ran: true"), "a plain send must resume a thread in an exception: {p1}");
+    let p4 = expect_line(log, "rtcr: probe 4 (parent maps child UTCB)");
+    assert!(p4.contains("NOT mapped"), "a parent must not be able to map a child's UTCB: {p4}");
+    expect_line(log, "rtcr: probe 3 ");
+    expect_line(log, "rtcr: probe: done");
+}
+
 #[test]
 fn x86_64_stub_boots_and_reports() {
-    // Enter JDB after boot and list the object space of the third task (rtcr):
+    // Enter JDB after the probes and list the object space of the third task (rtcr):
     // the named task shows, and its slots hold the root task's initial caps.
-    let keys = "@8 ESC @2 s @1 DOWN DOWN o @2";
-    let Some(log) = boot("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", keys, 16) else { return };
+    let keys = "@10 ESC @2 s @1 DOWN DOWN o @2";
+    let Some(log) = boot("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", keys, 16, "child=none probe") else {
+        return;
+    };
     check_stub(&log, "x86_64");
+    check_probes(&log);
     expect_line(&log, "[Task] {rtcr}");
     let slots = expect_line(&log, "Task    ");
     assert!(slots.contains("Factory") && slots.contains("Thread"), "{slots}");
@@ -61,6 +76,9 @@ fn x86_64_stub_boots_and_reports() {
 
 #[test]
 fn aarch64_stub_boots_and_reports() {
-    let Some(log) = boot("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", "", 20) else { return };
+    let Some(log) = boot("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", "", 20, "child=none probe") else {
+        return;
+    };
     check_stub(&log, "aarch64");
+    check_probes(&log);
 }
