@@ -78,7 +78,11 @@ case "$arch" in
     ;;
   aarch64)
     image=$("$here/scripts/arm64-image.sh" "$fiasco" "$sigma0" "$lobj" "$elf" "$rt_args" "${modules[@]}")
-    feed | timeout "$timeout" qemu-system-aarch64 -M virt,virtualization=true -cpu cortex-a57 -m 1024 \
+    trap 'rm -rf "$(dirname "$image")"' EXIT
+    # a kernel built for EL2 (CONFIG_CPU_VIRT) needs the virtualization extension
+    machine=virt
+    if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then machine=virt,virtualization=true; fi
+    feed | timeout "$timeout" qemu-system-aarch64 -M "$machine" -cpu cortex-a57 -m 1024 \
       -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | clean || true
     ;;
 esac
