@@ -1,0 +1,68 @@
+//! What the model implements, where the kernel defines it, what was
+//! checked on a real kernel, and what is left out on purpose.
+//!
+//! "Checked" means: seen on Fiasco (l4re-core/fiasco r-2026-W26, QEMU
+//! x86_64 and arm64) by rtcr's `probe` mode (`src/probe.rs`,
+//! `tests/qemu.rs`) or by the JDB dump; everything else follows the
+//! sources named and the fact sheet (`shared/FIASCO-ABI.md`).
+//!
+//! # Implemented
+//!
+//! | behaviour | kernel source | checked on the kernel |
+//! |---|---|---|
+//! | one system call; dest = selector \| SEND/RECV/OPEN_WAIT/REPLY; self = invalid cap | `syscalls.cpp`, `abi/l4_types.cpp` | yes (every probe) |
+//! | message tag, words/items, tag error flag + TCR error codes | `abi/l4_types.cpp`, `abi/l4_error.cpp` | yes |
+//! | empty slot → ENOT_EXISTENT | `syscalls.cpp` | — |
+//! | timeouts: relative m·2^e µs, zero, never, absolute via BR | `abi/l4_types.cpp` | 10 ms sleep took 10 ms (x86) |
+//! | send/call/receive/open wait/reply/reply-and-wait, implicit reply cap | `thread-ipc.cpp`, `receiver.cpp`, `sender.cpp` | yes |
+//! | gate label = gate label \| W \| S of the sender's cap | `ipc_gate.cpp` | yes: exception via gate 0x100 arrived as 0x103 |
+//! | send to an unbound gate blocks until bound | `ipc_gate.cpp` | — |
+//! | labels sent directly to a thread are the sender's | `thread_object.cpp` | — |
+//! | typed items: single-cap and generic buffers, BDR offsets, hot-spot rule, cut message (SEMSGCUT/REMSGCUT) | `l4_buf_iter.cpp`, `abi/l4_msg_item.cpp`, `map_util.cpp` | — |
+//! | S right of sent caps masked by the addressing cap's S | `thread-ipc.cpp` (`transfer_msg_items`) | — |
+//! | gate server attribute (0x20) decides client/server cap | `ipc_gate.cpp`, `map_util.cpp` | — |
+//! | map onto an occupied slot/page replaces it unless it is derived from the sender (then rights are upgraded) | `map_util.cpp`, `map_util-objs.cpp` | — |
+//! | unmap with rights, child-only vs ALL_SPACES, DELETE_OBJ; R removes the entry | `map_util.cpp` | — |
+//! | object deleted with its last capability; waiting partners get ENOT_EXISTENT | `kobject.cpp`, `thread-ipc.cpp` | — |
+//! | cap_valid, cap_equal (same object, same W/S, same interface) | `task.cpp` | cap_valid on slots 1–11 (x86, arm) |
+//! | factory: task (UTCB area), thread, gate (bound + label, or unbound), IRQ, semaphore, factory (quota); BR0 single-cap buffer; REMSGCUT without | `factory.cpp` | creating gate/thread/task from the root (probes) |
+//! | factory create replaces what is in the target slot | `map_util-objs.cpp` (`map_obj_initially`) | — |
+//! | task map (dst = invoked, src = item), add_ku_mem | `task.cpp` | map of another task's UTCB "succeeds" and maps nothing (model: ku_mem is not mappable, nothing maps) |
+//! | thread control: pager, exception handler (slots in the thread's own task, looked up at fault time), bind (UTCB in ku_mem, once) | `thread_object.cpp`, `context.cpp` | yes |
+//! | ex_regs: IP/SP (~0 keeps), CANCEL, TRIGGER_EXCEPTION, resurrects a dead thread, no-op on a thread in an exception IPC without CANCEL | `thread_object.cpp` | trigger on a never-run thread: exception with ip 0, trapno 0xFF / EC 0x3E |
+//! | exception message: 26 (amd64) / 40 (arm64) words, TRANSFER_FPU flag; full-size reply sets registers (sanitised), shorter resumes unchanged | `thread-ipc.cpp`, `ia32/64/thread-ia32-64.cpp`, `arm/64/thread-arm-64.cpp` | yes |
+//! | resuming a thread in an exception by a plain send from the handler thread | same | yes (probe 1, both architectures) |
+//! | page fault message: label −2, MR0 = addr \| flags (bit 0 sense differs per arch), MR1 = IP; reply map item at the hot spot; negative reply → exception (trap 14 / EC 0x24) | `thread-ipc.cpp`, `ia32/paging-ia32.cpp`, `arm/paging-arm.cpp` | fault at an unmapped address → trap 14 / EC 0x24 at the address |
+//! | no pager → thread killed; no exception handler → thread blocks on itself | `thread-ipc.cpp` | — |
+//! | IRQ: rcv-endpoint bind (any label), detach (was-pending result), trigger, one pending delivery, delivery = tag 0 + bind label; HW lines via ICU bind, masked after delivery until unmask | `irq.cpp`, `icu_helper.cpp` | — |
+//! | semaphore: up = trigger, down blocks up to the receive timeout | `semaphore.cpp` | — |
+//! | scheduler: run_thread (prio 1..255, 0 = EINVAL, quantum), info; a thread runs only after run_thread | `scheduler.cpp` | raising rtcr's own priority |
+//! | fixed-priority scheduling, round robin within a priority | `sched_context-fixed_prio.cpp` | — |
+//! | log write (≤ 488 bytes, longer ignored), per task | `vlog.cpp` | yes (every line of the stub) |
+//! | debugger: name objects (16 bytes), global id | `jdb_object.cpp`, `jdb/jdb_kobject_names.cpp` | yes: JDB lists the task as `{rtcr}` |
+//! | sigma0: KIP, any RAM, given RAM, I/O memory, root page faults 1:1 | l4re-core `sigma0/server/src/memmap.cc` | KIP and any-page requests (probes) |
+//! | root task: caps 1–7 and 10, UTCB at 0x7f_ff00_0000 / 0xfff_ffff_0000 | `std_workload.cpp` | yes |
+//! | unmap reports referenced/dirty (x86 only) and does not clear them | `map_util.cpp`, `ia32/paging-ia32.cpp` | yes: a fresh page `--`, after a write `RD` and stays so (probe 3); arm reports nothing |
+//!
+//! # Left out (deliberately)
+//!
+//! * Multiple CPUs, CPU affinity beyond validation, migration.
+//! * Preemption inside a step: a thread leaves the CPU only between steps
+//!   (a step is one atomic stretch of a program's computation).
+//! * FPU/SIMD state and TRANSFER_FPU (the flag is set on exception
+//!   messages, no state moves).
+//! * Explicit reply capabilities (the kernel build has them, the KIP does
+//!   not advertise them; rtcr does not need them).
+//! * Grants of memory out of superpages, superpages at all (pages are 4 KiB).
+//! * I/O ports, vCPUs, VMs, DMA spaces, IOMMU, SMC, the debugger's object
+//!   dump (op 0x110; it trips an assertion on the real kernel build).
+//! * LOCAL_ID receive buffers (treated as ordinary single-cap buffers).
+//! * Kernel memory quotas other than the factory's (object sizes are
+//!   nominal: task 8 KiB, thread 4 KiB, others 64 bytes).
+//! * Memory that a program reaches by load/store is its task's page table
+//!   only; ku_mem (UTCBs) is reached through the `Kernel::utcb` seam.
+//! * modify_senders rewrites labels of senders that address the thread
+//!   directly, not of senders queued through a gate.
+//! * A host thread cannot be stopped by TRIGGER_EXCEPTION (it is host
+//!   code); a host call that can never complete returns the model-only TCR
+//!   code [`crate::host::TCR_MODEL_HALTED`] instead of blocking forever.

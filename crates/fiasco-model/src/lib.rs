@@ -1,0 +1,268 @@
+//! An executable, deterministic model of the Fiasco.OC kernel, behind the
+//! same seam as the real kernel ([`l4_sys::Kernel`]).
+//!
+//! Why: rtcr's checkpoint/restore logic must be tested on every commit, on
+//! machines without a kernel, and every test must be repeatable step for
+//! step. The model decodes the very same UTCB words the kernel decodes, so
+//! code above the seam — rtcr-core, and the child programs of the tests —
+//! runs unchanged on it.
+//!
+//! # How it runs
+//!
+//! One model thread runs at a time, chosen by fixed priority (round robin
+//! within a priority), as the kernel's scheduler would. Two kinds of threads:
+//!
+//! * **Program threads** run a [`Program`]: a step function over the
+//!   thread's register file and its task's memory (see [`cpu`]). All state
+//!   a program keeps lives where it lives on a real CPU — registers, memory,
+//!   the UTCB — never in host variables, so a restored thread continues
+//!   exactly from the registers and memory it is given.
+//! * **Host threads** are driven by host code through [`HostThread`] (which
+//!   implements [`l4_sys::Kernel`]): the root task (rtcr) in a test. When a
+//!   host thread's kernel call blocks, the model runs the other threads until
+//!   the call completes.
+//!
+//! The clock advances by a fixed cost per program step and jumps to the next
+//! timeout when every thread is blocked, so time is deterministic too.
+//! [`Model::set_step_limit`] stops the whole system after any step: fault
+//! injection ("the child dies here", "power is lost here").
+//!
+//! # Fidelity
+//!
+//! See [`fidelity`] for the list of kernel behaviours the model implements,
+//! each with the kernel source file that defines it, what was checked on a
+//! real kernel, and what the model deliberately leaves out.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cpu;
+pub mod dump;
+pub mod fidelity;
+pub mod host;
+mod ipc;
+mod kobj;
+mod mapdb;
+mod mem;
+mod objects;
+mod sched;
+mod sigma0;
+
+pub use cpu::{Cpu, Fault, Program, Trap};
+pub use dump::{CapRow, TraceEntry};
+pub use host::HostThread;
+pub use l4_sys::exc::Arch;
+pub use objects::{ObjId, ObjKindName};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mapdb::MapDb;
+use objects::Obj;
+
+/// Model configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Which architecture's ABI (register layouts, UTCB address, fault bits).
+    pub arch: Arch,
+    /// Physical RAM: base and size in bytes (page aligned).
+    pub ram: (u64, u64),
+    /// Clock cost of one program step, in µs.
+    pub step_cost_us: u64,
+    /// Default time slice, in steps.
+    pub quantum_steps: u32,
+    /// Number of hardware IRQ lines the ICU offers.
+    pub icu_lines: u32,
+    /// Echo log output to stderr as it is written.
+    pub echo_log: bool,
+    /// Record a trace of every kernel entry.
+    pub trace: bool,
+}
+
+impl Config {
+    /// A QEMU-like x86_64 machine: 512 MiB RAM from 0.
+    pub fn amd64() -> Self {
+        Config {
+            arch: Arch::Amd64,
+            ram: (0, 512 << 20),
+            step_cost_us: 1,
+            quantum_steps: 100,
+            icu_lines: 24,
+            echo_log: false,
+            trace: true,
+        }
+    }
+    /// A QEMU-virt-like arm64 machine: 1 GiB RAM from 0x4000_0000.
+    pub fn arm64() -> Self {
+        Config { arch: Arch::Arm64, ram: (0x4000_0000, 1 << 30), ..Self::amd64() }
+    }
+}
+
+/// Where a program thread starts and with what: used by tests that set up
+/// children directly on the model (rtcr sets them up through the ABI).
+pub type ProgramRef = Arc<dyn Program>;
+
+/// The kernel.
+pub struct Model {
+    pub(crate) cfg: Config,
+    pub(crate) objs: BTreeMap<ObjId, Obj>,
+    pub(crate) next_obj: u32,
+    pub(crate) next_debug_id: u64,
+    pub(crate) frames: BTreeMap<u64, Box<[u8; 4096]>>,
+    pub(crate) mapdb: MapDb,
+    pub(crate) clock_us: u64,
+    pub(crate) steps: u64,
+    pub(crate) step_limit: Option<u64>,
+    pub(crate) halted: bool,
+    pub(crate) seq: u64,
+    pub(crate) current: Option<ObjId>,
+    pub(crate) slice_left: u32,
+    pub(crate) trace: Vec<TraceEntry>,
+    pub(crate) icu_lines: Vec<Option<ObjId>>,
+    pub(crate) boot: Boot,
+    pub(crate) programs: BTreeMap<u64, ProgramRef>,
+    pub(crate) kip_frame: u64,
+    /// sigma0's bookkeeping: which RAM frames it gave away, to whom (label).
+    pub(crate) s0_owned: BTreeMap<u64, u64>,
+}
+
+/// The objects the model creates at boot, like the kernel's initial workload.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Boot {
+    /// sigma0's task.
+    pub sigma0_task: ObjId,
+    /// sigma0's thread (served natively by the model).
+    pub sigma0_thread: ObjId,
+    /// The root task.
+    pub root_task: ObjId,
+    /// The root task's first thread (a host thread).
+    pub root_thread: ObjId,
+    /// The root factory.
+    pub factory: ObjId,
+    /// The scheduler.
+    pub scheduler: ObjId,
+    /// The ICU.
+    pub icu: ObjId,
+    /// The kernel log.
+    pub log: ObjId,
+    /// The debugger.
+    pub debugger: ObjId,
+    /// The gate from the root task to sigma0 (root's pager, slot 4).
+    pub sigma0_gate: ObjId,
+}
+
+impl Model {
+    /// Boots a model kernel: creates sigma0 and the root task with the
+    /// initial capabilities a real root task gets (slots 1–7 and 10), its
+    /// first thread bound to its UTCB and ready to be driven as a host thread.
+    pub fn new(cfg: Config) -> Self {
+        let mut m = Model {
+            icu_lines: vec![None; cfg.icu_lines as usize],
+            cfg,
+            objs: BTreeMap::new(),
+            next_obj: 1,
+            next_debug_id: 1,
+            frames: BTreeMap::new(),
+            mapdb: MapDb::default(),
+            clock_us: 0,
+            steps: 0,
+            step_limit: None,
+            halted: false,
+            seq: 0,
+            current: None,
+            slice_left: 0,
+            trace: Vec::new(),
+            boot: Boot::default(),
+            programs: BTreeMap::new(),
+            kip_frame: 0,
+            s0_owned: BTreeMap::new(),
+        };
+        m.boot_workload();
+        m
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The boot objects.
+    pub fn boot_objects(&self) -> Boot {
+        self.boot
+    }
+
+    /// A handle to drive the root task's first thread from host code.
+    pub fn root(&mut self) -> HostThread<'_> {
+        let t = self.boot.root_thread;
+        HostThread::new(self, t)
+    }
+
+    /// A handle to drive any host thread (a thread without a program).
+    pub fn host(&mut self, thread: ObjId) -> HostThread<'_> {
+        HostThread::new(self, thread)
+    }
+
+    /// Registers a program under a code address: a thread whose IP is set
+    /// (ex_regs or an exception reply) to an address in
+    /// `[entry, entry + 0x1000_0000)` runs it. This stands for "the code is
+    /// mapped at this address": rtcr starts a child by setting its IP to the
+    /// ELF entry, exactly as on the kernel.
+    pub fn register_program(&mut self, entry: u64, p: ProgramRef) {
+        self.programs.insert(entry, p);
+    }
+
+    /// Current kernel clock in µs.
+    pub fn clock_us(&self) -> u64 {
+        self.clock_us
+    }
+
+    /// Program steps executed so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Stops the whole system once `n` program steps have run in total
+    /// (fault injection). `None` removes the limit.
+    pub fn set_step_limit(&mut self, n: Option<u64>) {
+        self.step_limit = n;
+        self.halted = n.is_some_and(|n| self.steps >= n);
+    }
+
+    /// Has the step limit stopped the system?
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// The trace of kernel entries so far.
+    pub fn trace(&self) -> &[TraceEntry] {
+        &self.trace
+    }
+
+    /// Text written to the kernel log by threads of `task`.
+    pub fn log_of(&self, task: ObjId) -> String {
+        match self.objs.get(&task).map(|o| &o.kind) {
+            Some(objects::Kind::Task(t)) => t.log.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Fires hardware IRQ line `line` of the ICU (as a device would).
+    /// Returns whether an IRQ object was bound to it.
+    pub fn fire_hw_irq(&mut self, line: u32) -> bool {
+        let Some(Some(irq)) = self.icu_lines.get(line as usize).copied() else { return false };
+        self.irq_hw_fire(irq);
+        true
+    }
+
+    /// Runs program threads until no thread can run and no timeout is
+    /// pending, or until `max_steps` more steps have run, or the step limit
+    /// halts the system. Returns the number of steps run.
+    pub fn run(&mut self, max_steps: u64) -> u64 {
+        let start = self.steps;
+        while self.steps - start < max_steps && !self.halted {
+            if !self.schedule_once(None) {
+                break;
+            }
+        }
+        self.steps - start
+    }
+}

@@ -1,0 +1,325 @@
+//! Kernel objects of the model and their state.
+
+use std::collections::BTreeMap;
+
+use l4_sys::exc::Arch;
+use l4_sys::utcb::Utcb;
+use l4_sys::{Invocation, MsgTag};
+
+use crate::mapdb::NodeId;
+
+/// A kernel object, by its index in the model's object table (stable for
+/// the object's life; never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ObjId(pub u32);
+
+/// The kind of an object, as dumps name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjKindName {
+    /// Task.
+    Task,
+    /// Thread.
+    Thread,
+    /// IPC gate.
+    Gate,
+    /// IRQ (Irq_sender).
+    Irq,
+    /// Semaphore.
+    Semaphore,
+    /// Factory.
+    Factory,
+    /// Scheduler.
+    Sched,
+    /// ICU.
+    Icu,
+    /// Kernel log.
+    Vlog,
+    /// Debugger.
+    Jdb,
+}
+
+impl ObjKindName {
+    /// The type name JDB's object-space listing prints.
+    pub fn jdb_name(self) -> &'static str {
+        match self {
+            ObjKindName::Task => "Task",
+            ObjKindName::Thread => "Thread",
+            ObjKindName::Gate => "Gate",
+            ObjKindName::Irq => "IRQ ipc",
+            ObjKindName::Semaphore => "Sem",
+            ObjKindName::Factory => "Factory",
+            ObjKindName::Sched => "Sched",
+            ObjKindName::Icu => "Icu/Pfc",
+            ObjKindName::Vlog => "Vlog",
+            ObjKindName::Jdb => "Jdb",
+        }
+    }
+}
+
+pub(crate) struct Obj {
+    pub debug_id: u64,
+    pub name: String,
+    /// Capability entries that refer to this object.
+    pub refs: u32,
+    pub kind: Kind,
+}
+
+pub(crate) enum Kind {
+    Task(Box<Task>),
+    Thread(Box<Thread>),
+    Gate(Gate),
+    Irq(Irq),
+    Semaphore(Irq),
+    Factory(Factory),
+    Sched,
+    Icu,
+    Vlog,
+    Jdb,
+}
+
+impl Kind {
+    pub fn name(&self) -> ObjKindName {
+        match self {
+            Kind::Task(_) => ObjKindName::Task,
+            Kind::Thread(_) => ObjKindName::Thread,
+            Kind::Gate(_) => ObjKindName::Gate,
+            Kind::Irq(_) => ObjKindName::Irq,
+            Kind::Semaphore(_) => ObjKindName::Semaphore,
+            Kind::Factory(_) => ObjKindName::Factory,
+            Kind::Sched => ObjKindName::Sched,
+            Kind::Icu => ObjKindName::Icu,
+            Kind::Vlog => ObjKindName::Vlog,
+            Kind::Jdb => ObjKindName::Jdb,
+        }
+    }
+}
+
+/// A capability-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CapEntry {
+    pub obj: ObjId,
+    /// W S R D bits as in an object fpage (1, 2, 4, 8).
+    pub rights: u8,
+    /// The object-specific right 1 (for gates: the server interface).
+    pub server: bool,
+    pub node: NodeId,
+}
+
+/// A page-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pte {
+    pub frame: u64,
+    /// X W R as in a memory fpage (1, 2, 4).
+    pub rights: u8,
+    pub referenced: bool,
+    pub dirty: bool,
+    pub node: NodeId,
+}
+
+pub(crate) struct Task {
+    pub caps: BTreeMap<u64, CapEntry>,
+    pub pages: BTreeMap<u64, Pte>,
+    /// Kernel-user memory: (address, size).
+    pub ku_mem: Vec<(u64, u64)>,
+    /// UTCBs by user address (inside ku_mem).
+    pub utcbs: BTreeMap<u64, Utcb>,
+    pub log: String,
+    pub is_sigma0: bool,
+    /// Capability-space limit (highest index + 1).
+    pub cap_limit: u64,
+}
+
+impl Task {
+    pub fn new() -> Self {
+        Task {
+            caps: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            ku_mem: Vec::new(),
+            utcbs: BTreeMap::new(),
+            log: String::new(),
+            is_sigma0: false,
+            cap_limit: 1 << 20,
+        }
+    }
+
+    pub fn in_ku_mem(&self, addr: u64, size: u64) -> bool {
+        self.ku_mem.iter().any(|&(a, s)| a <= addr && addr.saturating_add(size) <= a + s)
+    }
+}
+
+/// Which register file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Regs {
+    pub arch: Arch,
+    pub w: Vec<u64>,
+}
+
+impl Regs {
+    pub fn new(arch: Arch) -> Self {
+        Regs { arch, w: vec![0; arch.exc_words()] }
+    }
+}
+
+/// What a blocked thread waits for in its receive phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecvFrom {
+    /// Open wait.
+    Any,
+    /// Closed wait for this thread (a direct send, or its reply).
+    Thread(ObjId),
+    /// Closed wait for this IRQ or semaphore.
+    Irq(ObjId),
+}
+
+/// Why a thread is in the kernel, as far as the reply path cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KernelMsg {
+    /// An ordinary IPC from the thread's UTCB.
+    User,
+    /// A page fault (address word, ip).
+    PageFault { pfa: u64, write: bool },
+    /// An exception carrying the register set.
+    Exception,
+}
+
+/// A message in flight (copied out of the sender when it sends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Msg {
+    pub tag: MsgTag,
+    pub words: Vec<u64>,
+    /// (control, fpage) pairs.
+    pub items: Vec<(u64, u64)>,
+    pub kind: KernelMsg,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TState {
+    /// Never started, or has no CPU yet.
+    Dead,
+    /// Runnable.
+    Ready,
+    /// Blocked in the send phase.
+    Sending {
+        to: SendTarget,
+        msg: Msg,
+        /// Receive phase to enter after the send.
+        then: Option<RecvFrom>,
+        deadline: Option<u64>,
+        /// Capability used to address the receiver: its S right masks
+        /// the S right of transferred capabilities.
+        addr_s: bool,
+    },
+    /// Blocked in the receive phase.
+    Receiving { from: RecvFrom, deadline: Option<u64> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendTarget {
+    /// A thread, delivering this label.
+    Thread { thread: ObjId, label: u64 },
+    /// A gate (resolved to its bound thread when delivered; blocks while
+    /// unbound), with the W/S bits of the sender's capability.
+    Gate { gate: ObjId, bits: u64 },
+}
+
+/// How a thread runs.
+#[derive(Clone)]
+pub(crate) enum Runner {
+    /// Driven by host code through `HostThread`.
+    Host,
+    /// The model's own sigma0 server.
+    Sigma0,
+    /// Runs the program registered for its IP.
+    Program,
+}
+
+pub(crate) struct Thread {
+    pub task: Option<ObjId>,
+    pub utcb_addr: u64,
+    pub pager: u64,
+    pub exc_handler: u64,
+    pub regs: Regs,
+    pub prio: u8,
+    pub quantum: u32,
+    pub has_cpu: bool,
+    pub state: TState,
+    pub runner: Runner,
+    /// The caller whose reply this thread owes (implicit reply capability).
+    pub reply_to: Option<ObjId>,
+    /// Inside a kernel-synthesised IPC (page fault / exception) until the reply.
+    pub in_kernel_msg: KernelMsg,
+    /// ex_regs TRIGGER_EXCEPTION is pending.
+    pub trigger_pending: bool,
+    /// Result of the last kernel entry, for host threads.
+    pub outcome: Option<(MsgTag, u64)>,
+    /// The last invocation (to check a program's replay against).
+    pub last_inv: Option<Invocation>,
+    pub cpu_time_us: u64,
+    pub ready_seq: u64,
+    pub send_seq: u64,
+    pub alien: bool,
+    /// IRQ to trigger when a gate bound to this thread is deleted.
+    pub del_irq: Option<ObjId>,
+    /// Receive timeout of a call whose send phase is still blocked.
+    pub regs_rcv_timeout: l4_sys::Timeout,
+}
+
+impl Thread {
+    pub fn new(arch: Arch) -> Self {
+        Thread {
+            task: None,
+            utcb_addr: 0,
+            pager: 0,
+            exc_handler: 0,
+            regs: Regs::new(arch),
+            prio: 1,
+            quantum: 0,
+            has_cpu: false,
+            state: TState::Dead,
+            runner: Runner::Program,
+            reply_to: None,
+            in_kernel_msg: KernelMsg::User,
+            trigger_pending: false,
+            outcome: None,
+            last_inv: None,
+            cpu_time_us: 0,
+            ready_seq: 0,
+            send_seq: 0,
+            alien: false,
+            del_irq: None,
+            regs_rcv_timeout: l4_sys::Timeout::NEVER,
+        }
+    }
+}
+
+pub(crate) struct Gate {
+    pub bound: Option<ObjId>,
+    pub label: u64,
+}
+
+/// IRQ sender (also used for semaphores: `count` > 1 then).
+pub(crate) struct Irq {
+    pub bound: Option<ObjId>,
+    pub label: u64,
+    /// Queued deliveries (IRQ: 0 or 1; semaphore: the count).
+    pub pending: u64,
+    /// Hardware line, if bound to the ICU.
+    pub line: Option<u32>,
+    /// Hardware IRQs are masked after each delivery until unmasked.
+    pub masked: bool,
+    /// A hardware fire that arrived while masked.
+    pub fired_while_masked: bool,
+    /// Order of the pending delivery among all senders (FIFO).
+    pub pending_seq: u64,
+}
+
+impl Irq {
+    pub fn new() -> Self {
+        Irq { bound: None, label: 0, pending: 0, line: None, masked: false, fired_while_masked: false, pending_seq: 0 }
+    }
+}
+
+pub(crate) struct Factory {
+    pub limit: u64,
+    pub used: u64,
+}

@@ -1,0 +1,312 @@
+//! Scheduling, the clock, and running program steps.
+//!
+//! Fixed priorities as in `src/kern/sched_context-fixed_prio.cpp`: the
+//! highest-priority ready thread runs; threads of equal priority share the
+//! CPU round robin, each for its quantum (in steps here). A thread leaves
+//! the CPU only at a step boundary, so every state a checkpoint can see is
+//! a state between two complete steps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use l4_sys::utcb::Utcb;
+
+use crate::cpu::{abi, Cpu, Trap, IP_AFTER_SYSCALL};
+use crate::objects::{KernelMsg, ObjId, Runner, TState};
+use crate::{Model, Program};
+
+impl Model {
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Can `t` be chosen to run?
+    pub(crate) fn runnable(&self, t: ObjId) -> bool {
+        self.thread(t).is_some_and(|th| th.has_cpu && th.task.is_some() && th.state == TState::Ready)
+    }
+
+    /// The best program thread to run: highest priority, then the one
+    /// that has waited longest (round robin).
+    fn pick(&self) -> Option<(ObjId, u8)> {
+        let mut best: Option<(ObjId, u8, u64)> = None;
+        for (id, o) in &self.objs {
+            if let crate::objects::Kind::Thread(t) = &o.kind {
+                if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, p, s)) => t.prio > p || (t.prio == p && t.ready_seq < s),
+                };
+                if better {
+                    best = Some((*id, t.prio, t.ready_seq));
+                }
+            }
+        }
+        best.map(|(i, p, _)| (i, p))
+    }
+
+    /// Earliest pending timeout.
+    fn next_deadline(&self) -> Option<u64> {
+        self.objs
+            .values()
+            .filter_map(|o| match &o.kind {
+                crate::objects::Kind::Thread(t) => match &t.state {
+                    TState::Sending { deadline, .. } | TState::Receiving { deadline, .. } => *deadline,
+                    _ => None,
+                },
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Expires timeouts that are due.
+    pub(crate) fn expire_timeouts(&mut self) {
+        let now = self.clock_us;
+        let due: Vec<(ObjId, bool)> = self
+            .objs
+            .iter()
+            .filter_map(|(id, o)| match &o.kind {
+                crate::objects::Kind::Thread(t) => match &t.state {
+                    TState::Sending { deadline: Some(d), .. } if *d <= now => Some((*id, true)),
+                    TState::Receiving { deadline: Some(d), .. } if *d <= now => Some((*id, false)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        for (t, sending) in due {
+            let code = if sending { l4_sys::error::tcr::SETIMEOUT } else { l4_sys::error::tcr::RETIMEOUT };
+            self.ipc_fail(t, code);
+        }
+    }
+
+    /// One scheduling decision. With `host` set, the loop serves that host
+    /// thread's blocked call: it returns `false` once the host thread can
+    /// go on (and no program thread of higher priority is ready). Without,
+    /// it returns `false` when nothing can run any more.
+    pub(crate) fn schedule_once(&mut self, host: Option<ObjId>) -> bool {
+        if self.halted {
+            return false;
+        }
+        self.expire_timeouts();
+        let best = self.pick();
+        if let Some(h) = host {
+            if self.runnable(h) || self.thread(h).is_some_and(|t| t.state == TState::Ready) {
+                let hp = self.thread(h).map(|t| t.prio).unwrap_or(0);
+                if best.is_none_or(|(_, p)| p <= hp) {
+                    return false;
+                }
+            }
+        }
+        match best {
+            Some((t, _)) => {
+                self.run_step(t);
+                true
+            }
+            None => match self.next_deadline() {
+                Some(d) => {
+                    // idle until the next timeout
+                    self.clock_us = self.clock_us.max(d);
+                    self.update_kip_clock();
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn charge(&mut self, t: ObjId) {
+        self.steps += 1;
+        self.clock_us += self.cfg.step_cost_us;
+        self.update_kip_clock();
+        let cost = self.cfg.step_cost_us;
+        let th = self.th(t);
+        th.cpu_time_us += cost;
+        if let Some(limit) = self.step_limit {
+            if self.steps >= limit {
+                self.halted = true;
+            }
+        }
+        // time slice: rotate among equal priorities
+        if self.current != Some(t) {
+            self.current = Some(t);
+            let q = self.thread(t).map(|th| th.quantum).unwrap_or(0);
+            self.slice_left = if q > 0 { q } else { self.cfg.quantum_steps };
+        }
+        self.slice_left = self.slice_left.saturating_sub(1);
+        if self.slice_left == 0 {
+            let s = self.next_seq();
+            self.th(t).ready_seq = s;
+            self.current = None;
+        }
+    }
+
+    pub(crate) fn make_ready(&mut self, t: ObjId) {
+        let s = self.next_seq();
+        if let Some(th) = self.thread_mut(t) {
+            th.state = TState::Ready;
+            th.ready_seq = s;
+        }
+    }
+
+    /// The program registered for `ip`, with its entry.
+    fn program_at(&self, ip: u64) -> Option<(u64, Arc<dyn Program>)> {
+        let (entry, p) = self.programs.range(..=ip).next_back()?;
+        (ip - entry < 0x1000_0000).then(|| (*entry, p.clone()))
+    }
+
+    /// Runs one step of program thread `t`.
+    pub(crate) fn run_step(&mut self, t: ObjId) {
+        let arch = self.cfg.arch;
+        let a = abi(arch);
+        let (task, utcb_addr, regs, trigger) = {
+            let th = self.th(t);
+            (th.task.expect("runnable threads are bound"), th.utcb_addr, th.regs.w.clone(), th.trigger_pending)
+        };
+        if trigger {
+            self.th(t).trigger_pending = false;
+            self.charge(t);
+            self.raise_exception(t, None);
+            return;
+        }
+        let ip = regs[a.ip];
+        // the code page must be mapped (executable) in the task
+        let code_ok = self.task(task).and_then(|tk| tk.pages.get(&(ip >> 12))).is_some_and(|p| p.rights & 5 != 0);
+        if !code_ok {
+            self.charge(t);
+            self.raise_page_fault(t, ip & !0xf, false, true);
+            return;
+        }
+        let Some((entry, prog)) = self.program_at(ip) else {
+            // no code here: an invalid instruction
+            self.charge(t);
+            self.raise_exception(t, Some(Cpu::invalid_op_code(arch)));
+            return;
+        };
+        let real = self.task(task).and_then(|tk| tk.utcbs.get(&utcb_addr)).cloned().unwrap_or_else(Utcb::zeroed);
+        let replay = ip & IP_AFTER_SYSCALL != 0;
+        let mut cpu = Cpu {
+            m: self,
+            tid: t,
+            task,
+            entry,
+            regs: regs.clone(),
+            utcb: real.clone(),
+            replay_utcb: replay.then_some(real),
+            writes: BTreeMap::new(),
+            touched: Vec::new(),
+            entered: None,
+            abi: a,
+        };
+        let r = prog.step(&mut cpu);
+        let Cpu { regs: new_regs, utcb, writes, touched, entered, .. } = cpu;
+        self.charge(t);
+        match r {
+            Ok(()) | Err(Trap::Kernel) => {
+                self.commit(t, task, utcb_addr, new_regs, utcb, writes, &touched);
+                match (r, entered) {
+                    (Err(Trap::Kernel), Some(inv)) => {
+                        let abi = abi(arch);
+                        let th = self.th(t);
+                        th.regs.w[abi.ip] |= IP_AFTER_SYSCALL;
+                        self.syscall(t, inv);
+                    }
+                    (Err(Trap::Kernel), None) => {
+                        panic!("model program returned Trap::Kernel without a kernel call")
+                    }
+                    _ => {}
+                }
+            }
+            Err(Trap::Fault(f)) => {
+                // nothing of the step happened; resolve and run it again
+                self.raise_page_fault(t, f.addr, f.write, f.exec);
+            }
+            Err(Trap::Exception(code)) => {
+                self.raise_exception(t, Some(code));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        t: ObjId,
+        task: ObjId,
+        utcb_addr: u64,
+        regs: Vec<u64>,
+        utcb: Utcb,
+        writes: BTreeMap<u64, u8>,
+        touched: &[(u64, bool)],
+    ) {
+        self.th(t).regs.w = regs;
+        if let Some(tk) = self.task_mut(task) {
+            tk.utcbs.insert(utcb_addr, utcb);
+            for &(vpn, w) in touched {
+                if let Some(p) = tk.pages.get_mut(&vpn) {
+                    p.referenced = true;
+                    p.dirty |= w;
+                }
+            }
+        }
+        for (addr, b) in writes {
+            let pa =
+                self.task(task).and_then(|tk| tk.pages.get(&(addr >> 12))).map(|p| (p.frame << 12) | (addr & 0xfff));
+            if let Some(pa) = pa {
+                self.frame(pa >> 12)[(pa & 0xfff) as usize] = b;
+            }
+        }
+    }
+
+    /// Sends the thread's page fault to its pager (a kernel-made call).
+    pub(crate) fn raise_page_fault(&mut self, t: ObjId, addr: u64, write: bool, exec: bool) {
+        let arch = self.cfg.arch;
+        let present = self
+            .thread(t)
+            .and_then(|th| th.task)
+            .and_then(|tk| self.task(tk))
+            .is_some_and(|tk| tk.pages.contains_key(&(addr >> 12)));
+        let pf = l4_sys::pagefault::PageFault { addr, ip: 0, write, exec, present };
+        let ip = self.thread(t).map(|th| th.regs.w[abi(arch).ip]).unwrap_or(0);
+        let w0 = pf.encode_mr0(arch);
+        self.kernel_call(t, KernelMsg::PageFault { pfa: addr, write }, vec![w0, ip]);
+    }
+
+    /// Sends the thread's exception (its register set) to its exception
+    /// handler. `code`: x86 vector / arm EC; `None` = triggered by ex_regs.
+    pub(crate) fn raise_exception(&mut self, t: ObjId, code: Option<u64>) {
+        use l4_sys::exc::{amd64, arm64, Arch};
+        let arch = self.cfg.arch;
+        let th = self.th(t);
+        match arch {
+            Arch::Amd64 => {
+                th.regs.w[amd64::mr::TRAPNO] = code.unwrap_or(amd64::TRAP_TRIGGERED);
+                th.regs.w[amd64::mr::ERR] = 0;
+            }
+            Arch::Arm64 => {
+                th.regs.w[arm64::mr::ERR] = code.unwrap_or(arm64::EC_TRIGGERED) << 26;
+            }
+        }
+        let words = th.regs.w.clone();
+        self.kernel_call(t, KernelMsg::Exception, words);
+    }
+
+    /// Writes the clock into the KIP's clock word.
+    pub(crate) fn update_kip_clock(&mut self) {
+        if self.kip_frame != 0 {
+            let c = self.clock_us.to_le_bytes();
+            let kf = self.kip_frame;
+            self.frame(kf)[0x20..0x28].copy_from_slice(&c);
+        }
+    }
+}
+
+impl Cpu<'_> {
+    pub(crate) fn invalid_op_code(arch: l4_sys::exc::Arch) -> u64 {
+        match arch {
+            l4_sys::exc::Arch::Amd64 => l4_sys::exc::amd64::TRAP_UD,
+            l4_sys::exc::Arch::Arm64 => l4_sys::exc::arm64::EC_UNKNOWN,
+        }
+    }
+}
