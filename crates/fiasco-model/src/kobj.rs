@@ -277,8 +277,13 @@ impl Model {
                     2 => Res::Reply(valid(self, u.mr[1] & !1).is_some() as i64, Vec::new()),
                     3 => {
                         let (a, b) = (valid(self, u.mr[1]), valid(self, u.mr[2]));
+                        // same object, same W/S; for gates also the same
+                        // interface (client and server are different ones)
                         let eq = match (a, b) {
-                            (Some((oa, ra, sa)), Some((ob, rb, sb))) => oa == ob && (ra & 3) == (rb & 3) && sa == sb,
+                            (Some((oa, ra, sa)), Some((ob, rb, sb))) => {
+                                let gate = matches!(self.kind_of(oa), Some(Kind::Gate(_)));
+                                oa == ob && (ra & 3) == (rb & 3) && (!gate || sa == sb)
+                            }
                             _ => false,
                         };
                         Res::Reply(eq as i64, Vec::new())

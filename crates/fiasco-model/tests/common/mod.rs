@@ -47,7 +47,10 @@ pub fn give_page(root: &mut HostThread<'_>, child: Cap<kind::Task>, root_va: u64
 /// Creates a child task with one thread starting at `entry`, its pager and
 /// exception handler a gate (label `label`) to the root's thread in slot 4,
 /// code and one data page mapped, and runs it at `prio`.
+/// The root runs at priority 200 (as rtcr does), so children never
+/// preempt it while it sets them up.
 pub fn spawn(root: &mut HostThread<'_>, base_slot: u64, entry: u64, label: u64, prio: u64) -> Child {
+    scheduler::run_thread(root, SCHED, ROOT_THREAD, &SchedParam::prio(200)).unwrap();
     let t = factory::create_task(root, F, CapIdx(base_slot), Fpage::mem(UTCB, 12, MemRights::empty())).unwrap();
     let th = factory::create_thread(root, F, CapIdx(base_slot + 1)).unwrap();
     let gate = CapIdx(base_slot + 2);
@@ -68,4 +71,35 @@ pub fn spawn(root: &mut HostThread<'_>, base_slot: u64, entry: u64, label: u64, 
 pub fn obj(m: &Model, idx: CapIdx) -> ObjId {
     let root = m.boot_objects().root_task;
     m.object_at(root, idx.0).expect("slot occupied")
+}
+
+/// A program from a closure.
+pub struct Fnp<F>(pub F);
+impl<F> fiasco_model::Program for Fnp<F>
+where
+    F: Fn(&mut fiasco_model::Cpu<'_>) -> Result<(), fiasco_model::Trap> + Send + Sync,
+{
+    fn step(&self, cpu: &mut fiasco_model::Cpu<'_>) -> Result<(), fiasco_model::Trap> {
+        (self.0)(cpu)
+    }
+}
+
+/// Registers a closure program at `entry`.
+pub fn program<F>(m: &mut Model, entry: u64, f: F)
+where
+    F: Fn(&mut fiasco_model::Cpu<'_>) -> Result<(), fiasco_model::Trap> + Send + Sync + 'static,
+{
+    m.register_program(entry, std::sync::Arc::new(Fnp(f)));
+}
+
+/// Reads a u64 of a child's memory (through the root's slot for its task).
+pub fn child_u64(m: &Model, child: &Child, addr: u64) -> u64 {
+    let t = obj(m, child.task.idx());
+    u64::from_le_bytes(m.peek(t, addr, 8).expect("mapped").try_into().unwrap())
+}
+
+/// The TCR error of the last failed call of the root.
+pub fn tcr(root: &mut HostThread<'_>) -> u64 {
+    use l4_sys::Kernel;
+    root.utcb().tcr_error
 }
