@@ -158,6 +158,16 @@ impl Model {
         self.cap(task, idx).map(|c| c.obj)
     }
 
+    /// Is the thread alive (not dead, not killed)?
+    pub fn thread_alive(&self, thread: ObjId) -> bool {
+        self.thread(thread).is_some_and(|t| t.state != crate::objects::TState::Dead)
+    }
+
+    /// CPU time a thread consumed (µs).
+    pub fn thread_cpu_us(&self, thread: ObjId) -> u64 {
+        self.thread(thread).map(|t| t.cpu_time_us).unwrap_or(0)
+    }
+
     /// A thread's register file (the exception layout of the architecture).
     pub fn thread_regs(&self, thread: ObjId) -> Option<Vec<u64>> {
         self.thread(thread).map(|t| t.regs.w.clone())

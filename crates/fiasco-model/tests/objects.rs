@@ -96,10 +96,8 @@ fn log_is_captured_per_task_and_long_writes_are_dropped() {
     let mut r = m.root();
     log::write(&mut r, Cap::new(base::LOG), b"hello model\n").unwrap();
     // one chunk over the kernel's limit is ignored, as by the kernel
-    let words: Vec<u64> = std::iter::once(0u64)
-        .chain(std::iter::once(600))
-        .chain(std::iter::repeat(0x4141414141414141).take(61))
-        .collect();
+    let words: Vec<u64> =
+        std::iter::once(0u64).chain(std::iter::once(600)).chain(std::iter::repeat_n(0x4141414141414141, 61)).collect();
     ipc::oneway(&mut r, base::LOG, -13, &words, Default::default(), TimeoutPair::NEVER).unwrap();
     let m = r.model();
     assert_eq!(m.log_of(m.boot_objects().root_task), "hello model\n");

@@ -22,7 +22,7 @@ pub enum FpageType {
 
 bitflags::bitflags! {
     /// Rights of a memory fpage (`L4_FPAGE_RO`… in `__l4_fpage.h`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct MemRights: u64 {
         /// Execute (`L4_FPAGE_X`).
         const X = 1;
@@ -41,7 +41,7 @@ bitflags::bitflags! {
 
 bitflags::bitflags! {
     /// Rights of an object (capability) fpage (`L4_CAP_FPAGE_*`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct CapRights: u64 {
         /// Interface-specific write right (`L4_CAP_FPAGE_W`).
         const W = 1;

@@ -93,7 +93,7 @@ pub fn mask<K: Kernel>(k: &mut K, icu: Cap<kind::Icu>, irqnum: u64) -> Result<()
 
 bitflags::bitflags! {
     /// Trigger modes (`L4_irq_mode`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
     pub struct IrqMode: u64 {
         /// The mode word is valid.
         const VALID = 0x1;

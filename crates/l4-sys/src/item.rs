@@ -24,9 +24,10 @@ pub const RCV_ITEM_FORWARD_MAPPINGS: u64 = 0x1;
 
 /// Memory caching attribute, bits 4–7 of the control word (`L4_FPAGE_*` cache
 /// options shifted by 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Cache {
     /// Keep the sender's attributes (0x00).
+    #[default]
     Keep = 0x00,
     /// Uncached (`L4_FPAGE_UNCACHEABLE << 4`).
     Uncached = 0x10,
@@ -38,7 +39,7 @@ pub enum Cache {
 
 bitflags::bitflags! {
     /// Object-mapping attributes, bits 4–7 of the control word (`L4_obj_fpage_ctl`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct ObjAttr: u64 {
         /// Weak, non-refcounting mapping (`L4_FPAGE_C_NO_REF_CNT`).
         const NO_REF_CNT = 0x10;

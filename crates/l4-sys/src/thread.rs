@@ -44,7 +44,7 @@ pub mod opcode {
 
 bitflags::bitflags! {
     /// Thread-control flags in MR0 (`L4_thread_control_flags`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct ControlFlags: u64 {
         /// `L4_THREAD_CONTROL_SET_PAGER`.
         const SET_PAGER = 0x0001_0000;
@@ -59,7 +59,7 @@ bitflags::bitflags! {
 
 bitflags::bitflags! {
     /// ex_regs flags in MR0 (`L4_thread_ex_regs_flags`).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct ExRegsFlags: u64 {
         /// Abort an ongoing IPC (`L4_THREAD_EX_REGS_CANCEL`).
         const CANCEL = 0x1_0000;
