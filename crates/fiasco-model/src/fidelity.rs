@@ -20,6 +20,7 @@
 //! | labels sent directly to a thread are the sender's | `thread_object.cpp` | — |
 //! | typed items: single-cap and generic buffers, BDR offsets, hot-spot rule, cut message (SEMSGCUT/REMSGCUT) | `l4_buf_iter.cpp`, `abi/l4_msg_item.cpp`, `map_util.cpp` | — |
 //! | S right of sent caps masked by the addressing cap's S | `thread-ipc.cpp` (`transfer_msg_items`) | — |
+//! | LOCAL_ID buffers: same task → the fpage; a gate bound to the receiver's task → label \| W/S; else a mapping | `thread-ipc.cpp`, `abi/l4_msg_item.cpp` | — |
 //! | gate server attribute (0x20) decides client/server cap | `ipc_gate.cpp`, `map_util.cpp` | — |
 //! | map onto an occupied slot/page replaces it unless it is derived from the sender (then rights are upgraded) | `map_util.cpp`, `map_util-objs.cpp` | — |
 //! | unmap with rights, child-only vs ALL_SPACES, DELETE_OBJ; R removes the entry | `map_util.cpp` | — |
@@ -56,7 +57,6 @@
 //! * Grants of memory out of superpages, superpages at all (pages are 4 KiB).
 //! * I/O ports, vCPUs, VMs, DMA spaces, IOMMU, SMC, the debugger's object
 //!   dump (op 0x110; it trips an assertion on the real kernel build).
-//! * LOCAL_ID receive buffers (treated as ordinary single-cap buffers).
 //! * Kernel memory quotas other than the factory's (object sizes are
 //!   nominal: task 8 KiB, thread 4 KiB, others 64 bytes).
 //! * Memory that a program reaches by load/store is its task's page table

@@ -711,6 +711,28 @@ impl Model {
                 ctl_eff &= !0x20;
             }
             let fp_eff = if f.ty() == FpageType::Obj && !addr_s { Fpage(fp & !2) } else { f };
+            // LOCAL_ID buffers (`L4_RCV_ITEM_LOCAL_ID`): within one task the
+            // fpage itself comes back; a gate bound to a thread of the
+            // receiver's task comes back as its label | W/S; else a mapping
+            if single && b0 & l4_sys::item::RCV_ITEM_LOCAL_ID != 0 {
+                if from == to {
+                    out.push(((ctl & !0xfff) | (fp & 0xff0) | ITEM_MAP | 6, fp_eff.0));
+                    cont = ctl & ITEM_CONT != 0;
+                    continue;
+                }
+                let local = self.cap(from, f.cap_idx().0).and_then(|c| match self.kind_of(c.obj) {
+                    Some(Kind::Gate(g)) => {
+                        let bound_task = g.bound.and_then(|b| self.thread(b)).and_then(|th| th.task);
+                        (bound_task == Some(to)).then_some(g.label | (c.rights & (fp_eff.rights() as u8) & 3) as u64)
+                    }
+                    _ => None,
+                });
+                if let Some(id) = local {
+                    out.push(((ctl & !0xfff) | (fp & 0xff0) | ITEM_MAP | 4, id));
+                    cont = ctl & ITEM_CONT != 0;
+                    continue;
+                }
+            }
             let res = self.map_item(from, to, ctl_eff, fp_eff, window, false);
             let kind_bits = if res == MapResult::Mapped { 0 } else { 2 };
             let ret = (ctl & !0xfff) | (fp & 0xff0) | ITEM_MAP | kind_bits | (ctl & ITEM_CONT);
@@ -722,7 +744,9 @@ impl Model {
             for (k, (a, b)) in out.into_iter().enumerate() {
                 if w + 2 * k + 1 < 63 {
                     uu.mr[w + 2 * k] = a;
-                    uu.mr[w + 2 * k + 1] = b;
+                    if b != 0 {
+                        uu.mr[w + 2 * k + 1] = b;
+                    }
                 }
             }
         }

@@ -249,3 +249,25 @@ fn a_send_to_an_unbound_gate_waits_for_the_bind() {
     let got = ipc::wait(&mut r, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(1000))).unwrap();
     assert_eq!((got.label, r.utcb().mr[0]), (0x90 | 1, 77));
 }
+
+#[test]
+fn local_id_buffers_return_labels_of_own_gates() {
+    let mut m = model();
+    echo_server(&mut m);
+    let mut r = m.root();
+    let child = spawn(&mut r, 0x20, CODE, 0x10, 10);
+    // the child's slot 7 holds a gate bound to the ROOT (label 0x70): sent
+    // back into a LOCAL_ID buffer, the root gets the label, not a mapping
+    factory::create_gate(&mut r, F, CapIdx(0x50), Some((ROOT_THREAD, 0x70))).unwrap();
+    let it = SendItem::map_obj(CapIdx(7), Fpage::obj(CapIdx(0x50), 0, CapRights::RWS), ObjAttr::empty(), false);
+    task::map(&mut r, child.task, ME, it).unwrap();
+    factory::create_gate(&mut r, F, CapIdx(0x40), Some((child.thread, 0x80))).unwrap();
+    r.utcb().br[0] = l4_sys::item::rcv_single_cap_local_id(CapIdx(0x60));
+    r.utcb().mr[0] = 42;
+    let got = ipc::call(&mut r, CapIdx(0x40), MsgTag::new(0, 1, 0, TagFlags::empty()), TimeoutPair::NEVER).unwrap();
+    assert_eq!(got.tag.items(), 1);
+    let item = l4_sys::item::RcvItem { control: r.utcb().mr[2], data: r.utcb().mr[3] };
+    assert_eq!(item.kind(), l4_sys::item::RcvKind::LocalId);
+    assert_eq!(item.data, 0x70 | 3);
+    assert_eq!(task::cap_valid(&mut r, ME, CapIdx(0x60)), Ok(false), "nothing was mapped");
+}
