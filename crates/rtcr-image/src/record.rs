@@ -1,0 +1,158 @@
+//! What a checkpoint holds: the records of one consistent cut of a child.
+//!
+//! The schema is the contract between rtcr (which writes images), the
+//! restorer (which may run on another ECU, from the bytes alone) and
+//! rtcrctl (which shows them). Everything is plain data; objects refer to
+//! each other by their index in [`Checkpoint::objects`], never by kernel
+//! ids or addresses, which change from boot to boot.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Index of an object in [`Checkpoint::objects`].
+pub type ObjRef = u32;
+
+/// One consistent cut of a child.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The child's name (its boot module or scenario name).
+    pub child: String,
+    /// Kernel clock at the cut (µs).
+    pub clock_us: u64,
+    /// The child's UTCB area: address and log2 size.
+    pub utcb_area: (u64, u8),
+    /// Every kernel object the child can reach, once each.
+    pub objects: Vec<ObjectRecord>,
+    /// Every occupied capability slot of the child.
+    pub caps: Vec<CapRecord>,
+    /// Every thread of the child.
+    pub threads: Vec<ThreadRecord>,
+    /// Every page of the child's memory (full contents: the image is
+    /// self-contained even when the checkpoint copied only dirty pages).
+    pub pages: Vec<PageRecord>,
+}
+
+/// The kinds of objects a child holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectRecord {
+    /// The child's own task (its slot holds a gate rtcr serves).
+    Task,
+    /// A thread of the child (index into [`Checkpoint::threads`]).
+    Thread {
+        /// Index into `threads`.
+        thread: u32,
+    },
+    /// An IPC gate created by the child.
+    Gate {
+        /// Label (bits 0–1 clear).
+        label: u64,
+        /// The thread it is bound to (an object of kind `Thread`), if any.
+        bound: Option<ObjRef>,
+    },
+    /// An IRQ object created by the child.
+    Irq {
+        /// Bind label.
+        label: u64,
+        /// The thread it is bound to, if any.
+        bound: Option<ObjRef>,
+        /// The hardware line it is bound to through the ICU, if any.
+        hw_line: Option<u32>,
+        /// A delivery was pending at the cut.
+        pending: bool,
+    },
+    /// A semaphore created by the child.
+    Semaphore {
+        /// Count at the cut.
+        count: u64,
+    },
+    /// A service rtcr provides in the child's initial slots (factory,
+    /// scheduler, log, pager, ICU, task, thread proxies).
+    Service {
+        /// Which one.
+        service: Service,
+        /// Label of the gate rtcr serves it through.
+        label: u64,
+    },
+}
+
+/// Services rtcr offers a child (DESIGN.md, "What the child holds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Service {
+    /// The child's task capability (map/unmap/cap_valid/cap_equal on itself).
+    Task,
+    /// The factory.
+    Factory,
+    /// A proxy for one of the child's threads.
+    Thread,
+    /// The pager (sigma0 protocol, page faults).
+    Pager,
+    /// The kernel log.
+    Log,
+    /// The ICU.
+    Icu,
+    /// The scheduler.
+    Scheduler,
+    /// The exception handler.
+    Exception,
+    /// An IRQ proxy (bind/detach/trigger/unmask through rtcr).
+    Irq,
+}
+
+/// One occupied capability slot of the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapRecord {
+    /// Slot index in the child's object space.
+    pub slot: u64,
+    /// The object in it.
+    pub object: ObjRef,
+    /// Rights: W 1, S 2, R 4, D 8.
+    pub rights: u8,
+    /// Object right 1 (for gates: the server interface).
+    pub server: bool,
+}
+
+/// Where a thread was at the cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThreadState {
+    /// Running user code (or ready to).
+    Running,
+    /// Blocked in a kernel call (IPC receive, send, or a call to rtcr).
+    /// The registers are rewound to the kernel entry: resuming re-issues it.
+    InKernel,
+    /// Never started.
+    Dead,
+}
+
+/// One thread of the child.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    /// UTCB address.
+    pub utcb: u64,
+    /// Priority.
+    pub prio: u8,
+    /// Quantum in µs (0 = default).
+    pub quantum_us: u64,
+    /// Pager slot (in the child's space).
+    pub pager_slot: u64,
+    /// Exception-handler slot.
+    pub exc_slot: u64,
+    /// The full register set in the architecture's exception layout
+    /// (26 words on amd64, 40 on arm64).
+    pub regs: Vec<u64>,
+    /// The UTCB contents (128 words).
+    pub utcb_words: Vec<u64>,
+    /// Where it was.
+    pub state: ThreadState,
+}
+
+/// One page of the child's memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRecord {
+    /// Virtual address in the child.
+    pub vaddr: u64,
+    /// Rights: X 1, W 2, R 4.
+    pub rights: u8,
+    /// The page's bytes (page size of the image).
+    pub data: Vec<u8>,
+}
