@@ -25,7 +25,8 @@
 //! re-executes a faulting instruction.
 //!
 //! When a kernel call completes, the thread's IP points *after* the kernel
-//! entry of its state (bit 1 of the IP, like the 2-byte `syscall`), its
+//! entry of its state (2 bytes on amd64 like `syscall`, 4 on arm64 like
+//! `svc #0`), its
 //! result sits in the ABI's result registers (rax/rsi or x0/x1) and in its
 //! UTCB. The next step re-runs the state's code: the first kernel call of
 //! the step is not entered again but returns that result (the UTCB writes
@@ -155,9 +156,10 @@ pub(crate) fn abi(arch: Arch) -> Abi {
     }
 }
 
-/// IP bit set while a thread is inside (or just returned from) a kernel
-/// entry: the "after the syscall instruction" position.
-pub(crate) const IP_AFTER_SYSCALL: u64 = 2;
+/// Low IP bits of a state's kernel entry: a state starts at a 16-byte
+/// boundary; after its kernel entry the IP is past the entry instruction
+/// (`syscall` is 2 bytes, `svc #0` 4), as on the real CPU.
+pub(crate) const IP_OFFSET_MASK: u64 = 0xf;
 
 /// The CPU as a program sees it during one step.
 pub struct Cpu<'m> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use l4_sys::utcb::Utcb;
 
-use crate::cpu::{abi, Cpu, Trap, IP_AFTER_SYSCALL};
+use crate::cpu::{abi, Cpu, Trap, IP_OFFSET_MASK};
 use crate::objects::{KernelMsg, ObjId, Runner, TState};
 use crate::{Model, Program};
 
@@ -186,7 +186,7 @@ impl Model {
             return;
         };
         let real = self.task(task).and_then(|tk| tk.utcbs.get(&utcb_addr)).cloned().unwrap_or_else(Utcb::zeroed);
-        let replay = ip & IP_AFTER_SYSCALL != 0;
+        let replay = ip & IP_OFFSET_MASK != 0;
         let mut cpu = Cpu {
             m: self,
             tid: t,
@@ -210,7 +210,7 @@ impl Model {
                     (Err(Trap::Kernel), Some(inv)) => {
                         let abi = abi(arch);
                         let th = self.th(t);
-                        th.regs.w[abi.ip] |= IP_AFTER_SYSCALL;
+                        th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + arch.syscall_insn_len();
                         self.syscall(t, inv);
                     }
                     (Err(Trap::Kernel), None) => {

@@ -32,6 +32,16 @@ impl Arch {
         }
     }
 
+    /// Length of the kernel-entry instruction (`syscall` 2 bytes, `svc #0`
+    /// 4 bytes): how far to move the IP back to re-issue an interrupted
+    /// kernel call.
+    pub const fn syscall_insn_len(self) -> u64 {
+        match self {
+            Arch::Amd64 => 2,
+            Arch::Arm64 => 4,
+        }
+    }
+
     /// Words of the exception message (and of a full register reply).
     pub const fn exc_words(self) -> usize {
         match self {
