@@ -20,7 +20,8 @@
 //! A step runs from the current IP until a kernel entry, a fault, an
 //! exception or a voluntary `Ok(())` (a preemption point). Its effects —
 //! register writes, stores, UTCB writes — are committed when it ends with a
-//! kernel entry or `Ok(())`, and discarded when it faults: after the pager
+//! kernel entry, an exception (like a trapping instruction, what ran before
+//! it took effect) or `Ok(())`, and discarded when it faults: after the pager
 //! resolves the fault the step runs again from the same registers, as a CPU
 //! re-executes a faulting instruction.
 //!
@@ -197,6 +198,20 @@ impl<'m> Cpu<'m> {
     pub fn set_r(&mut self, n: usize, v: u64) {
         let i = self.abi.gpr[n % 8];
         self.regs[i] = v;
+    }
+
+    /// Register `i` of the architecture's exception layout (e.g.
+    /// `l4_sys::exc::amd64::mr::RDI`): for code that follows a register ABI
+    /// of its own, such as rtcr's trampoline.
+    pub fn reg(&self, i: usize) -> u64 {
+        self.regs.get(i).copied().unwrap_or(0)
+    }
+
+    /// Sets register `i` of the exception layout.
+    pub fn set_reg(&mut self, i: usize, v: u64) {
+        if let Some(r) = self.regs.get_mut(i) {
+            *r = v;
+        }
     }
 
     /// The stack pointer.

@@ -224,6 +224,8 @@ impl Model {
                 self.raise_page_fault(t, f.addr, f.write, f.exec);
             }
             Err(Trap::Exception(code)) => {
+                // like a trapping instruction: what ran before it took effect
+                self.commit(t, task, utcb_addr, new_regs, utcb, writes, &touched);
                 self.raise_exception(t, Some(code));
             }
         }

@@ -1,0 +1,301 @@
+//! The checkpointer: one consistent cut of the whole child.
+//!
+//! 1. Stop every started thread: ex_regs CANCEL | TRIGGER_EXCEPTION. Its
+//!    exception (to rtcr's per-thread gate) carries the full register set;
+//!    rtcr does not reply, so the thread stays stopped. A thread that was
+//!    blocked in a kernel call sees it cancelled (SECANCELED/RECANCELED).
+//! 2. Save each thread's UTCB through the trampoline (the kernel lets no
+//!    other task map a UTCB): rtcr points the stopped thread at the
+//!    trampoline with [`trampoline::OP_SAVE`]; it copies its UTCB into the
+//!    thread's exchange page and raises a breakpoint, which stops it again.
+//! 3. Copy the pages written since the last checkpoint into the shadow and
+//!    write-protect them again (the next write faults to rtcr and marks the
+//!    page dirty); read back gate labels (a child may rebind a gate it holds).
+//! 4. Resume every thread by a plain send of its register set to its thread
+//!    capability (checked on the kernel: probe 1). A thread whose kernel call
+//!    was cancelled is rewound to the kernel-entry instruction, so the call is
+//!    made again — the thread cannot tell it was stopped.
+//!
+//! The pause covers 1–4; the image is built from the shadow afterwards.
+
+use alloc::vec::Vec;
+
+use l4_sys::exc::Arch;
+use l4_sys::fpage::{Fpage, MemRights};
+use l4_sys::task::{self, unmap_mask, AccessFlags, UNMAP_MAX};
+use l4_sys::thread::{self, ExRegsFlags, KEEP};
+use l4_sys::{ipc, MsgTag, Timeout, TimeoutPair};
+use rtcr_image::record::{CapRecord, Checkpoint, ObjectRecord, PageRecord, ThreadRecord, ThreadState};
+
+use crate::labels::{self, Service};
+use crate::supervisor::{ObjKind, Supervisor};
+use crate::{Env, Error};
+
+/// The trampoline's interface. rtcr maps its code at
+/// [`crate::ChildSpec::trampoline`]; it runs in a stopped thread with the
+/// operation in rdi / x0 and the exchange page in rsi / x1, copies the
+/// UTCB (128 words) out to or in from the page, and ends with a breakpoint
+/// (`int3`, trap 3 / `brk`, EC 0x3C), using no stack.
+pub mod trampoline {
+    /// Copy the UTCB to the exchange page.
+    pub const OP_SAVE: u64 = 1;
+    /// Copy the exchange page into the UTCB.
+    pub const OP_LOAD: u64 = 2;
+    /// x86 breakpoint trap number.
+    pub const TRAP_BP: u64 = 3;
+    /// Arm BRK exception class.
+    pub const EC_BRK: u64 = 0x3C;
+}
+
+/// What one checkpoint did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Sequence number of this checkpoint.
+    pub seq: u64,
+    /// Pages copied (those written since the last checkpoint).
+    pub pages_copied: usize,
+    /// The child's pause, from the kernel clock (µs).
+    pub pause_us: u64,
+    /// Threads stopped.
+    pub threads: usize,
+}
+
+/// Register indices of the trampoline arguments and of IP/SP.
+pub(crate) struct Regs {
+    pub ip: usize,
+    pub sp: usize,
+    pub tag: usize,
+    pub arg0: usize,
+    pub arg1: usize,
+}
+
+pub(crate) fn regs(arch: Arch) -> Regs {
+    use l4_sys::exc::{amd64, arm64};
+    match arch {
+        Arch::Amd64 => Regs {
+            ip: amd64::mr::IP,
+            sp: amd64::mr::SP,
+            tag: amd64::mr::RAX,
+            arg0: amd64::mr::RDI,
+            arg1: amd64::mr::RSI,
+        },
+        Arch::Arm64 => Regs {
+            ip: arm64::mr::PC,
+            sp: arm64::mr::SP,
+            tag: arm64::mr::X0,
+            arg0: arm64::mr::X0,
+            arg1: arm64::mr::X0 + 1,
+        },
+    }
+}
+
+impl Supervisor {
+    /// Waits for the exception of thread `t` (answering anything else the
+    /// child sends meanwhile); returns its register set.
+    pub(crate) fn wait_exception<E: Env>(&mut self, env: &mut E, t: u32) -> Result<Vec<u64>, Error> {
+        let n = self.arch.exc_words();
+        for _ in 0..64 {
+            {
+                let u = env.utcb();
+                u.bdr = 0;
+                u.br[0] = l4_sys::item::rcv_single_cap_local_id(crate::supervisor::SCRATCH);
+            }
+            let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(200_000))).map_err(|e| {
+                if e.is_timeout() {
+                    Error::StopTimeout
+                } else {
+                    Error::Kernel(e)
+                }
+            })?;
+            match labels::decode(got.label) {
+                Some((Service::Exception, i)) if i == t && got.tag.words() >= n => {
+                    return Ok(env.utcb().mr[..n].to_vec())
+                }
+                Some((Service::Exception, _)) => return Err(Error::Protocol("another thread stopped unexpectedly")),
+                Some((svc, idx)) => {
+                    // a request that was already on its way: answer it
+                    let r = self.dispatch(env, svc, idx, got.tag);
+                    if let crate::services::Reply::Words(l, w) = r {
+                        let k = w.len().min(63);
+                        env.utcb().mr[..k].copy_from_slice(&w[..k]);
+                        let _ = ipc::reply(env, MsgTag::new(l, k, 0, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                    } else if let crate::services::Reply::Item(l, it, _) = r {
+                        env.utcb().mr[..2].copy_from_slice(&it.words());
+                        let _ = ipc::reply(env, MsgTag::new(l, 0, 1, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                    }
+                }
+                None => {}
+            }
+        }
+        Err(Error::StopTimeout)
+    }
+
+    /// Sends a full register set to a stopped thread: it resumes with it.
+    pub(crate) fn resume_with<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64]) -> Result<(), Error> {
+        let n = r.len();
+        env.utcb().mr[..n].copy_from_slice(r);
+        let real = self.thread_cap(t);
+        ipc::send(env, real.idx(), MsgTag::new(0, n, 0, Default::default()), TimeoutPair::SEND_ZERO)?;
+        Ok(())
+    }
+
+    /// Runs the trampoline in stopped thread `t` (whose registers are `r`)
+    /// with `op`; returns when it stopped again.
+    pub(crate) fn run_trampoline<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64], op: u64) -> Result<(), Error> {
+        let ri = regs(self.arch);
+        let mut tr = r.to_vec();
+        tr[ri.ip] = self.spec.trampoline;
+        tr[ri.arg0] = op;
+        tr[ri.arg1] = self.spec.shared + 4096 * t as u64;
+        self.resume_with(env, t, &tr)?;
+        let back = self.wait_exception(env, t)?;
+        let code = match self.arch {
+            Arch::Amd64 => back[l4_sys::exc::amd64::mr::TRAPNO],
+            Arch::Arm64 => (back[l4_sys::exc::arm64::mr::ERR] >> 26) & 0x3f,
+        };
+        if code != trampoline::TRAP_BP && code != trampoline::EC_BRK {
+            return Err(Error::Protocol("the trampoline did not end with a breakpoint"));
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint; returns its record and what it cost.
+    pub fn checkpoint<E: Env>(&mut self, env: &mut E) -> Result<(Checkpoint, Stats), Error> {
+        let t0 = env.clock_us();
+        let ri = regs(self.arch);
+        let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
+        // 1. stop
+        for &t in &started {
+            let real = self.thread_cap(t);
+            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
+        }
+        let mut saved: Vec<(u32, Vec<u64>, Vec<u64>, ThreadState)> = Vec::new();
+        for &t in &started {
+            let r = self.wait_exception(env, t)?;
+            // 2. the UTCB, through the trampoline
+            self.run_trampoline(env, t, &r, trampoline::OP_SAVE)?;
+            let mut page = [0u8; 1024];
+            let b = self.exchange_backing(t);
+            env.read_mem(b, &mut page)?;
+            let words: Vec<u64> = page.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+            let tcr = words[123] & l4_sys::error::tcr::MASK;
+            let cancelled = r[ri.tag] & 0x8000 != 0
+                && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED);
+            let mut regs = r;
+            let state = if cancelled {
+                // re-issue the interrupted kernel call on resume
+                regs[ri.ip] -= self.arch.syscall_insn_len();
+                ThreadState::InKernel
+            } else {
+                ThreadState::Running
+            };
+            saved.push((t, regs, words, state));
+        }
+        // 3. memory: copy what was written, protect it again
+        let mut copied = 0;
+        let mut protect: Vec<Fpage> = Vec::new();
+        let vpns: Vec<u64> = self.pages.keys().copied().collect();
+        for vpn in vpns {
+            let p = self.pages[&vpn];
+            if p.dirty {
+                let mut buf = alloc::vec![0u8; 4096];
+                env.read_mem(p.backing, &mut buf)?;
+                self.shadow.insert(vpn, buf);
+                copied += 1;
+            }
+            if p.writable && p.rights & 2 != 0 {
+                protect.push(Fpage::mem(p.backing, 12, MemRights::W));
+            }
+            let e = self.pages.get_mut(&vpn).expect("present");
+            e.dirty = false;
+            e.writable = false;
+        }
+        for chunk in protect.chunks(UNMAP_MAX) {
+            let mut flags = [AccessFlags::default(); UNMAP_MAX];
+            task::unmap_batch(env, crate::supervisor::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
+        }
+        self.refresh_gate_labels(env);
+        // 4. resume
+        for (t, r, _, _) in &saved {
+            self.resume_with(env, *t, r)?;
+        }
+        let pause_us = env.clock_us().saturating_sub(t0);
+        self.seq += 1;
+        let mut cp = self.record(&saved);
+        cp.clock_us = t0;
+        Ok((cp, Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() }))
+    }
+
+    /// A child holding a gate with the server right may rebind it; the
+    /// label can be read back (the bound thread cannot: documented).
+    fn refresh_gate_labels<E: Env>(&mut self, env: &mut E) {
+        for o in self.objects.iter_mut() {
+            if let ObjKind::Gate { bound, .. } = o.kind {
+                if let Ok(l) = l4_sys::ipc_gate::get_infos(env, l4_sys::Cap::new(o.cap)) {
+                    o.kind = ObjKind::Gate { label: l, bound };
+                }
+            }
+        }
+    }
+
+    /// The records of the cut.
+    fn record(&self, saved: &[(u32, Vec<u64>, Vec<u64>, ThreadState)]) -> Checkpoint {
+        let objects = self
+            .objects
+            .iter()
+            .map(|o| match o.kind {
+                ObjKind::Service(service, label) => ObjectRecord::Service { service, label },
+                ObjKind::Thread(t) => ObjectRecord::Thread { thread: t },
+                ObjKind::Gate { label, bound } => {
+                    ObjectRecord::Gate { label, bound: bound.map(|t| self.threads[t as usize].obj) }
+                }
+                ObjKind::Irq { label, bound, hw } => ObjectRecord::Irq {
+                    label,
+                    bound: bound.map(|t| self.threads[t as usize].obj),
+                    hw_line: hw,
+                    pending: false,
+                },
+                ObjKind::Semaphore => ObjectRecord::Semaphore { count: 0 },
+            })
+            .collect();
+        let caps = self
+            .caps
+            .iter()
+            .map(|(&slot, c)| CapRecord { slot, object: c.obj, rights: c.rights, server: c.server })
+            .collect();
+        let threads = self
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, th)| {
+                let s = saved.iter().find(|s| s.0 == i as u32);
+                ThreadRecord {
+                    utcb: th.utcb,
+                    prio: th.prio,
+                    quantum_us: th.quantum,
+                    pager_slot: 4,
+                    exc_slot: th.exc_slot,
+                    regs: s.map(|s| s.1.clone()).unwrap_or_else(|| alloc::vec![0; self.arch.exc_words()]),
+                    utcb_words: s.map(|s| s.2.clone()).unwrap_or_else(|| alloc::vec![0; 128]),
+                    state: s.map(|s| s.3).unwrap_or(ThreadState::Dead),
+                }
+            })
+            .collect();
+        let pages = self
+            .pages
+            .iter()
+            .filter_map(|(&vpn, p)| {
+                self.shadow.get(&vpn).map(|d| PageRecord { vaddr: vpn << 12, rights: p.rights, data: d.clone() })
+            })
+            .collect();
+        Checkpoint {
+            child: self.spec.name.clone(),
+            clock_us: 0,
+            utcb_area: self.spec.utcb_area,
+            objects,
+            caps,
+            threads,
+            pages,
+        }
+    }
+}

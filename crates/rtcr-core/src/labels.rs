@@ -1,0 +1,66 @@
+//! Gate labels: how rtcr tells which service, and for whom, a message is.
+//!
+//! Every gate rtcr serves is bound to rtcr's thread with a label
+//! `index << 8 | service << 4` (bits 0–1 stay free for the W/S bits the
+//! kernel adds, bits 2–3 are zero). `index` is the child thread a
+//! per-thread gate belongs to (pager, exception, thread proxy) or the IRQ
+//! object an IRQ proxy stands for.
+
+pub use rtcr_image::record::Service;
+
+/// Label of the gate for `service` and `index`.
+pub const fn label(service: Service, index: u32) -> u64 {
+    ((index as u64) << 8) | ((code(service) as u64) << 4)
+}
+
+const fn code(s: Service) -> u8 {
+    match s {
+        Service::Task => 1,
+        Service::Factory => 2,
+        Service::Thread => 3,
+        Service::Pager => 4,
+        Service::Log => 5,
+        Service::Icu => 6,
+        Service::Scheduler => 7,
+        Service::Exception => 8,
+        Service::Irq => 9,
+    }
+}
+
+/// The service and index a received label names (the W/S bits ignored).
+pub fn decode(label: u64) -> Option<(Service, u32)> {
+    let s = match (label >> 4) & 0xf {
+        1 => Service::Task,
+        2 => Service::Factory,
+        3 => Service::Thread,
+        4 => Service::Pager,
+        5 => Service::Log,
+        6 => Service::Icu,
+        7 => Service::Scheduler,
+        8 => Service::Exception,
+        9 => Service::Irq,
+        _ => return None,
+    };
+    if label & 0xc != 0 {
+        return None;
+    }
+    Some((s, (label >> 8) as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_and_keep_the_rights_bits_free() {
+        for s in [Service::Task, Service::Factory, Service::Thread, Service::Pager, Service::Exception, Service::Irq] {
+            for i in [0u32, 1, 77, 0xffff] {
+                let l = label(s, i);
+                assert_eq!(l & 3, 0);
+                assert_eq!(decode(l | 3), Some((s, i)));
+            }
+        }
+        assert_eq!(decode(0), None);
+        assert_eq!(decode(0xf0), None);
+    }
+}

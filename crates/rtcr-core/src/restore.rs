@@ -1,0 +1,191 @@
+//! The restorer: a child from a checkpoint record alone, into an empty task.
+//!
+//! Every object is created again — threads first, so that gates and IRQs
+//! can be bound to them, and then everything else in any order (nothing
+//! depends on the order the child once created things in) — and mapped into
+//! the slot the record names, with the recorded rights. Gates and IRQs are
+//! bound to the restored threads with the recorded labels; memory is copied
+//! into fresh frames and mapped write-protected (so dirty tracking goes on);
+//! each thread gets its UTCB back through the trampoline
+//! ([`crate::checkpoint::trampoline::OP_LOAD`]) and then its registers, and
+//! runs. A thread that was inside a kernel call re-issues it.
+
+use alloc::vec::Vec;
+
+use l4_sys::thread::{self, ExRegsFlags, KEEP};
+use l4_sys::{factory, icu, irq, scheduler::SchedParam, Cap};
+use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
+
+use crate::checkpoint::{regs, trampoline};
+use crate::labels;
+use crate::supervisor::{CapRec, ChildSpec, Obj, ObjKind, Page, Supervisor, FACTORY, RTCR_PRIO, SCHED};
+use crate::{Env, Error};
+
+fn bad(what: &'static str) -> Error {
+    Error::Image(alloc::string::String::from(what))
+}
+
+impl Supervisor {
+    /// Restores `cp` as a new child of this rtcr. `spec` gives rtcr's side
+    /// (where it keeps frames, the trampoline); the child's side comes from
+    /// the record.
+    pub fn restore<E: Env>(env: &mut E, mut spec: ChildSpec, cp: &Checkpoint, seq: u64) -> Result<Self, Error> {
+        spec.utcb_area = cp.utcb_area;
+        spec.name = cp.child.clone();
+        let mut s = Supervisor::new_for_restore(spec, env.arch());
+        s.seq = seq;
+        l4_sys::scheduler::run_thread(env, SCHED, crate::supervisor::MAIN, &SchedParam::prio(RTCR_PRIO))?;
+        s.create_task(env)?;
+        s.map_trampoline(env)?;
+        let n = cp.objects.len();
+        let mut map: Vec<Option<u32>> = alloc::vec![None; n];
+        // threads first
+        let mut thread_objs: Vec<(usize, u32)> = cp
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                ObjectRecord::Thread { thread } => Some((i, *thread)),
+                _ => None,
+            })
+            .collect();
+        thread_objs.sort_by_key(|x| x.1);
+        for (expect, (i, t)) in thread_objs.iter().enumerate() {
+            if *t as usize != expect || cp.threads.len() <= *t as usize {
+                return Err(bad("thread records are not numbered 0..n"));
+            }
+            let idx = s.new_thread(env, None)?;
+            map[*i] = Some(s.threads[idx as usize].obj);
+        }
+        let thread_of = |map: &Vec<Option<u32>>, s: &Supervisor, r: u32| -> Result<u32, Error> {
+            let o = map.get(r as usize).copied().flatten().ok_or_else(|| bad("binding names a non-thread"))?;
+            match s.objects[o as usize].kind {
+                ObjKind::Thread(t) => Ok(t),
+                _ => Err(bad("binding names a non-thread")),
+            }
+        };
+        for (i, o) in cp.objects.iter().enumerate() {
+            let new = match o {
+                ObjectRecord::Thread { .. } => continue,
+                ObjectRecord::Task => continue,
+                ObjectRecord::Service { service, label } => {
+                    let (svc, index) = labels::decode(*label).ok_or_else(|| bad("service label"))?;
+                    if svc != *service {
+                        return Err(bad("service label does not name its service"));
+                    }
+                    let g = s.service_gate(env, svc, index)?;
+                    s.add_obj(Obj {
+                        kind: ObjKind::Service(svc, *label),
+                        cap: g,
+                        child_view: g,
+                        rights: 7,
+                        server: false,
+                    })?
+                }
+                ObjectRecord::Gate { label, bound } => {
+                    let b = match bound {
+                        Some(r) => Some((thread_of(&map, &s, *r)?, *label)),
+                        None => None,
+                    };
+                    s.create_gate_for_child(env, b)?
+                }
+                ObjectRecord::Irq { label, bound, hw_line, pending } => {
+                    let o = s.create_irq_for_child(env)?;
+                    let cap: Cap<l4_sys::cap::kind::Irq> = Cap::new(s.objects[o as usize].cap);
+                    let b = match bound {
+                        Some(r) => {
+                            let t = thread_of(&map, &s, *r)?;
+                            irq::bind_thread(env, cap, s.thread_cap(t), *label)?;
+                            Some(t)
+                        }
+                        None => None,
+                    };
+                    if let Some(line) = hw_line {
+                        icu::bind(env, Cap::new(l4_sys::cap::base::ICU), *line as u64, cap)?;
+                    }
+                    s.objects[o as usize].kind = ObjKind::Irq { label: *label, bound: b, hw: *hw_line };
+                    if *pending {
+                        irq::trigger(env, cap)?;
+                    }
+                    o
+                }
+                ObjectRecord::Semaphore { count } => {
+                    let slot = s.slot();
+                    let sem = factory::create_semaphore(env, FACTORY, slot)?;
+                    for _ in 0..*count {
+                        l4_sys::semaphore::up(env, sem)?;
+                    }
+                    s.add_obj(Obj { kind: ObjKind::Semaphore, cap: slot, child_view: slot, rights: 7, server: false })?
+                }
+            };
+            map[i] = Some(new);
+        }
+        // the capability table, slot by slot
+        for c in &cp.caps {
+            let o = map
+                .get(c.object as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| bad("capability names an unknown object"))?;
+            let view = s.objects[o as usize].child_view;
+            s.give_cap(env, view, c.slot, c.rights, c.server)?;
+            s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
+        }
+        // memory, write-protected
+        for p in &cp.pages {
+            let vpn = p.vaddr >> 12;
+            let b = s.frame(env)?;
+            env.write_mem(b, &p.data)?;
+            s.map_page(env, vpn, b, p.rights & !2)?;
+            s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
+            s.shadow.insert(vpn, p.data.clone());
+        }
+        // threads: bind, schedule, UTCB, registers
+        let ri = regs(s.arch);
+        let flags = s.start_flags();
+        for (t, tr) in cp.threads.iter().enumerate() {
+            let t = t as u32;
+            if tr.utcb != 0 {
+                s.bind_thread(env, t, tr.utcb, tr.pager_slot)?;
+            }
+            if tr.prio > 0 {
+                s.run_thread(env, t, tr.prio as u64, tr.quantum_us)?;
+            }
+            if tr.state == ThreadState::Dead || tr.utcb == 0 {
+                continue;
+            }
+            let real = s.thread_cap(t);
+            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION | flags)?;
+            let first = s.wait_exception(env, t)?;
+            let mut page = alloc::vec![0u8; 1024];
+            for (i, w) in tr.utcb_words.iter().enumerate().take(128) {
+                page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            let b = s.exchange_backing(t);
+            env.write_mem(b, &page)?;
+            let mut start = first;
+            start[ri.sp] = tr.regs[ri.sp];
+            s.run_trampoline(env, t, &start, trampoline::OP_LOAD)?;
+            s.resume_with(env, t, &tr.regs)?;
+            s.threads[t as usize].started = true;
+        }
+        Ok(s)
+    }
+
+    /// Removes the child and every object rtcr held for it (before a restore
+    /// in the same rtcr).
+    pub fn destroy<E: Env>(self, env: &mut E) -> Result<(), Error> {
+        let me = crate::supervisor::ME;
+        for o in &self.objects {
+            let _ = l4_sys::task::delete_obj(env, me, o.cap);
+            if o.child_view != o.cap {
+                let _ = l4_sys::task::delete_obj(env, me, o.child_view);
+            }
+        }
+        for th in &self.threads {
+            let _ = th;
+        }
+        l4_sys::task::delete_obj(env, me, self.child_task)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,505 @@
+//! The supervisor: the child's task, the objects rtcr holds for it, the
+//! online state, and the server loop.
+//!
+//! Everything the child holds is a mapping of something rtcr holds: the
+//! service gates in slots 1–7, a proxy gate per thread and per IRQ, the real
+//! IPC gates and semaphores the child created, and every page of its memory
+//! (frames rtcr owns, mapped into the child). So rtcr can read all of it
+//! back, and a restore can rebuild it slot by slot.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use l4_sys::cap::{base, kind, Cap, CapIdx};
+use l4_sys::exc::Arch;
+use l4_sys::fpage::{CapRights, Fpage, MemRights};
+use l4_sys::item::{rcv_single_cap_local_id, Cache, ObjAttr, SendItem};
+use l4_sys::scheduler::SchedParam;
+use l4_sys::thread::{Control, ExRegsFlags};
+use l4_sys::{factory, ipc, scheduler, sigma0, task, thread, MsgTag, Timeout, TimeoutPair};
+
+use crate::labels::{self, Service};
+use crate::{Env, Error};
+
+/// rtcr's own capabilities.
+pub(crate) const FACTORY: Cap<kind::Factory> = Cap::new(base::FACTORY);
+pub(crate) const ME: Cap<kind::Task> = Cap::new(base::TASK);
+pub(crate) const MAIN: Cap<kind::Thread> = Cap::new(base::THREAD);
+pub(crate) const SCHED: Cap<kind::Scheduler> = Cap::new(base::SCHEDULER);
+pub(crate) const SIGMA0: Cap<kind::Sigma0> = Cap::new(base::PAGER);
+/// Where rtcr receives capabilities a child sends (a LOCAL_ID buffer).
+pub(crate) const SCRATCH: CapIdx = CapIdx(0xff);
+/// Child slots where rtcr keeps each thread's exception gate.
+pub const PRIV_BASE: u64 = 0xF00;
+/// Priority rtcr runs at: above any child, so a checkpoint is never starved.
+pub const RTCR_PRIO: u64 = 250;
+
+/// A demand-zero region of the child's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// Length in bytes (page multiple).
+    pub len: u64,
+    /// X 1, W 2, R 4.
+    pub rights: u8,
+}
+
+/// What rtcr needs to know to start a child.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    /// Name (log prefix, image).
+    pub name: String,
+    /// Entry point.
+    pub entry: u64,
+    /// Initial stack pointer.
+    pub stack_top: u64,
+    /// Priority of the first thread.
+    pub prio: u8,
+    /// UTCB area: address and log2 size (room for `size / 1024` threads).
+    pub utcb_area: (u64, u8),
+    /// Pre-loaded pages (the ELF segments): address, contents, rights.
+    pub load: Vec<(u64, Vec<u8>, u8)>,
+    /// Demand-zero regions (data, heap, stack).
+    pub regions: Vec<Region>,
+    /// Where rtcr maps its trampoline into the child.
+    pub trampoline: u64,
+    /// Where rtcr maps one exchange page per thread (UTCB save/load).
+    pub shared: u64,
+    /// rtcr's own virtual range for the frames it gives the child.
+    pub rtcr_mem: u64,
+    /// First of rtcr's own capability slots it may use.
+    pub rtcr_slots: u64,
+    /// How many slots of the child's space rtcr searches for a new capability.
+    pub child_slots: u64,
+    /// Most threads the child may have.
+    pub max_threads: u32,
+    /// Most objects the child may create.
+    pub max_objects: u32,
+    /// Most pages of memory the child may have.
+    pub max_pages: u32,
+}
+
+/// What an object of the child is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjKind {
+    Service(Service, u64),
+    Thread(u32),
+    Gate { label: u64, bound: Option<u32> },
+    Irq { label: u64, bound: Option<u32>, hw: Option<u32> },
+    Semaphore,
+}
+
+/// An object rtcr holds for the child: `cap` is the real object in rtcr's
+/// space; `child_view` the capability the child is given for it (a proxy
+/// gate for threads and IRQs, the object itself otherwise).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Obj {
+    pub kind: ObjKind,
+    pub cap: CapIdx,
+    pub child_view: CapIdx,
+    pub rights: u8,
+    pub server: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CapRec {
+    pub obj: u32,
+    pub rights: u8,
+    pub server: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ThreadRec {
+    pub obj: u32,
+    pub utcb: u64,
+    pub prio: u8,
+    pub quantum: u64,
+    pub started: bool,
+    pub bound: bool,
+    pub exc_slot: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Page {
+    /// rtcr's address of the frame.
+    pub backing: u64,
+    /// The rights the child may have (X 1, W 2, R 4).
+    pub rights: u8,
+    /// W is currently granted (not write-protected).
+    pub writable: bool,
+    /// Written since the last checkpoint.
+    pub dirty: bool,
+}
+
+/// Why `serve` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// No message arrived within the timeout: time for a checkpoint.
+    Idle,
+    /// The message budget was used up.
+    Budget,
+    /// A child thread crashed: an exception rtcr did not ask for.
+    Crash {
+        /// The thread's index.
+        thread: u32,
+        /// x86 trap number or arm exception class.
+        code: u64,
+    },
+}
+
+/// The supervisor of one child.
+pub struct Supervisor {
+    /// What was asked for.
+    pub spec: ChildSpec,
+    pub(crate) arch: Arch,
+    pub(crate) next_slot: u64,
+    pub(crate) child_task: CapIdx,
+    pub(crate) objects: Vec<Obj>,
+    pub(crate) caps: BTreeMap<u64, CapRec>,
+    pub(crate) threads: Vec<ThreadRec>,
+    pub(crate) pages: BTreeMap<u64, Page>,
+    pub(crate) frames_next: u64,
+    pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
+    pub(crate) scan_hint: u64,
+    pub(crate) kip: Option<(u64, u64)>,
+    pub(crate) exchange: Vec<u64>,
+    /// Sequence number of the last checkpoint.
+    pub seq: u64,
+    /// Messages served, by kind (for logs and tests).
+    pub served: u64,
+}
+
+impl Supervisor {
+    pub(crate) fn new_for_restore(spec: ChildSpec, arch: Arch) -> Self {
+        Self::new(spec, arch)
+    }
+
+    fn new(spec: ChildSpec, arch: Arch) -> Self {
+        Supervisor {
+            next_slot: spec.rtcr_slots,
+            frames_next: spec.rtcr_mem,
+            spec,
+            arch,
+            child_task: CapIdx(0),
+            objects: Vec::new(),
+            caps: BTreeMap::new(),
+            threads: Vec::new(),
+            pages: BTreeMap::new(),
+            shadow: BTreeMap::new(),
+            scan_hint: 8,
+            kip: None,
+            exchange: Vec::new(),
+            seq: 0,
+            served: 0,
+        }
+    }
+
+    /// Allocates one of rtcr's own slots.
+    pub(crate) fn slot(&mut self) -> CapIdx {
+        let s = CapIdx(self.next_slot);
+        self.next_slot += 1;
+        s
+    }
+
+    /// The child task, as a capability in rtcr's space.
+    pub fn child_task(&self) -> Cap<kind::Task> {
+        Cap::new(self.child_task)
+    }
+
+    /// The child's capability table as rtcr recorded it: (slot, object kind name, rights).
+    pub fn recorded_slots(&self) -> Vec<(u64, &'static str, u8)> {
+        self.caps
+            .iter()
+            .map(|(s, c)| {
+                let k = match self.objects[c.obj as usize].kind {
+                    ObjKind::Service(..) => "service",
+                    ObjKind::Thread(_) => "thread",
+                    ObjKind::Gate { .. } => "gate",
+                    ObjKind::Irq { .. } => "irq",
+                    ObjKind::Semaphore => "semaphore",
+                };
+                (*s, k, c.rights)
+            })
+            .collect()
+    }
+
+    /// Number of pages of child memory.
+    pub fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    pub(crate) fn add_obj(&mut self, o: Obj) -> Result<u32, Error> {
+        if self.objects.len() >= self.spec.max_objects as usize + 16 {
+            return Err(Error::Quota("objects"));
+        }
+        self.objects.push(o);
+        Ok(self.objects.len() as u32 - 1)
+    }
+
+    /// A gate bound to rtcr's main thread that stands for `service`/`index`.
+    pub(crate) fn service_gate<E: Env>(&mut self, env: &mut E, service: Service, index: u32) -> Result<CapIdx, Error> {
+        let s = self.slot();
+        factory::create_gate(env, FACTORY, s, Some((MAIN, labels::label(service, index))))?;
+        Ok(s)
+    }
+
+    /// Maps rtcr's `src` into the child's slot `dst`.
+    pub(crate) fn give_cap<E: Env>(
+        &mut self,
+        env: &mut E,
+        src: CapIdx,
+        dst: u64,
+        rights: u8,
+        server: bool,
+    ) -> Result<(), Error> {
+        let attr = if server { ObjAttr::IPCGATE_SVR } else { ObjAttr::empty() };
+        let rights = CapRights::from_bits_truncate(rights as u64);
+        let it = SendItem::map_obj(CapIdx(dst), Fpage::obj(src, 0, rights), attr, false);
+        task::map(env, self.child_task(), ME, it)?;
+        Ok(())
+    }
+
+    /// A frame for the child, mapped in rtcr at the next free address.
+    pub(crate) fn frame<E: Env>(&mut self, env: &mut E) -> Result<u64, Error> {
+        let va = self.frames_next;
+        sigma0::map_any(env, SIGMA0, 12, Fpage::mem(va, 12, MemRights::empty()))?;
+        self.frames_next += 4096;
+        // frames from sigma0 are not necessarily zero
+        env.write_mem(va, &[0u8; 4096])?;
+        Ok(va)
+    }
+
+    /// Maps page `vpn` into the child with `rights`.
+    pub(crate) fn map_page<E: Env>(&mut self, env: &mut E, vpn: u64, backing: u64, rights: u8) -> Result<(), Error> {
+        let it = SendItem::map_mem(
+            vpn << 12,
+            Fpage::mem(backing, 12, MemRights::from_bits_truncate(rights as u64)),
+            Cache::Keep,
+            false,
+        );
+        task::map(env, self.child_task(), ME, it)?;
+        Ok(())
+    }
+
+    /// Creates the child's task, its service gates and first thread, loads
+    /// its memory and starts it (the child contract, see the crate docs).
+    pub fn spawn<E: Env>(env: &mut E, spec: ChildSpec) -> Result<Self, Error> {
+        let mut s = Supervisor::new(spec, env.arch());
+        scheduler::run_thread(env, SCHED, MAIN, &SchedParam::prio(RTCR_PRIO))?;
+        s.create_task(env)?;
+        s.create_services(env)?;
+        s.map_trampoline(env)?;
+        let load = s.spec.load.clone();
+        for (va, bytes, rights) in load {
+            for (i, chunk) in bytes.chunks(4096).enumerate() {
+                let vpn = (va >> 12) + i as u64;
+                let b = s.frame(env)?;
+                env.write_mem(b, chunk)?;
+                s.map_page(env, vpn, b, rights)?;
+                s.pages.insert(vpn, Page { backing: b, rights, writable: rights & 2 != 0, dirty: true });
+            }
+        }
+        let t = s.new_thread(env, Some(3))?;
+        let utcb = s.spec.utcb_area.0;
+        s.bind_thread(env, t, utcb, 4)?;
+        let prio = s.spec.prio as u64;
+        s.run_thread(env, t, prio, 0)?;
+        let flags = s.start_flags();
+        let (entry, sp) = (s.spec.entry, s.spec.stack_top);
+        let real = s.thread_cap(t);
+        thread::ex_regs(env, real, entry, sp, flags)?;
+        s.threads[t as usize].started = true;
+        Ok(s)
+    }
+
+    pub(crate) fn start_flags(&self) -> ExRegsFlags {
+        match self.arch {
+            Arch::Amd64 => ExRegsFlags::empty(),
+            Arch::Arm64 => ExRegsFlags::ARM64_SET_EL_EL0,
+        }
+    }
+
+    pub(crate) fn create_task<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        let slot = self.slot();
+        let (a, o) = self.spec.utcb_area;
+        factory::create_task(env, FACTORY, slot, Fpage::mem(a, o as u32, MemRights::empty()))?;
+        self.child_task = slot;
+        let name = self.spec.name.clone();
+        if let Ok(true) = task::cap_valid(env, ME, base::DEBUGGER) {
+            let _ = l4_sys::debugger::set_object_name(
+                env,
+                Cap::<kind::Debugger>::new(base::DEBUGGER),
+                self.child_task(),
+                &name,
+            );
+        }
+        Ok(())
+    }
+
+    /// Slots 1, 2, 4, 5, 6, 7 of the contract (3 is the first thread's proxy).
+    pub(crate) fn create_services<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        for (slot, svc) in [
+            (1, Service::Task),
+            (2, Service::Factory),
+            (4, Service::Pager),
+            (5, Service::Log),
+            (6, Service::Icu),
+            (7, Service::Scheduler),
+        ] {
+            let g = self.service_gate(env, svc, 0)?;
+            let o = self.add_obj(Obj {
+                kind: ObjKind::Service(svc, labels::label(svc, 0)),
+                cap: g,
+                child_view: g,
+                rights: 7,
+                server: false,
+            })?;
+            self.give_cap(env, g, slot, 7, false)?;
+            self.caps.insert(slot, CapRec { obj: o, rights: 7, server: false });
+        }
+        Ok(())
+    }
+
+    /// The trampoline code and the exchange pages (not part of the image).
+    pub(crate) fn map_trampoline<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        let b = self.frame(env)?;
+        self.map_page(env, self.spec.trampoline >> 12, b, 5)?;
+        self.exchange.clear();
+        for i in 0..self.spec.max_threads as u64 {
+            let b = self.frame(env)?;
+            self.map_page(env, (self.spec.shared >> 12) + i, b, 6)?;
+            self.exchange.push(b);
+        }
+        Ok(())
+    }
+
+    /// rtcr's address of thread `i`'s exchange page.
+    pub(crate) fn exchange_backing(&self, i: u32) -> u64 {
+        self.exchange[i as usize]
+    }
+
+    /// Creates a thread (real object, proxy gate, exception gate); puts the
+    /// proxy into child slot `slot` if given.
+    pub(crate) fn new_thread<E: Env>(&mut self, env: &mut E, slot: Option<u64>) -> Result<u32, Error> {
+        let idx = self.threads.len() as u32;
+        if idx >= self.spec.max_threads {
+            return Err(Error::Quota("threads"));
+        }
+        let real = self.slot();
+        factory::create_thread(env, FACTORY, real)?;
+        let proxy = self.service_gate(env, Service::Thread, idx)?;
+        let exc = self.service_gate(env, Service::Exception, idx)?;
+        let exc_slot = PRIV_BASE + idx as u64;
+        self.give_cap(env, exc, exc_slot, 7, false)?;
+        let o =
+            self.add_obj(Obj { kind: ObjKind::Thread(idx), cap: real, child_view: proxy, rights: 7, server: false })?;
+        self.threads.push(ThreadRec { obj: o, utcb: 0, prio: 0, quantum: 0, started: false, bound: false, exc_slot });
+        if let Some(s) = slot {
+            self.give_cap(env, proxy, s, 7, false)?;
+            self.caps.insert(s, CapRec { obj: o, rights: 7, server: false });
+        }
+        Ok(idx)
+    }
+
+    pub(crate) fn thread_cap(&self, t: u32) -> Cap<kind::Thread> {
+        Cap::new(self.objects[self.threads[t as usize].obj as usize].cap)
+    }
+
+    pub(crate) fn bind_thread<E: Env>(&mut self, env: &mut E, t: u32, utcb: u64, pager: u64) -> Result<(), Error> {
+        let exc = self.threads[t as usize].exc_slot;
+        let c = Control::new().pager(CapIdx(pager)).exc_handler(CapIdx(exc)).bind(utcb, self.child_task());
+        thread::control(env, self.thread_cap(t), &c)?;
+        let th = &mut self.threads[t as usize];
+        th.utcb = utcb;
+        th.bound = true;
+        Ok(())
+    }
+
+    pub(crate) fn run_thread<E: Env>(&mut self, env: &mut E, t: u32, prio: u64, quantum: u64) -> Result<(), Error> {
+        let p = SchedParam { prio: prio.min(RTCR_PRIO - 1), quantum, ..SchedParam::prio(prio) };
+        scheduler::run_thread(env, SCHED, self.thread_cap(t), &p)?;
+        let th = &mut self.threads[t as usize];
+        th.prio = p.prio as u8;
+        th.quantum = quantum;
+        Ok(())
+    }
+
+    /// Serves the child until no message arrives for `idle`, the budget of
+    /// messages is used up, or a child thread crashes.
+    pub fn serve<E: Env>(&mut self, env: &mut E, budget: usize, idle: Timeout) -> Result<ServeOutcome, Error> {
+        for _ in 0..budget {
+            {
+                let u = env.utcb();
+                u.bdr = 0;
+                u.br[0] = rcv_single_cap_local_id(SCRATCH);
+            }
+            let got = match ipc::wait(env, TimeoutPair::new(Timeout::NEVER, idle)) {
+                Ok(g) => g,
+                Err(e) if e.is_timeout() => return Ok(ServeOutcome::Idle),
+                Err(e) => return Err(Error::Kernel(e)),
+            };
+            self.served += 1;
+            let Some((svc, idx)) = labels::decode(got.label) else { continue };
+            if svc == Service::Exception {
+                let code = self.exception_code(env);
+                return Ok(ServeOutcome::Crash { thread: idx, code });
+            }
+            let reply = self.dispatch(env, svc, idx, got.tag);
+            match reply {
+                crate::services::Reply::Words(label, words) => {
+                    let n = words.len().min(63);
+                    env.utcb().mr[..n].copy_from_slice(&words[..n]);
+                    let _ = ipc::reply(env, MsgTag::new(label, n, 0, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                }
+                crate::services::Reply::Item(label, item, then) => {
+                    env.utcb().mr[..2].copy_from_slice(&item.words());
+                    let r = ipc::reply(env, MsgTag::new(label, 0, 1, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                    if r.is_ok() {
+                        if let Some(obj) = then {
+                            self.record_new_slot(env, obj)?;
+                        }
+                    }
+                }
+                crate::services::Reply::None => {}
+            }
+        }
+        Ok(ServeOutcome::Budget)
+    }
+
+    pub(crate) fn exception_code<E: Env>(&self, env: &mut E) -> u64 {
+        let m = &env.utcb().mr;
+        match self.arch {
+            Arch::Amd64 => m[l4_sys::exc::amd64::mr::TRAPNO],
+            Arch::Arm64 => (m[l4_sys::exc::arm64::mr::ERR] >> 26) & 0x3f,
+        }
+    }
+
+    /// After a reply mapped a new capability into the child (into a slot of
+    /// the child's choosing, which only the child's UTCB names), finds the
+    /// slot: the one slot that became valid. Searched from just after the
+    /// last slot found, so a child allocating slots in order costs one probe.
+    pub(crate) fn record_new_slot<E: Env>(&mut self, env: &mut E, obj: u32) -> Result<(), Error> {
+        let limit = self.spec.child_slots;
+        let start = self.scan_hint.clamp(8, limit.max(9) - 1);
+        let mut s = start;
+        loop {
+            if !self.caps.contains_key(&s) && s < PRIV_BASE && task::cap_valid(env, self.child_task(), CapIdx(s))? {
+                let o = self.objects[obj as usize];
+                self.caps.insert(s, CapRec { obj, rights: o.rights, server: o.server });
+                self.scan_hint = s + 1;
+                return Ok(());
+            }
+            s += 1;
+            if s >= limit {
+                s = 1;
+            }
+            if s == start {
+                // the child put it over a slot it already had; that slot's
+                // record is stale now (documented limitation)
+                return Ok(());
+            }
+        }
+    }
+}

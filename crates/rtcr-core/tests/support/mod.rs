@@ -1,0 +1,116 @@
+//! Running rtcr-core on the kernel model: the environment adapter, the
+//! trampoline (as a model program at the address rtcr maps it to), and a
+//! child specification for the scenarios.
+#![allow(dead_code)]
+
+use fiasco_model::{Config, Cpu, HostThread, Model, Program, Trap};
+use l4_sys::exc::Arch;
+use l4_sys::utcb::Utcb;
+use l4_sys::{Invocation, Kernel, Outcome};
+use rtcr_core::checkpoint::trampoline;
+use rtcr_core::{ChildSpec, Env, Error, Region};
+use std::sync::Arc;
+
+pub const CODE: u64 = 0x40_0000;
+pub const DATA: u64 = 0x50_0000;
+pub const STACK_TOP: u64 = 0x60_0000;
+pub const TRAMP: u64 = 0x7f00_0000;
+pub const SHARED: u64 = 0x7e00_0000;
+
+/// rtcr-core's environment on a model host thread.
+pub struct ModelEnv<'a, 'm>(pub &'a mut HostThread<'m>);
+
+impl Kernel for ModelEnv<'_, '_> {
+    fn utcb(&mut self) -> &mut Utcb {
+        self.0.utcb()
+    }
+    fn invoke(&mut self, inv: Invocation) -> Outcome {
+        self.0.invoke(inv)
+    }
+}
+
+impl Env for ModelEnv<'_, '_> {
+    fn arch(&self) -> Arch {
+        // the host thread borrows the model mutably; the arch is fixed per model
+        ARCH.with(|a| *a.borrow())
+    }
+    fn read_mem(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.0.read(addr, buf).map_err(|f| Error::Memory(f.addr))
+    }
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.0.write(addr, data).map_err(|f| Error::Memory(f.addr))
+    }
+    fn clock_us(&mut self) -> u64 {
+        self.0.model().clock_us()
+    }
+}
+
+thread_local! {
+    static ARCH: std::cell::RefCell<Arch> = const { std::cell::RefCell::new(Arch::Amd64) };
+}
+
+/// The trampoline, as the model runs it: copies the UTCB out to / in from
+/// the exchange page named in rsi/x1 (operation in rdi/x0), then traps.
+pub struct Trampoline;
+impl Program for Trampoline {
+    fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+        let (op_r, page_r, bp) = match cpu.arch() {
+            Arch::Amd64 => (l4_sys::exc::amd64::mr::RDI, l4_sys::exc::amd64::mr::RSI, trampoline::TRAP_BP),
+            Arch::Arm64 => (l4_sys::exc::arm64::mr::X0, l4_sys::exc::arm64::mr::X0 + 1, trampoline::EC_BRK),
+        };
+        let (op, page) = (cpu.reg(op_r), cpu.reg(page_r));
+        if op == trampoline::OP_SAVE {
+            let words = cpu.utcb().to_words();
+            for (i, w) in words.iter().enumerate() {
+                cpu.store_u64(page + 8 * i as u64, *w)?;
+            }
+        } else if op == trampoline::OP_LOAD {
+            let mut words = [0u64; 128];
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = cpu.load_u64(page + 8 * i as u64)?;
+            }
+            *cpu.utcb() = Utcb::from_words(&words);
+        }
+        Err(Trap::Exception(bp))
+    }
+    fn name(&self) -> &str {
+        "trampoline"
+    }
+}
+
+/// A model with the trampoline and `child` registered.
+pub fn model(arch: Arch, child: Arc<dyn Program>) -> Model {
+    ARCH.with(|a| *a.borrow_mut() = arch);
+    let cfg = match arch {
+        Arch::Amd64 => Config::amd64(),
+        Arch::Arm64 => Config::arm64(),
+    };
+    let mut m = Model::new(Config { trace: false, ..cfg });
+    m.register_program(TRAMP, Arc::new(Trampoline));
+    m.register_program(CODE, child);
+    m
+}
+
+/// The scenario child's layout.
+pub fn spec(name: &str) -> ChildSpec {
+    ChildSpec {
+        name: name.to_string(),
+        entry: CODE,
+        stack_top: STACK_TOP,
+        prio: 10,
+        utcb_area: (0xB300_0000, 14),
+        load: vec![(CODE, vec![0x90; 4096], 5)],
+        regions: vec![
+            Region { start: DATA, len: 0x8_0000, rights: 6 },
+            Region { start: STACK_TOP - 0x1_0000, len: 0x1_0000, rights: 6 },
+        ],
+        trampoline: TRAMP,
+        shared: SHARED,
+        rtcr_mem: 0x1_0000_0000,
+        rtcr_slots: 0x100,
+        child_slots: 0x200,
+        max_threads: 8,
+        max_objects: 64,
+        max_pages: 512,
+    }
+}
