@@ -173,6 +173,23 @@ impl Model {
         self.thread(thread).map(|t| t.regs.w.clone())
     }
 
+    /// Writes `data` into `task`'s memory, if all mapped (fault injection:
+    /// a test flips state behind the program's back; no faults, no R/D bits).
+    pub fn poke(&mut self, task: ObjId, addr: u64, data: &[u8]) -> bool {
+        let mut phys = Vec::with_capacity(data.len());
+        for i in 0..data.len() as u64 {
+            let a = addr + i;
+            match self.task(task).and_then(|t| t.pages.get(&(a >> 12))) {
+                Some(p) => phys.push((p.frame, a & 0xfff)),
+                None => return false,
+            }
+        }
+        for ((f, o), b) in phys.into_iter().zip(data) {
+            self.frame(f)[o as usize] = *b;
+        }
+        true
+    }
+
     /// Reads `len` bytes of `task`'s memory, if all mapped (no faults, no
     /// R/D bits: the inspector's view).
     pub fn peek(&self, task: ObjId, addr: u64, len: usize) -> Option<Vec<u8>> {

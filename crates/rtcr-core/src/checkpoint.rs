@@ -93,8 +93,21 @@ impl Supervisor {
     /// Waits for the exception of thread `t` (answering anything else the
     /// child sends meanwhile); returns its register set.
     pub(crate) fn wait_exception<E: Env>(&mut self, env: &mut E, t: u32) -> Result<Vec<u64>, Error> {
+        let mut got = self.wait_exceptions(env, &[t])?;
+        got.pop().map(|(_, r)| r).ok_or(Error::StopTimeout)
+    }
+
+    /// Waits until each thread of `ts` has reported an exception, in any
+    /// order, answering any other request that was already on its way.
+    pub(crate) fn wait_exceptions<E: Env>(&mut self, env: &mut E, ts: &[u32]) -> Result<Vec<(u32, Vec<u64>)>, Error> {
         let n = self.arch.exc_words();
-        for _ in 0..64 {
+        let mut out: Vec<(u32, Vec<u64>)> = Vec::new();
+        let mut spins = 0;
+        while out.len() < ts.len() {
+            spins += 1;
+            if spins > 64 + 4 * ts.len() {
+                return Err(Error::StopTimeout);
+            }
             {
                 let u = env.utcb();
                 u.bdr = 0;
@@ -108,8 +121,11 @@ impl Supervisor {
                 }
             })?;
             match labels::decode(got.label) {
-                Some((Service::Exception, i)) if i == t && got.tag.words() >= n => {
-                    return Ok(env.utcb().mr[..n].to_vec())
+                Some((Service::Exception, i)) if ts.contains(&i) && got.tag.words() >= n => {
+                    if out.iter().any(|x| x.0 == i) {
+                        return Err(Error::Protocol("a thread stopped twice"));
+                    }
+                    out.push((i, env.utcb().mr[..n].to_vec()));
                 }
                 Some((Service::Exception, _)) => return Err(Error::Protocol("another thread stopped unexpectedly")),
                 Some((svc, idx)) => {
@@ -127,7 +143,8 @@ impl Supervisor {
                 None => {}
             }
         }
-        Err(Error::StopTimeout)
+        out.sort_by_key(|x| x.0);
+        Ok(out)
     }
 
     /// Sends a full register set to a stopped thread: it resumes with it.
@@ -169,9 +186,9 @@ impl Supervisor {
             let real = self.thread_cap(t);
             thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
         }
+        let stopped = self.wait_exceptions(env, &started)?;
         let mut saved: Vec<(u32, Vec<u64>, Vec<u64>, ThreadState)> = Vec::new();
-        for &t in &started {
-            let r = self.wait_exception(env, t)?;
+        for (t, r) in stopped {
             // 2. the UTCB, through the trampoline
             self.run_trampoline(env, t, &r, trampoline::OP_SAVE)?;
             let mut page = [0u8; 1024];

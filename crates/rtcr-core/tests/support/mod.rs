@@ -11,6 +11,8 @@ use rtcr_core::checkpoint::trampoline;
 use rtcr_core::{ChildSpec, Env, Error, Region};
 use std::sync::Arc;
 
+pub mod child;
+
 pub const CODE: u64 = 0x40_0000;
 pub const DATA: u64 = 0x50_0000;
 pub const STACK_TOP: u64 = 0x60_0000;
@@ -78,6 +80,19 @@ impl Program for Trampoline {
     }
 }
 
+/// A model with the trampoline and the scenario child registered.
+pub fn scenario_model(arch: Arch) -> Model {
+    ARCH.with(|a| *a.borrow_mut() = arch);
+    let cfg = match arch {
+        Arch::Amd64 => Config::amd64(),
+        Arch::Arm64 => Config::arm64(),
+    };
+    let mut m = Model::new(Config { trace: false, ..cfg });
+    m.register_program(TRAMP, Arc::new(Trampoline));
+    child::register(&mut m);
+    m
+}
+
 /// A model with the trampoline and `child` registered.
 pub fn model(arch: Arch, child: Arc<dyn Program>) -> Model {
     ARCH.with(|a| *a.borrow_mut() = arch);
@@ -99,7 +114,7 @@ pub fn spec(name: &str) -> ChildSpec {
         stack_top: STACK_TOP,
         prio: 10,
         utcb_area: (0xB300_0000, 14),
-        load: vec![(CODE, vec![0x90; 4096], 5)],
+        load: vec![(CODE, vec![0x90; 4 * 4096], 5)],
         regions: vec![
             Region { start: DATA, len: 0x8_0000, rights: 6 },
             Region { start: STACK_TOP - 0x1_0000, len: 0x1_0000, rights: 6 },
