@@ -72,7 +72,7 @@ impl Program for Main {
                 cpu.goto(s + 1);
             }
             1 | 3 | 5 => {
-                let k = (s / 2) as u64;
+                let k = s / 2;
                 let slot = [T1, T2, T3][k as usize];
                 let c = Control::new().pager(CapIdx(4)).exc_handler(CapIdx(4)).bind(UTCB + 0x400 * (k + 1), TASK);
                 let _ = sys!(cpu, thread::control(cpu, Cap::new(slot), &c));
@@ -106,7 +106,7 @@ impl Program for Main {
                 cpu.goto(s + 1);
             }
             17 | 19 | 21 => {
-                let k = ((s - 17) / 2) as u64;
+                let k = (s - 17) / 2;
                 let entry = CODE + 0x1000 * (k + 1);
                 let sp = super::STACK_TOP - 0x1000 * (k + 1);
                 let _ = sys!(cpu, thread::ex_regs(cpu, Cap::new([T1, T2, T3][k as usize]), entry, sp, fl));
