@@ -23,6 +23,7 @@
 extern crate alloc;
 
 pub mod checkpoint;
+pub mod driver;
 pub mod labels;
 pub mod restore;
 pub mod supervisor;

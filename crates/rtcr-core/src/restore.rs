@@ -176,14 +176,14 @@ impl Supervisor {
     /// in the same rtcr).
     pub fn destroy<E: Env>(self, env: &mut E) -> Result<(), Error> {
         let me = crate::supervisor::ME;
+        if self.child_task.0 == 0 {
+            return Ok(());
+        }
         for o in &self.objects {
             let _ = l4_sys::task::delete_obj(env, me, o.cap);
             if o.child_view != o.cap {
                 let _ = l4_sys::task::delete_obj(env, me, o.child_view);
             }
-        }
-        for th in &self.threads {
-            let _ = th;
         }
         l4_sys::task::delete_obj(env, me, self.child_task)?;
         Ok(())

@@ -172,6 +172,11 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor of no child (stands in while one is replaced).
+    pub fn placeholder(spec: ChildSpec, arch: Arch) -> Self {
+        Self::new(spec, arch)
+    }
+
     pub(crate) fn new_for_restore(spec: ChildSpec, arch: Arch) -> Self {
         Self::new(spec, arch)
     }

@@ -1,7 +1,10 @@
-//! Running rtcr-core on the kernel model: the environment adapter, the
-//! trampoline (as a model program at the address rtcr maps it to), and a
-//! child specification for the scenarios.
-#![allow(dead_code)]
+//! rtcr on the kernel model: the environment adapter ([`ModelEnv`]), the
+//! trampoline as a model program at the address rtcr maps it to
+//! ([`Trampoline`]), the scenario child ([`child`]) and its layout
+//! ([`spec`]). The end-to-end tests (`tests/` of the rtcr package) and
+//! `rtcrctl simulate` are built on it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use fiasco_model::{Config, Cpu, HostThread, Model, Program, Trap};
 use l4_sys::exc::Arch;
@@ -12,11 +15,17 @@ use rtcr_core::{ChildSpec, Env, Error, Region};
 use std::sync::Arc;
 
 pub mod child;
+pub mod simulate;
 
+/// The child's code (programs are registered here).
 pub const CODE: u64 = 0x40_0000;
+/// The child's data.
 pub const DATA: u64 = 0x50_0000;
+/// Top of the main thread's stack.
 pub const STACK_TOP: u64 = 0x60_0000;
+/// Where rtcr maps its trampoline in the child.
 pub const TRAMP: u64 = 0x7f00_0000;
+/// Where rtcr maps the exchange pages in the child.
 pub const SHARED: u64 = 0x7e00_0000;
 
 /// rtcr-core's environment on a model host thread.

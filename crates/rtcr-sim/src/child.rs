@@ -10,7 +10,6 @@
 //!   +0x200.. per IRQ label: deliveries (0x1010, 0x1030 to the entrypoint,
 //!            0x1020 to the IRQ waiter)
 //!   +0x300 client's call count
-#![allow(dead_code)]
 
 use fiasco_model::{sys, Cpu, Program, Trap};
 use l4_sys::cap::{kind, Cap, CapIdx};
@@ -20,17 +19,27 @@ use l4_sys::scheduler::SchedParam;
 use l4_sys::thread::{Control, ExRegsFlags};
 use l4_sys::{factory, icu, ipc, irq, scheduler, thread, Kernel, Timeout, TimeoutPair};
 
-use super::{CODE, DATA};
+use crate::{CODE, DATA};
 
+/// The child's UTCB area.
 pub const UTCB: u64 = 0xB300_0000;
+/// Slot of the entrypoint thread.
 pub const T1: CapIdx = CapIdx(0x10);
+/// Slot of the client thread.
 pub const T2: CapIdx = CapIdx(0x11);
+/// Slot of the IRQ waiter.
 pub const T3: CapIdx = CapIdx(0x12);
+/// The entrypoint's gates: slot and label.
 pub const GATES: [(CapIdx, u64); 3] = [(CapIdx(0x20), 0x100), (CapIdx(0x21), 0x200), (CapIdx(0x22), 0x300)];
+/// The IRQs: slot and label.
 pub const IRQS: [(CapIdx, u64); 3] = [(CapIdx(0x30), 0x1010), (CapIdx(0x31), 0x1020), (CapIdx(0x32), 0x1030)];
+/// The hardware line of the third IRQ.
 pub const HW_LINE: u64 = 5;
+/// The counter.
 pub const COUNTER: u64 = DATA;
+/// Three times the counter (main checks it).
 pub const MIRROR: u64 = DATA + 8;
+/// Main crashes when the counter reaches this (0: never).
 pub const CRASH_AT: u64 = DATA + 0x10;
 
 const F: Cap<kind::Factory> = Cap::new(CapIdx(2));
@@ -60,6 +69,7 @@ fn bump(cpu: &mut Cpu<'_>, a: u64) -> Result<(), Trap> {
     Ok(())
 }
 
+/// The main thread: sets everything up, then counts.
 pub struct Main;
 impl Program for Main {
     fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
@@ -108,7 +118,7 @@ impl Program for Main {
             17 | 19 | 21 => {
                 let k = (s - 17) / 2;
                 let entry = CODE + 0x1000 * (k + 1);
-                let sp = super::STACK_TOP - 0x1000 * (k + 1);
+                let sp = crate::STACK_TOP - 0x1000 * (k + 1);
                 let _ = sys!(cpu, thread::ex_regs(cpu, Cap::new([T1, T2, T3][k as usize]), entry, sp, fl));
                 cpu.goto(s + 1);
             }

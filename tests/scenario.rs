@@ -7,9 +7,8 @@
 //! computing, blocked on a gate, blocked on an IRQ and inside a call to rtcr;
 //! it crashes; it is restored on a fresh kernel from the image bytes alone.
 
-mod support;
-use support::child::*;
-use support::*;
+use rtcr_sim::child::*;
+use rtcr_sim::*;
 
 use fiasco_model::{Model, ObjKindName};
 use l4_sys::exc::Arch;

@@ -2,8 +2,7 @@
 //! is restored on a fresh kernel from the image bytes alone; the counter
 //! continues from the checkpointed value.
 
-mod support;
-use support::*;
+use rtcr_sim::*;
 
 use fiasco_model::{sys, Cpu, Trap};
 use l4_sys::exc::Arch;

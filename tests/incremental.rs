@@ -1,8 +1,7 @@
 //! Incremental checkpoints copy exactly the pages written since the last
 //! one; and 100 checkpoint/restore cycles in a row leave the child exact.
 
-mod support;
-use support::*;
+use rtcr_sim::*;
 
 use fiasco_model::{sys, Cpu, Model, Trap};
 use l4_sys::exc::Arch;
@@ -100,12 +99,18 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
     for cycle in 0..100u64 {
         sup.serve(&mut env, 50, Timeout::from_us(500)).unwrap();
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
-        let meta = rtcr_image::ImageMeta { arch: rtcr_image::image::Arch::Amd64, page_shift: 12, sequence: st.seq, clock_us: cp.clock_us };
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Amd64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
         let bytes = rtcr_image::encode(&meta, &cp).unwrap();
         let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
         // restore into the same rtcr: the old child and its objects go first
         sup.destroy(&mut env).unwrap();
-        sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
+        sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence)
+            .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
         let ct = child(env.0.model(), &sup);
         for p in &cp.pages {
             assert_eq!(env.0.model().peek(ct, p.vaddr, 4096).unwrap(), p.data, "cycle {cycle}, page {:#x}", p.vaddr);

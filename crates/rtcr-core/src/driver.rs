@@ -1,0 +1,178 @@
+//! The driver: serve the child, checkpoint it every interval into the A/B
+//! store, restore it from the newest good image when it crashes — with a
+//! backoff, so a child that crashes right after every restore cannot keep
+//! rtcr busy restoring.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use l4_sys::Timeout;
+use rtcr_image::{ImageMeta, Region, Store};
+
+use crate::checkpoint::Stats;
+use crate::supervisor::{ChildSpec, ServeOutcome, Supervisor};
+use crate::{Env, Error};
+
+/// What the driver did, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A checkpoint went into a store slot (0 = A, 1 = B).
+    Checkpoint {
+        /// What it cost.
+        stats: Stats,
+        /// Which slot.
+        slot: u8,
+        /// Image size in bytes.
+        bytes: usize,
+    },
+    /// A child thread crashed.
+    Crash {
+        /// Thread index.
+        thread: u32,
+        /// x86 trap number / arm exception class.
+        code: u64,
+    },
+    /// The child was restored from the image with this sequence number.
+    Restored {
+        /// Sequence of the image used.
+        seq: u64,
+        /// How long rtcr waited before restoring (the backoff), µs.
+        backoff_us: u64,
+        /// How long the restore took, µs (kernel clock).
+        took_us: u64,
+    },
+    /// A checkpoint failed; the previous image is still the one to restore.
+    CheckpointFailed(alloc::string::String),
+}
+
+/// Driver settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Time between checkpoints, µs.
+    pub interval_us: u64,
+    /// First backoff after a crash that follows a restore closely, µs.
+    pub backoff_min_us: u64,
+    /// Largest backoff, µs.
+    pub backoff_max_us: u64,
+    /// A crash within this time after a restore counts as a crash loop.
+    pub loop_window_us: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { interval_us: 10_000, backoff_min_us: 1_000, backoff_max_us: 100_000, loop_window_us: 20_000 }
+    }
+}
+
+/// rtcr for one child: its supervisor, its store, its policy.
+pub struct Driver<R: Region> {
+    /// The child's supervisor.
+    pub sup: Supervisor,
+    /// The checkpoint store.
+    pub store: Store<R>,
+    spec: ChildSpec,
+    policy: Policy,
+    next_checkpoint: u64,
+    last_restore: Option<u64>,
+    backoff: u64,
+    /// Time spent restoring (including backoff), µs.
+    pub restoring_us: u64,
+    /// Everything that happened.
+    pub events: Vec<Event>,
+}
+
+fn image_arch(a: l4_sys::exc::Arch) -> rtcr_image::image::Arch {
+    match a {
+        l4_sys::exc::Arch::Amd64 => rtcr_image::image::Arch::Amd64,
+        l4_sys::exc::Arch::Arm64 => rtcr_image::image::Arch::Arm64,
+    }
+}
+
+impl<R: Region> Driver<R> {
+    /// Starts the child: from the newest good image in `store` if there is
+    /// one (an image handed over from another ECU goes there first),
+    /// otherwise fresh from `spec`.
+    pub fn start<E: Env>(env: &mut E, spec: ChildSpec, store: Store<R>, policy: Policy) -> Result<Self, Error> {
+        let sup = match store.latest() {
+            Ok((_, bytes)) => {
+                let (meta, cp) = rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12)
+                    .map_err(|e| Error::Image(format!("{e}")))?;
+                Supervisor::restore(env, spec.clone(), &cp, meta.sequence)?
+            }
+            Err(_) => Supervisor::spawn(env, spec.clone())?,
+        };
+        let now = env.clock_us();
+        Ok(Driver {
+            sup,
+            store,
+            spec,
+            policy,
+            next_checkpoint: now + policy.interval_us,
+            last_restore: None,
+            backoff: 0,
+            restoring_us: 0,
+            events: Vec::new(),
+        })
+    }
+
+    /// Runs until the kernel clock passes `until_us`.
+    pub fn run_until<E: Env>(&mut self, env: &mut E, until_us: u64) -> Result<(), Error> {
+        while env.clock_us() < until_us {
+            let now = env.clock_us();
+            let idle = self.next_checkpoint.saturating_sub(now).max(1);
+            match self.sup.serve(env, 16, Timeout::from_us(idle))? {
+                ServeOutcome::Crash { thread, code } => {
+                    self.events.push(Event::Crash { thread, code });
+                    self.recover(env)?;
+                }
+                _ => {
+                    if env.clock_us() >= self.next_checkpoint {
+                        self.checkpoint(env);
+                        self.next_checkpoint = env.clock_us() + self.policy.interval_us;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a checkpoint and writes it to the store.
+    pub fn checkpoint<E: Env>(&mut self, env: &mut E) {
+        let r = self.sup.checkpoint(env).and_then(|(cp, stats)| {
+            let meta =
+                ImageMeta { arch: image_arch(env.arch()), page_shift: 12, sequence: stats.seq, clock_us: cp.clock_us };
+            let bytes = rtcr_image::encode(&meta, &cp).map_err(|e| Error::Image(format!("{e}")))?;
+            let slot = self.store.write(&bytes).map_err(|e| Error::Image(format!("{e}")))?;
+            Ok(Event::Checkpoint { stats, slot: slot.index() as u8, bytes: bytes.len() })
+        });
+        match r {
+            Ok(e) => self.events.push(e),
+            Err(e) => self.events.push(Event::CheckpointFailed(format!("{e}"))),
+        }
+    }
+
+    /// Restores the child from the newest good image (after a backoff if it
+    /// keeps crashing right after restores).
+    pub fn recover<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        let t0 = env.clock_us();
+        let looping = self.last_restore.is_some_and(|r| t0.saturating_sub(r) < self.policy.loop_window_us);
+        self.backoff =
+            if looping { (self.backoff * 2).clamp(self.policy.backoff_min_us, self.policy.backoff_max_us) } else { 0 };
+        if self.backoff > 0 {
+            let _ = l4_sys::ipc::sleep(env, Timeout::from_us(self.backoff));
+        }
+        let (_, bytes) = self.store.latest().map_err(|e| Error::Image(format!("{e}")))?;
+        let (meta, cp) =
+            rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| Error::Image(format!("{e}")))?;
+        let t1 = env.clock_us();
+        let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
+        old.destroy(env)?;
+        self.sup = Supervisor::restore(env, self.spec.clone(), &cp, meta.sequence)?;
+        let t2 = env.clock_us();
+        self.restoring_us += t2 - t0;
+        self.last_restore = Some(t2);
+        self.next_checkpoint = t2 + self.policy.interval_us;
+        self.events.push(Event::Restored { seq: meta.sequence, backoff_us: t1 - t0, took_us: t2 - t1 });
+        Ok(())
+    }
+}

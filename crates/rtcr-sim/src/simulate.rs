@@ -1,0 +1,1 @@
+//! The simulation rtcrctl runs (filled in next).

@@ -1,0 +1,86 @@
+//! The driver: periodic checkpoints alternate between the store's slots; a
+//! crash is answered by a restore from the newest good image; a child that
+//! crashes right after every restore is restored with a growing backoff, and
+//! rtcr's share of time spent restoring stays small.
+
+use rtcr_sim::child::*;
+use rtcr_sim::*;
+
+use l4_sys::exc::Arch;
+use rtcr_core::driver::{Driver, Event, Policy};
+use rtcr_image::{MemRegion, Store};
+
+fn counter(env: &mut ModelEnv<'_, '_>, d: &Driver<MemRegion>) -> u64 {
+    let m = env.0.model();
+    let t = m.object_at(m.boot_objects().root_task, d.sup.child_task().idx().0).unwrap();
+    u64::from_le_bytes(m.peek(t, COUNTER, 8).unwrap().try_into().unwrap())
+}
+
+#[test]
+fn periodic_checkpoints_and_a_restore_after_a_crash() {
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("driver"), store, Policy::default()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 55_000).unwrap();
+    let slots: Vec<u8> = d
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Checkpoint { slot, .. } = e { Some(*slot) } else { None })
+        .collect();
+    assert!(slots.len() >= 4, "{:?}", d.events);
+    assert!(slots.windows(2).all(|w| w[0] != w[1]), "A/B alternate: {slots:?}");
+    // crash the child: main's check fails at the next count
+    let m2 = env.0.model();
+    let t = m2.object_at(m2.boot_objects().root_task, d.sup.child_task().idx().0).unwrap();
+    let c = counter(&mut env, &d);
+    env.0.model().poke(t, CRASH_AT, &(c + 1).to_le_bytes());
+    let (_, newest) = d.store.latest().unwrap();
+    let (meta, cp) = rtcr_image::decode(&newest).unwrap();
+    let at_image = u64::from_le_bytes(cp.pages.iter().find(|p| p.vaddr == DATA).unwrap().data[..8].try_into().unwrap());
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 3_000).unwrap();
+    let restored = d.events.iter().find_map(|e| if let Event::Restored { seq, .. } = e { Some(*seq) } else { None });
+    assert_eq!(restored, Some(meta.sequence), "{:?}", d.events);
+    assert!(d.events.iter().any(|e| matches!(e, Event::Crash { thread: 0, .. })));
+    let after = counter(&mut env, &d);
+    assert!(after >= at_image, "continues from the image's {at_image}, now {after}");
+}
+
+#[test]
+fn a_crash_loop_is_restored_with_backoff() {
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let policy =
+        Policy { interval_us: 1_000_000, backoff_min_us: 2_000, backoff_max_us: 64_000, loop_window_us: 50_000 };
+    let mut d = Driver::start(&mut env, spec("looper"), store, policy).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 5_000).unwrap();
+    // make every restored child crash at once: the crash marker goes into the image
+    let m2 = env.0.model();
+    let t = m2.object_at(m2.boot_objects().root_task, d.sup.child_task().idx().0).unwrap();
+    env.0.model().poke(t, CRASH_AT, &1u64.to_le_bytes());
+    d.checkpoint(&mut env);
+    let start = env.0.model().clock_us();
+    d.run_until(&mut env, start + 500_000).unwrap();
+    let backoffs: Vec<u64> = d
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Restored { backoff_us, .. } = e { Some(*backoff_us) } else { None })
+        .collect();
+    assert!(backoffs.len() >= 5, "{backoffs:?}");
+    assert!(backoffs.windows(2).all(|w| w[1] >= w[0]), "backoff grows: {backoffs:?}");
+    assert_eq!(*backoffs.last().unwrap(), 64_000, "and stops at the limit");
+    let took: u64 = d
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Restored { took_us, .. } = e { Some(*took_us) } else { None })
+        .sum();
+    let elapsed = env.0.model().clock_us() - start;
+    let share = took as f64 / elapsed as f64;
+    assert!(share < 0.05, "rtcr spent {share:.3} of the time restoring");
+}
