@@ -18,6 +18,7 @@
 mod diff;
 mod inspect;
 mod show;
+mod simulate;
 mod verify;
 
 use std::ffi::OsString;
@@ -38,6 +39,10 @@ commands:
   verify IMAGE          check an image: exit 0 if valid, 1 with the reason if not
   verify --store FILE   check both slots of an A/B store file (the raw region)
   diff A B              compare two images: exit 0 if identical, 1 if not, 2 on error
+  simulate [--arch x86_64|aarch64] [--interval-us N] [--checkpoints N] [--out DIR]
+                        run the scenario child under rtcr on the kernel model:
+                        checkpoints, a crash, the restore, a migration; exit 0
+                        when every capability and the counter came back
   help                  show this text
 ";
 
@@ -49,7 +54,7 @@ fn main() -> ExitCode {
         Some("inspect") => inspect::run(rest),
         Some("verify") => verify::run(rest),
         Some("diff") => diff::run(rest),
-        // `simulate` (rtcr-core on the kernel model) goes here, in its own module.
+        Some("simulate") => simulate::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::from(EXIT_OK)
