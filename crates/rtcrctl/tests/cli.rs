@@ -333,3 +333,29 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 0);
     assert!(out.contains("verify --store FILE"));
 }
+
+#[test]
+fn simulate_runs_the_scenario_and_writes_its_images() {
+    let dir = std::env::temp_dir().join(format!("rtcrctl-sim-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl"))
+        .args(["simulate", "--checkpoints", "2", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("crashed"), "{text}");
+    assert!(text.contains("restored from checkpoint"), "{text}");
+    let verdict = text.lines().find(|l| l.starts_with("VERDICT:")).expect("a verdict");
+    assert!(verdict.contains(" 0 missing"), "{verdict}");
+    // the images it wrote verify
+    let img = dir.join("checkpoint-0.rtcr");
+    let v = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).arg("verify").arg(&img).output().unwrap();
+    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
+    let s = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).args(["verify", "--store"]).arg(dir.join("store.bin")).output().unwrap();
+    assert_eq!(s.status.code(), Some(0), "{}", String::from_utf8_lossy(&s.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+    // an unknown architecture is a usage error
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).args(["simulate", "--arch", "mips"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
