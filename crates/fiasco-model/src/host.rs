@@ -67,32 +67,46 @@ impl<'m> HostThread<'m> {
         Err(Fault { addr, write, exec: false, present: false })
     }
 
+    /// The frame behind `addr` after making it accessible.
+    fn frame_of(&mut self, addr: u64, write: bool) -> Result<u64, Fault> {
+        self.touch(addr, write)?;
+        let task =
+            self.m.thread(self.t).and_then(|x| x.task).ok_or(Fault { addr, write, exec: false, present: false })?;
+        self.m.task(task).and_then(|x| x.pages.get(&(addr >> 12))).map(|p| p.frame).ok_or(Fault {
+            addr,
+            write,
+            exec: false,
+            present: false,
+        })
+    }
+
     /// Reads memory of this thread's task (faulting pages in through its pager).
     pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let a = addr + i as u64;
-            if i == 0 || a & 0xfff == 0 {
-                self.touch(a, false)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let off = (a & 0xfff) as usize;
+            let n = (4096 - off).min(buf.len() - done);
+            let f = self.frame_of(a, false)?;
+            match self.m.frame_ro(f) {
+                Some(fr) => buf[done..done + n].copy_from_slice(&fr[off..off + n]),
+                None => buf[done..done + n].fill(0),
             }
-            let task = self.m.thread(self.t).and_then(|x| x.task).expect("bound");
-            let pa = self.m.task(task).and_then(|x| x.pages.get(&(a >> 12))).map(|p| (p.frame << 12) | (a & 0xfff));
-            *b = pa.and_then(|pa| self.m.frame_ro(pa >> 12).map(|f| f[(pa & 0xfff) as usize])).unwrap_or(0);
+            done += n;
         }
         Ok(())
     }
 
     /// Writes memory of this thread's task.
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
-        for (i, b) in data.iter().enumerate() {
-            let a = addr + i as u64;
-            if i == 0 || a & 0xfff == 0 {
-                self.touch(a, true)?;
-            }
-            let task = self.m.thread(self.t).and_then(|x| x.task).expect("bound");
-            let pa = self.m.task(task).and_then(|x| x.pages.get(&(a >> 12))).map(|p| (p.frame << 12) | (a & 0xfff));
-            if let Some(pa) = pa {
-                self.m.frame(pa >> 12)[(pa & 0xfff) as usize] = *b;
-            }
+        let mut done = 0usize;
+        while done < data.len() {
+            let a = addr + done as u64;
+            let off = (a & 0xfff) as usize;
+            let n = (4096 - off).min(data.len() - done);
+            let f = self.frame_of(a, true)?;
+            self.m.frame(f)[off..off + n].copy_from_slice(&data[done..done + n]);
+            done += n;
         }
         Ok(())
     }

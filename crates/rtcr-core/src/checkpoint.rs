@@ -178,6 +178,19 @@ impl Supervisor {
 
     /// Takes a checkpoint; returns its record and what it cost.
     pub fn checkpoint<E: Env>(&mut self, env: &mut E) -> Result<(Checkpoint, Stats), Error> {
+        let (saved, stats, t0) = self.pause(env)?;
+        let mut cp = self.record(&saved);
+        cp.clock_us = t0;
+        Ok((cp, stats))
+    }
+
+    /// The part of a checkpoint the child notices: stop, save, copy,
+    /// protect, resume. Returns the saved threads for [`Self::record`].
+    #[allow(clippy::type_complexity)]
+    pub fn pause<E: Env>(
+        &mut self,
+        env: &mut E,
+    ) -> Result<(Vec<(u32, Vec<u64>, Vec<u64>, ThreadState)>, Stats, u64), Error> {
         let t0 = env.clock_us();
         let ri = regs(self.arch);
         let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
@@ -208,18 +221,17 @@ impl Supervisor {
             };
             saved.push((t, regs, words, state));
         }
-        // 3. memory: copy what was written, protect it again
+        // 3. memory: copy what was written, protect it again (only written
+        // pages can be writable: every other one was protected last time)
         let mut copied = 0;
         let mut protect: Vec<Fpage> = Vec::new();
-        let vpns: Vec<u64> = self.pages.keys().copied().collect();
-        for vpn in vpns {
-            let p = self.pages[&vpn];
-            if p.dirty {
-                let mut buf = alloc::vec![0u8; 4096];
-                env.read_mem(p.backing, &mut buf)?;
-                self.shadow.insert(vpn, buf);
-                copied += 1;
-            }
+        let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
+        for vpn in dirty {
+            let Some(p) = self.pages.get(&vpn).copied() else { continue };
+            let mut buf = alloc::vec![0u8; 4096];
+            env.read_mem(p.backing, &mut buf)?;
+            self.shadow.insert(vpn, buf);
+            copied += 1;
             if p.writable && p.rights & 2 != 0 {
                 protect.push(Fpage::mem(p.backing, 12, MemRights::W));
             }
@@ -238,9 +250,8 @@ impl Supervisor {
         }
         let pause_us = env.clock_us().saturating_sub(t0);
         self.seq += 1;
-        let mut cp = self.record(&saved);
-        cp.clock_us = t0;
-        Ok((cp, Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() }))
+        let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() };
+        Ok((saved, stats, t0))
     }
 
     /// A child holding a gate with the server right may rebind it; the
@@ -255,8 +266,8 @@ impl Supervisor {
         }
     }
 
-    /// The records of the cut.
-    fn record(&self, saved: &[(u32, Vec<u64>, Vec<u64>, ThreadState)]) -> Checkpoint {
+    /// The records of the cut (built from the shadow after the child runs on).
+    pub fn record(&self, saved: &[(u32, Vec<u64>, Vec<u64>, ThreadState)]) -> Checkpoint {
         let objects = self
             .objects
             .iter()

@@ -489,6 +489,7 @@ impl Supervisor {
             if write {
                 p.writable = true;
                 p.dirty = true;
+                self.dirty.insert(vpn);
             }
             self.pages.insert(vpn, p);
             let rights = if p.writable { p.rights } else { p.rights & !2 };
@@ -508,6 +509,7 @@ impl Supervisor {
         }
         let b = self.frame(env).ok()?;
         self.pages.insert(vpn, Page { backing: b, rights: region.rights, writable: true, dirty: true });
+        self.dirty.insert(vpn);
         Some(SendItem::map_mem(
             vpn << 12,
             Fpage::mem(b, 12, MemRights::from_bits_truncate(region.rights as u64)),

@@ -162,6 +162,8 @@ pub struct Supervisor {
     pub(crate) pages: BTreeMap<u64, Page>,
     pub(crate) frames_next: u64,
     pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
+    /// Pages written since the last checkpoint.
+    pub(crate) dirty: alloc::collections::BTreeSet<u64>,
     pub(crate) scan_hint: u64,
     pub(crate) kip: Option<(u64, u64)>,
     pub(crate) exchange: Vec<u64>,
@@ -193,6 +195,7 @@ impl Supervisor {
             threads: Vec::new(),
             pages: BTreeMap::new(),
             shadow: BTreeMap::new(),
+            dirty: alloc::collections::BTreeSet::new(),
             scan_hint: 8,
             kip: None,
             exchange: Vec::new(),
@@ -304,6 +307,7 @@ impl Supervisor {
                 env.write_mem(b, chunk)?;
                 s.map_page(env, vpn, b, rights)?;
                 s.pages.insert(vpn, Page { backing: b, rights, writable: rights & 2 != 0, dirty: true });
+                s.dirty.insert(vpn);
             }
         }
         let t = s.new_thread(env, Some(3))?;

@@ -352,10 +352,17 @@ fn simulate_runs_the_scenario_and_writes_its_images() {
     let img = dir.join("checkpoint-0.rtcr");
     let v = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).arg("verify").arg(&img).output().unwrap();
     assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
-    let s = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).args(["verify", "--store"]).arg(dir.join("store.bin")).output().unwrap();
+    let s = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl"))
+        .args(["verify", "--store"])
+        .arg(dir.join("store.bin"))
+        .output()
+        .unwrap();
     assert_eq!(s.status.code(), Some(0), "{}", String::from_utf8_lossy(&s.stdout));
     let _ = std::fs::remove_dir_all(&dir);
     // an unknown architecture is a usage error
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl")).args(["simulate", "--arch", "mips"]).output().unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_rtcrctl"))
+        .args(["simulate", "--arch", "mips"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
