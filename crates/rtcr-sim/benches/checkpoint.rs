@@ -126,8 +126,6 @@ fn main() {
         clock_us: cp.clock_us,
     };
     let bytes = rtcr_image::encode(&meta, &cp).unwrap();
-    drop(env);
-    drop(r);
     drop(m);
     let mut m2: Model = model(Arch::Amd64, Arc::new(Writer));
     let mut r2 = m2.root();
