@@ -120,6 +120,9 @@ impl Supervisor {
             };
             map[i] = Some(new);
         }
+        s.created =
+            cp.objects.iter().filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task)).count()
+                as u32;
         // the capability table, slot by slot
         for c in &cp.caps {
             let o = map

@@ -77,10 +77,15 @@ impl Supervisor {
         if tag.words() < 1 {
             return err(Errno::MsgTooShort);
         }
-        if self.objects.len() >= self.spec.max_objects as usize + 16 {
+        let ty = mr[0] as i64;
+        let supported = [Protocol::Thread.label(), 0, -10, Protocol::IrqSender.label(), Protocol::Semaphore.label()];
+        if !supported.contains(&ty) {
+            // tasks, factories, VMs…: not for a supervised child
+            return err(Errno::Perm);
+        }
+        if self.created >= self.spec.max_objects {
             return err(Errno::NoMem);
         }
-        let ty = mr[0] as i64;
         let r = match ty {
             x if x == Protocol::Thread.label() => self.create_thread_for_child(env),
             0 | -10 => {
@@ -105,6 +110,7 @@ impl Supervisor {
         };
         match r {
             Ok(obj) => {
+                self.created += 1;
                 let o = self.objects[obj as usize];
                 let attr = if o.server { ObjAttr::IPCGATE_SVR } else { ObjAttr::empty() };
                 let item = SendItem::map_obj(

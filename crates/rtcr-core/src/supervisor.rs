@@ -167,6 +167,8 @@ pub struct Supervisor {
     pub(crate) scan_hint: u64,
     pub(crate) kip: Option<(u64, u64)>,
     pub(crate) exchange: Vec<u64>,
+    /// Objects the child created (against `max_objects`).
+    pub(crate) created: u32,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).
@@ -199,6 +201,7 @@ impl Supervisor {
             scan_hint: 8,
             kip: None,
             exchange: Vec::new(),
+            created: 0,
             seq: 0,
             served: 0,
         }
@@ -239,7 +242,9 @@ impl Supervisor {
     }
 
     pub(crate) fn add_obj(&mut self, o: Obj) -> Result<u32, Error> {
-        if self.objects.len() >= self.spec.max_objects as usize + 16 {
+        // the child's own objects are limited in `factory`; this bounds
+        // everything rtcr holds for it (services, proxies) as well
+        if self.objects.len() >= 2 * self.spec.max_objects as usize + 4 * self.spec.max_threads as usize + 16 {
             return Err(Error::Quota("objects"));
         }
         self.objects.push(o);
