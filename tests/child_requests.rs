@@ -164,3 +164,70 @@ fn a_child_cannot_rebind_a_gate_behind_rtcrs_back() {
         o => panic!("{o:?}"),
     }
 }
+
+/// Asks its pager (sigma0 protocol) for 16 KiB of any RAM into the whole
+/// address space, as a root task does, and writes to it.
+fn sigma0_client() -> Arc<dyn fiasco_model::Program> {
+    struct S;
+    impl fiasco_model::Program for S {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            match cpu.state() {
+                0 => {
+                    let whole = l4_sys::Fpage::mem(0, 63, l4_sys::MemRights::empty());
+                    let r = sys!(cpu, l4_sys::sigma0::map_any(cpu, Cap::new(CapIdx(4)), 14, whole));
+                    let at = r.unwrap_or(0);
+                    cpu.store_u64(DATA, at)?;
+                    cpu.set_r(0, at);
+                    cpu.goto(1);
+                }
+                1 => {
+                    let at = cpu.r(0);
+                    if at != 0 {
+                        cpu.store_u64(at + 0x3000, 0xfeed)?;
+                    }
+                    cpu.goto(2);
+                }
+                _ => {
+                    let _ = sys!(cpu, ipc::sleep(cpu, Timeout::NEVER));
+                }
+            }
+            Ok(())
+        }
+    }
+    Arc::new(S)
+}
+
+#[test]
+fn memory_from_the_sigma0_protocol_is_checkpointed_too() {
+    let mut m = model(Arch::Amd64, sigma0_client());
+    let at;
+    let bytes;
+    {
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("s0client")).unwrap();
+        sup.serve(&mut env, 100, Timeout::from_us(2000)).unwrap();
+        let mm = env.0.model();
+        let t = mm.object_at(mm.boot_objects().root_task, sup.child_task().idx().0).unwrap();
+        at = u64::from_le_bytes(mm.peek(t, DATA, 8).unwrap().try_into().unwrap());
+        assert_eq!(at, spec("x").sigma0_range.0, "landed at the hot spot rtcr chose");
+        assert_eq!(mm.peek(t, at + 0x3000, 8).unwrap(), 0xfeedu64.to_le_bytes());
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        assert!(cp.pages.iter().filter(|p| p.vaddr >= at && p.vaddr < at + 0x4000).count() == 4);
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Amd64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
+        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+    }
+    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+    let mut m2 = model(Arch::Amd64, sigma0_client());
+    let mut r = m2.root();
+    let mut env = ModelEnv(&mut r);
+    let sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
+    let mm = env.0.model();
+    let t = mm.object_at(mm.boot_objects().root_task, sup.child_task().idx().0).unwrap();
+    assert_eq!(mm.peek(t, at + 0x3000, 8).unwrap(), 0xfeedu64.to_le_bytes());
+}

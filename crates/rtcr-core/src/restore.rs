@@ -142,6 +142,10 @@ impl Supervisor {
             s.map_page(env, vpn, b, p.rights & !2)?;
             s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
             s.shadow.insert(vpn, p.data.clone());
+            let end = p.vaddr + 4096;
+            if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
+                s.sigma0_next = s.sigma0_next.max(end);
+            }
         }
         // threads: bind, schedule, UTCB, registers
         let ri = regs(s.arch);

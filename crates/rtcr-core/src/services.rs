@@ -477,7 +477,11 @@ impl Supervisor {
                     Some(it) => Reply::Item(0, it, None),
                     None => err(Errno::NoSys),
                 },
-                // memory comes on demand (page faults) inside the child's regions
+                Some(l4_sys::sigma0::Request::AnyRam { order }) => match self.sigma0_any(env, order) {
+                    Some(it) => Reply::Item(0, it, None),
+                    None => err(Errno::NoMem),
+                },
+                // given physical RAM, device memory: not for a supervised child
                 _ => err(Errno::NoMem),
             };
         }
@@ -522,6 +526,37 @@ impl Supervisor {
             Cache::Keep,
             false,
         ))
+    }
+
+    /// A sigma0 "any RAM" request: fresh frames, sent with the hot spot at
+    /// the next free address of the child's sigma0 range. A child that
+    /// receives it into the whole address space (as a root task does with
+    /// `l4_fpage(0, 63, 0)`) gets it there, which is where rtcr records it;
+    /// a smaller receive window would put it elsewhere (documented).
+    fn sigma0_any<E: Env>(&mut self, env: &mut E, order: u32) -> Option<SendItem> {
+        if !(12..=16).contains(&order) {
+            return None;
+        }
+        let n = 1u64 << (order - 12);
+        if self.pages.len() as u64 + n > self.spec.max_pages as u64 {
+            return None;
+        }
+        let size = 1u64 << order;
+        let va = (self.sigma0_next + size - 1) & !(size - 1);
+        if va + size > self.spec.sigma0_range.0 + self.spec.sigma0_range.1 {
+            return None;
+        }
+        // the frames must be contiguous in rtcr's space to go as one fpage
+        let first = (self.frames_next + size - 1) & !(size - 1);
+        self.frames_next = first;
+        for i in 0..n {
+            let b = self.frame(env).ok()?;
+            debug_assert_eq!(b, first + 4096 * i);
+            self.pages.insert((va >> 12) + i, Page { backing: b, rights: 7, writable: true, dirty: true });
+            self.dirty.insert((va >> 12) + i);
+        }
+        self.sigma0_next = va + size;
+        Some(SendItem::map_mem(va, Fpage::mem(first, order, MemRights::RWX), Cache::Keep, false))
     }
 
     fn kip_item<E: Env>(&mut self, env: &mut E) -> Option<SendItem> {

@@ -79,6 +79,9 @@ pub struct ChildSpec {
     pub max_objects: u32,
     /// Most pages of memory the child may have.
     pub max_pages: u32,
+    /// Where memory a child asks sigma0 for lands in it (start, length):
+    /// rtcr answers "any RAM" requests with pages from this range.
+    pub sigma0_range: (u64, u64),
 }
 
 /// What an object of the child is.
@@ -169,6 +172,8 @@ pub struct Supervisor {
     pub(crate) exchange: Vec<u64>,
     /// Objects the child created (against `max_objects`).
     pub(crate) created: u32,
+    /// Next free address of the child's sigma0 range.
+    pub(crate) sigma0_next: u64,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).
@@ -186,6 +191,7 @@ impl Supervisor {
     }
 
     fn new(spec: ChildSpec, arch: Arch) -> Self {
+        let sigma0_next = spec.sigma0_range.0;
         Supervisor {
             next_slot: spec.rtcr_slots,
             frames_next: spec.rtcr_mem,
@@ -202,6 +208,7 @@ impl Supervisor {
             kip: None,
             exchange: Vec::new(),
             created: 0,
+            sigma0_next,
             seq: 0,
             served: 0,
         }

@@ -136,5 +136,6 @@ pub fn spec(name: &str) -> ChildSpec {
         max_threads: 8,
         max_objects: 64,
         max_pages: 512,
+        sigma0_range: (0x8000_0000, 0x100_0000),
     }
 }
