@@ -84,3 +84,71 @@ fn counter_survives_a_crash_on_another_kernel() {
     assert!(now > at_checkpoint, "the counter continues: {at_checkpoint} -> {now}");
     drop(m);
 }
+
+/// Keeps its count in FPU registers (f0, and f1 = 7 × f0, checked each
+/// step) and publishes it to DATA: if the FPU state were lost or mixed up in
+/// a checkpoint or restore, the check would crash the child.
+fn fpu_counter() -> Arc<dyn fiasco_model::Program> {
+    struct F;
+    impl fiasco_model::Program for F {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            match cpu.state() {
+                0 => {
+                    let f0 = cpu.fpu(0);
+                    if cpu.fpu(1) != f0 * 7 {
+                        return Err(cpu.crash());
+                    }
+                    cpu.set_fpu(0, f0 + 1);
+                    cpu.set_fpu(1, (f0 + 1) * 7);
+                    cpu.store_u64(DATA, f0 + 1)?;
+                    if (f0 + 1) % 8 == 0 {
+                        cpu.goto(1);
+                    }
+                    Ok(())
+                }
+                _ => {
+                    let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::from_us(50)));
+                    cpu.goto(0);
+                    Ok(())
+                }
+            }
+        }
+    }
+    Arc::new(F)
+}
+
+#[test]
+fn fpu_state_goes_into_the_image_and_comes_back() {
+    let mut m = model(Arch::Amd64, fpu_counter());
+    let bytes;
+    {
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("fpu")).unwrap();
+        sup.serve(&mut env, 200, Timeout::from_us(2000)).unwrap();
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        let f = &cp.threads[0].fpu;
+        let f0 = u64::from_le_bytes(f[0..8].try_into().unwrap());
+        assert!(f0 > 8, "the FPU state was captured: f0 = {f0}");
+        assert_eq!(u64::from_le_bytes(f[8..16].try_into().unwrap()), f0 * 7);
+        // and the child goes on after the checkpoint without tripping its check
+        let out = sup.serve(&mut env, 200, Timeout::from_us(2000)).unwrap();
+        assert!(!matches!(out, ServeOutcome::Crash { .. }), "{out:?}");
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Amd64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
+        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+    }
+    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+    let mut m2 = model(Arch::Amd64, fpu_counter());
+    let mut r = m2.root();
+    let mut env = ModelEnv(&mut r);
+    let mut sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
+    let out = sup.serve(&mut env, 300, Timeout::from_us(2000)).unwrap();
+    assert!(!matches!(out, ServeOutcome::Crash { .. }), "FPU state restored: {out:?}");
+    let f0 = u64::from_le_bytes(cp.threads[0].fpu[0..8].try_into().unwrap());
+    assert!(counter_of(env.0.model(), &sup) > f0, "counting on from the FPU value {f0}");
+}

@@ -169,6 +169,7 @@ pub struct Cpu<'m> {
     pub(crate) task: ObjId,
     pub(crate) entry: u64,
     pub(crate) regs: Vec<u64>,
+    pub(crate) fpu: Vec<u64>,
     pub(crate) utcb: Utcb,
     /// In replay: the UTCB as the kernel left it, swapped in at the call.
     pub(crate) replay_utcb: Option<Utcb>,
@@ -210,6 +211,18 @@ impl<'m> Cpu<'m> {
     /// Sets register `i` of the exception layout.
     pub fn set_reg(&mut self, i: usize, v: u64) {
         if let Some(r) = self.regs.get_mut(i) {
+            *r = v;
+        }
+    }
+
+    /// FPU register `i` (0..32; the model's FPU/SIMD state).
+    pub fn fpu(&self, i: usize) -> u64 {
+        self.fpu.get(i).copied().unwrap_or(0)
+    }
+
+    /// Sets FPU register `i`.
+    pub fn set_fpu(&mut self, i: usize, v: u64) {
+        if let Some(r) = self.fpu.get_mut(i) {
             *r = v;
         }
     }

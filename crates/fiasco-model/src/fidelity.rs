@@ -37,6 +37,7 @@
 //! | no pager → thread killed; no exception handler → thread blocks on itself | `thread-ipc.cpp` | — |
 //! | IRQ: rcv-endpoint bind (any label), detach (was-pending result), trigger, one pending delivery, delivery = tag 0 + bind label; HW lines via ICU bind, masked after delivery until unmask | `irq.cpp`, `icu_helper.cpp` | — |
 //! | semaphore: up = trigger, down blocks up to the receive timeout | `semaphore.cpp` | — |
+//! | TRANSFER_FPU: an exception carries the thread's FPU state to a handler whose BDR has INHERIT_FPU (through a capability with S); a reply or resuming send with TRANSFER_FPU gives the handler's back | `thread.cpp` (`transfer_fpu`) | no (FPU not probed; the resuming-send case is a guess) |
 //! | scheduler: run_thread (prio 1..255, 0 = EINVAL, quantum), info; a thread runs only after run_thread | `scheduler.cpp` | raising rtcr's own priority |
 //! | fixed-priority scheduling, round robin within a priority | `sched_context-fixed_prio.cpp` | — |
 //! | log write (≤ 488 bytes, longer ignored), per task | `vlog.cpp` | yes (every line of the stub) |
@@ -50,8 +51,8 @@
 //! * Multiple CPUs, CPU affinity beyond validation, migration.
 //! * Preemption inside a step: a thread leaves the CPU only between steps
 //!   (a step is one atomic stretch of a program's computation).
-//! * FPU/SIMD state and TRANSFER_FPU (the flag is set on exception
-//!   messages, no state moves).
+//! * A real FPU: a model thread has 32 words of "FPU registers"; they move
+//!   with TRANSFER_FPU as the kernel moves the real state (below).
 //! * Explicit reply capabilities (the kernel build has them, the KIP does
 //!   not advertise them; rtcr does not need them).
 //! * Grants of memory out of superpages, superpages at all (pages are 4 KiB).

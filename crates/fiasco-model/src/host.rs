@@ -24,6 +24,20 @@ impl<'m> HostThread<'m> {
         HostThread { m, t }
     }
 
+    /// This thread's own FPU registers (what FXSAVE / an FP register dump
+    /// gives a real handler after a TRANSFER_FPU).
+    pub fn fpu(&self) -> Vec<u64> {
+        self.m.thread(self.t).map(|x| x.fpu.clone()).unwrap_or_default()
+    }
+
+    /// Loads this thread's FPU registers (FXRSTOR).
+    pub fn set_fpu(&mut self, f: &[u64]) {
+        if let Some(x) = self.m.thread_mut(self.t) {
+            let n = f.len().min(x.fpu.len());
+            x.fpu[..n].copy_from_slice(&f[..n]);
+        }
+    }
+
     /// The thread object.
     pub fn id(&self) -> ObjId {
         self.t

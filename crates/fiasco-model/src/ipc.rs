@@ -295,6 +295,7 @@ impl Model {
         if let Some(u) = self.utcb_mut(r) {
             u.mr[..w].copy_from_slice(&msg.words);
         }
+        self.transfer_fpu(s, r, &msg, addr_s);
         match item_res {
             Ok(n) => {
                 let tag = MsgTag::new(msg.tag.label(), w, n, msg.tag.flags() & !l4_sys::msgtag::TagFlags::ERROR);
@@ -309,6 +310,21 @@ impl Model {
                 // buffers missing or unfit: both sides see a cut message
                 self.ipc_fail(r, tcr::REMSGCUT);
                 self.ipc_fail(s, tcr::SEMSGCUT);
+            }
+        }
+    }
+
+    /// TRANSFER_FPU (`Thread::transfer_fpu`, thread.cpp): the sender's FPU
+    /// state goes to the receiver if the receiver asked for it (BDR bit 24)
+    /// and the sender's capability to it has S.
+    fn transfer_fpu(&mut self, s: ObjId, r: ObjId, msg: &Msg, addr_s: bool) {
+        if !msg.tag.flags().contains(l4_sys::msgtag::TagFlags::TRANSFER_FPU) || !addr_s {
+            return;
+        }
+        let wants = self.utcb_ref(r).is_some_and(|u| u.bdr & l4_sys::item::Bdr::INHERIT_FPU != 0);
+        if wants {
+            if let Some(f) = self.thread(s).map(|x| x.fpu.clone()) {
+                self.th(r).fpu = f;
             }
         }
     }
@@ -561,6 +577,13 @@ impl Model {
     /// The reply to a kernel-made call reaches `t`: map the page / set the registers.
     pub(crate) fn kernel_reply(&mut self, t: ObjId, msg: &Msg, replier: ObjId) {
         let kind = self.th(t).in_kernel_msg;
+        if msg.tag.flags().contains(l4_sys::msgtag::TagFlags::TRANSFER_FPU) {
+            // a reply (or resuming send) with TRANSFER_FPU puts the
+            // handler's FPU state into the thread
+            if let Some(f) = self.thread(replier).map(|x| x.fpu.clone()) {
+                self.th(t).fpu = f;
+            }
+        }
         self.th(t).in_kernel_msg = KernelMsg::User;
         match kind {
             KernelMsg::PageFault { pfa, write } => {

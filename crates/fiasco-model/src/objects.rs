@@ -233,6 +233,9 @@ pub(crate) enum Runner {
     Program,
 }
 
+/// Size of a model thread's FPU register file, in words.
+pub const FPU_WORDS: usize = 32;
+
 pub(crate) struct Thread {
     pub task: Option<ObjId>,
     pub utcb_addr: u64,
@@ -262,6 +265,8 @@ pub(crate) struct Thread {
     pub del_irq: Option<ObjId>,
     /// Receive timeout of a call whose send phase is still blocked.
     pub regs_rcv_timeout: l4_sys::Timeout,
+    /// FPU/SIMD registers (the model's: 32 words).
+    pub fpu: Vec<u64>,
 }
 
 impl Thread {
@@ -288,6 +293,7 @@ impl Thread {
             alien: false,
             del_irq: None,
             regs_rcv_timeout: l4_sys::Timeout::NEVER,
+            fpu: vec![0; FPU_WORDS],
         }
     }
 }

@@ -161,9 +161,15 @@ impl Model {
     pub(crate) fn run_step(&mut self, t: ObjId) {
         let arch = self.cfg.arch;
         let a = abi(arch);
-        let (task, utcb_addr, regs, trigger) = {
+        let (task, utcb_addr, regs, trigger, fpu) = {
             let th = self.th(t);
-            (th.task.expect("runnable threads are bound"), th.utcb_addr, th.regs.w.clone(), th.trigger_pending)
+            (
+                th.task.expect("runnable threads are bound"),
+                th.utcb_addr,
+                th.regs.w.clone(),
+                th.trigger_pending,
+                th.fpu.clone(),
+            )
         };
         if trigger {
             self.th(t).trigger_pending = false;
@@ -193,6 +199,7 @@ impl Model {
             task,
             entry,
             regs: regs.clone(),
+            fpu,
             utcb: real.clone(),
             replay_utcb: replay.then_some(real),
             writes: BTreeMap::new(),
@@ -201,10 +208,11 @@ impl Model {
             abi: a,
         };
         let r = prog.step(&mut cpu);
-        let Cpu { regs: new_regs, utcb, writes, touched, entered, .. } = cpu;
+        let Cpu { regs: new_regs, fpu: new_fpu, utcb, writes, touched, entered, .. } = cpu;
         self.charge(t);
         match r {
             Ok(()) | Err(Trap::Kernel) => {
+                self.th(t).fpu = new_fpu;
                 self.commit(t, task, utcb_addr, new_regs, utcb, writes, &touched);
                 match (r, entered) {
                     (Err(Trap::Kernel), Some(inv)) => {
@@ -225,6 +233,7 @@ impl Model {
             }
             Err(Trap::Exception(code)) => {
                 // like a trapping instruction: what ran before it took effect
+                self.th(t).fpu = new_fpu;
                 self.commit(t, task, utcb_addr, new_regs, utcb, writes, &touched);
                 self.raise_exception(t, Some(code));
             }

@@ -1,8 +1,9 @@
 //! The checkpointer: one consistent cut of the whole child.
 //!
 //! 1. Stop every started thread: ex_regs CANCEL | TRIGGER_EXCEPTION. Its
-//!    exception (to rtcr's per-thread gate) carries the full register set;
-//!    rtcr does not reply, so the thread stays stopped. A thread that was
+//!    exception (to rtcr's per-thread gate) carries the full register set,
+//!    and with TRANSFER_FPU (rtcr's BDR asks for it) its FPU state, which
+//!    rtcr saves at once; rtcr does not reply, so the thread stays stopped. A thread that was
 //!    blocked in a kernel call sees it cancelled (SECANCELED/RECANCELED).
 //! 2. Save each thread's UTCB through the trampoline (the kernel lets no
 //!    other task map a UTCB): rtcr points the stopped thread at the
@@ -60,6 +61,21 @@ pub struct Stats {
     pub threads: usize,
 }
 
+/// One stopped thread: what the pause captured.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    /// Thread index.
+    pub thread: u32,
+    /// Registers (rewound if its kernel call was cancelled).
+    pub regs: Vec<u64>,
+    /// UTCB words.
+    pub utcb: Vec<u64>,
+    /// Where it was.
+    pub state: ThreadState,
+    /// FPU/SIMD state.
+    pub fpu: Vec<u8>,
+}
+
 /// Register indices of the trampoline arguments and of IP/SP.
 pub(crate) struct Regs {
     pub ip: usize,
@@ -100,8 +116,19 @@ impl Supervisor {
     /// Waits until each thread of `ts` has reported an exception, in any
     /// order, answering any other request that was already on its way.
     pub(crate) fn wait_exceptions<E: Env>(&mut self, env: &mut E, ts: &[u32]) -> Result<Vec<(u32, Vec<u64>)>, Error> {
+        Ok(self.wait_exceptions_fpu(env, ts)?.into_iter().map(|(t, r, _)| (t, r)).collect())
+    }
+
+    /// As [`Self::wait_exceptions`], with each thread's FPU state (moved to
+    /// rtcr by the kernel with the exception, then saved).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn wait_exceptions_fpu<E: Env>(
+        &mut self,
+        env: &mut E,
+        ts: &[u32],
+    ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
         let n = self.arch.exc_words();
-        let mut out: Vec<(u32, Vec<u64>)> = Vec::new();
+        let mut out: Vec<(u32, Vec<u64>, Vec<u8>)> = Vec::new();
         let mut spins = 0;
         while out.len() < ts.len() {
             spins += 1;
@@ -110,22 +137,20 @@ impl Supervisor {
             }
             {
                 let u = env.utcb();
-                u.bdr = 0;
+                u.bdr = l4_sys::item::Bdr::INHERIT_FPU;
                 u.br[0] = l4_sys::item::rcv_single_cap_local_id(crate::supervisor::SCRATCH);
             }
-            let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(200_000))).map_err(|e| {
-                if e.is_timeout() {
-                    Error::StopTimeout
-                } else {
-                    Error::Kernel(e)
-                }
-            })?;
+            let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(200_000)));
+            env.utcb().bdr = 0;
+            let got = got.map_err(|e| if e.is_timeout() { Error::StopTimeout } else { Error::Kernel(e) })?;
             match labels::decode(got.label) {
                 Some((Service::Exception, i)) if ts.contains(&i) && got.tag.words() >= n => {
                     if out.iter().any(|x| x.0 == i) {
                         return Err(Error::Protocol("a thread stopped twice"));
                     }
-                    out.push((i, env.utcb().mr[..n].to_vec()));
+                    let regs = env.utcb().mr[..n].to_vec();
+                    let fpu = env.fpu_save();
+                    out.push((i, regs, fpu));
                 }
                 Some((Service::Exception, _)) => return Err(Error::Protocol("another thread stopped unexpectedly")),
                 Some((svc, idx)) => {
@@ -147,24 +172,34 @@ impl Supervisor {
         Ok(out)
     }
 
-    /// Sends a full register set to a stopped thread: it resumes with it.
-    pub(crate) fn resume_with<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64]) -> Result<(), Error> {
+    /// Sends a full register set (and the FPU state) to a stopped thread:
+    /// it resumes with them.
+    pub(crate) fn resume_with<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64], fpu: &[u8]) -> Result<(), Error> {
         let n = r.len();
+        env.fpu_load(fpu);
         env.utcb().mr[..n].copy_from_slice(r);
         let real = self.thread_cap(t);
-        ipc::send(env, real.idx(), MsgTag::new(0, n, 0, Default::default()), TimeoutPair::SEND_ZERO)?;
+        let tag = MsgTag::new(0, n, 0, l4_sys::msgtag::TagFlags::TRANSFER_FPU);
+        ipc::send(env, real.idx(), tag, TimeoutPair::SEND_ZERO)?;
         Ok(())
     }
 
     /// Runs the trampoline in stopped thread `t` (whose registers are `r`)
     /// with `op`; returns when it stopped again.
-    pub(crate) fn run_trampoline<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64], op: u64) -> Result<(), Error> {
+    pub(crate) fn run_trampoline<E: Env>(
+        &mut self,
+        env: &mut E,
+        t: u32,
+        r: &[u64],
+        fpu: &[u8],
+        op: u64,
+    ) -> Result<(), Error> {
         let ri = regs(self.arch);
         let mut tr = r.to_vec();
         tr[ri.ip] = self.spec.trampoline;
         tr[ri.arg0] = op;
         tr[ri.arg1] = self.spec.shared + 4096 * t as u64;
-        self.resume_with(env, t, &tr)?;
+        self.resume_with(env, t, &tr, fpu)?;
         let back = self.wait_exception(env, t)?;
         let code = match self.arch {
             Arch::Amd64 => back[l4_sys::exc::amd64::mr::TRAPNO],
@@ -187,10 +222,7 @@ impl Supervisor {
     /// The part of a checkpoint the child notices: stop, save, copy,
     /// protect, resume. Returns the saved threads for [`Self::record`].
     #[allow(clippy::type_complexity)]
-    pub fn pause<E: Env>(
-        &mut self,
-        env: &mut E,
-    ) -> Result<(Vec<(u32, Vec<u64>, Vec<u64>, ThreadState)>, Stats, u64), Error> {
+    pub fn pause<E: Env>(&mut self, env: &mut E) -> Result<(Vec<Saved>, Stats, u64), Error> {
         let t0 = env.clock_us();
         let ri = regs(self.arch);
         let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
@@ -199,11 +231,11 @@ impl Supervisor {
             let real = self.thread_cap(t);
             thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
         }
-        let stopped = self.wait_exceptions(env, &started)?;
-        let mut saved: Vec<(u32, Vec<u64>, Vec<u64>, ThreadState)> = Vec::new();
-        for (t, r) in stopped {
+        let stopped = self.wait_exceptions_fpu(env, &started)?;
+        let mut saved: Vec<Saved> = Vec::new();
+        for (t, r, fpu) in stopped {
             // 2. the UTCB, through the trampoline
-            self.run_trampoline(env, t, &r, trampoline::OP_SAVE)?;
+            self.run_trampoline(env, t, &r, &fpu, trampoline::OP_SAVE)?;
             let mut page = [0u8; 1024];
             let b = self.exchange_backing(t);
             env.read_mem(b, &mut page)?;
@@ -219,7 +251,7 @@ impl Supervisor {
             } else {
                 ThreadState::Running
             };
-            saved.push((t, regs, words, state));
+            saved.push(Saved { thread: t, regs, utcb: words, state, fpu });
         }
         // 3. memory: copy what was written, protect it again (only written
         // pages can be writable: every other one was protected last time)
@@ -245,8 +277,8 @@ impl Supervisor {
         }
         self.refresh_gate_labels(env);
         // 4. resume
-        for (t, r, _, _) in &saved {
-            self.resume_with(env, *t, r)?;
+        for s in &saved {
+            self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
         }
         let pause_us = env.clock_us().saturating_sub(t0);
         self.seq += 1;
@@ -267,7 +299,7 @@ impl Supervisor {
     }
 
     /// The records of the cut (built from the shadow after the child runs on).
-    pub fn record(&self, saved: &[(u32, Vec<u64>, Vec<u64>, ThreadState)]) -> Checkpoint {
+    pub fn record(&self, saved: &[Saved]) -> Checkpoint {
         let objects = self
             .objects
             .iter()
@@ -296,16 +328,17 @@ impl Supervisor {
             .iter()
             .enumerate()
             .map(|(i, th)| {
-                let s = saved.iter().find(|s| s.0 == i as u32);
+                let s = saved.iter().find(|s| s.thread == i as u32);
                 ThreadRecord {
                     utcb: th.utcb,
                     prio: th.prio,
                     quantum_us: th.quantum,
                     pager_slot: 4,
                     exc_slot: th.exc_slot,
-                    regs: s.map(|s| s.1.clone()).unwrap_or_else(|| alloc::vec![0; self.arch.exc_words()]),
-                    utcb_words: s.map(|s| s.2.clone()).unwrap_or_else(|| alloc::vec![0; 128]),
-                    state: s.map(|s| s.3).unwrap_or(ThreadState::Dead),
+                    regs: s.map(|s| s.regs.clone()).unwrap_or_else(|| alloc::vec![0; self.arch.exc_words()]),
+                    utcb_words: s.map(|s| s.utcb.clone()).unwrap_or_else(|| alloc::vec![0; 128]),
+                    state: s.map(|s| s.state).unwrap_or(ThreadState::Dead),
+                    fpu: s.map(|s| s.fpu.clone()).unwrap_or_default(),
                 }
             })
             .collect();

@@ -46,6 +46,12 @@ pub trait Env: l4_sys::Kernel {
     fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), Error>;
     /// The kernel clock in µs.
     fn clock_us(&mut self) -> u64;
+    /// Saves rtcr's own FPU/SIMD registers (after an exception IPC with
+    /// TRANSFER_FPU they hold the stopped thread's: FXSAVE / q0–q31).
+    fn fpu_save(&mut self) -> alloc::vec::Vec<u8>;
+    /// Loads rtcr's own FPU/SIMD registers (before a resume with
+    /// TRANSFER_FPU hands them to the thread).
+    fn fpu_load(&mut self, state: &[u8]);
 }
 
 /// Errors of the supervisor. Errors a child causes are answered to the

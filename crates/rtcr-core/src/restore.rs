@@ -172,8 +172,8 @@ impl Supervisor {
             env.write_mem(b, &page)?;
             let mut start = first;
             start[ri.sp] = tr.regs[ri.sp];
-            s.run_trampoline(env, t, &start, trampoline::OP_LOAD)?;
-            s.resume_with(env, t, &tr.regs)?;
+            s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
+            s.resume_with(env, t, &tr.regs, &tr.fpu)?;
             s.threads[t as usize].started = true;
         }
         Ok(s)

@@ -58,6 +58,8 @@ pub const HEADER_LEN: usize = 64;
 pub const HEADER_CRC_SPAN: usize = 56;
 /// Words of UTCB every thread record carries.
 pub const UTCB_WORDS: usize = 128;
+/// Largest FPU/SIMD state a thread record may carry (x86 XSAVE areas stay below it).
+pub const MAX_FPU_BYTES: usize = 4096;
 
 /// The architecture an image was taken on: registers and page sizes are
 /// only meaningful there.
@@ -603,6 +605,9 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
         }
         if t.utcb_words.len() != UTCB_WORDS {
             return Err(Inconsistent("a thread's UTCB is not 128 words"));
+        }
+        if t.fpu.len() > MAX_FPU_BYTES {
+            return Err(Inconsistent("a thread's FPU state is larger than any architecture's"));
         }
     }
 

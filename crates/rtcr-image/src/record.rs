@@ -144,6 +144,9 @@ pub struct ThreadRecord {
     pub utcb_words: Vec<u64>,
     /// Where it was.
     pub state: ThreadState,
+    /// FPU/SIMD state, in the save format of the architecture the image
+    /// was taken on (empty when none was captured).
+    pub fpu: Vec<u8>,
 }
 
 /// One page of the child's memory.

@@ -54,6 +54,13 @@ impl Env for ModelEnv<'_, '_> {
     fn clock_us(&mut self) -> u64 {
         self.0.model().clock_us()
     }
+    fn fpu_save(&mut self) -> Vec<u8> {
+        self.0.fpu().iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+    fn fpu_load(&mut self, state: &[u8]) {
+        let words: Vec<u64> = state.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+        self.0.set_fpu(&words);
+    }
 }
 
 thread_local! {

@@ -44,6 +44,7 @@ fn thread(arch: Arch, n: u64, state: ThreadState) -> ThreadRecord {
         regs,
         utcb_words: vec![n; 128],
         state,
+        fpu: Vec::new(),
     }
 }
 
