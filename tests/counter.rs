@@ -152,3 +152,75 @@ fn fpu_state_goes_into_the_image_and_comes_back() {
     let f0 = u64::from_le_bytes(cp.threads[0].fpu[0..8].try_into().unwrap());
     assert!(counter_of(env.0.model(), &sup) > f0, "counting on from the FPU value {f0}");
 }
+
+/// Sleeps until an absolute deadline 40 ms ahead: the deadline goes into
+/// BR2 first, then the sleep (re-issued after a restore) names BR2 — as a
+/// real restartable kernel entry re-issues only the `syscall`, with the
+/// buffer registers as the UTCB holds them. Records when it woke.
+fn deadline_sleeper() -> Arc<dyn fiasco_model::Program> {
+    struct D;
+    impl fiasco_model::Program for D {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            match cpu.state() {
+                0 => {
+                    let d = cpu.clock_us() + 40_000;
+                    l4_sys::Kernel::utcb(cpu).br[2] = d;
+                    cpu.goto(1);
+                    Ok(())
+                }
+                1 => {
+                    let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::abs_in_br(2)));
+                    let now = cpu.clock_us();
+                    cpu.store_u64(DATA, now)?;
+                    cpu.goto(2);
+                    Ok(())
+                }
+                _ => {
+                    let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::NEVER));
+                    Ok(())
+                }
+            }
+        }
+    }
+    Arc::new(D)
+}
+
+#[test]
+fn an_absolute_timeout_is_kept_as_time_remaining() {
+    let mut m = model(Arch::Amd64, deadline_sleeper());
+    let bytes;
+    {
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("sleeper")).unwrap();
+        sup.serve(&mut env, 50, Timeout::from_us(10_000)).unwrap();
+        // 10 ms into the 40 ms sleep
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        assert_eq!(cp.threads[0].state, rtcr_image::ThreadState::InKernel);
+        let (br, left) = cp.threads[0].timeouts[0];
+        assert_eq!(br, 2);
+        assert!((29_000..=30_500).contains(&left), "about 30 ms left: {left}");
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Amd64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
+        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+    }
+    // another ECU whose clock already reads 5 s
+    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+    let left = cp.threads[0].timeouts[0].1;
+    let mut m2 = model(Arch::Amd64, deadline_sleeper());
+    let mut r = m2.root();
+    let mut env = ModelEnv(&mut r);
+    l4_sys::ipc::sleep(&mut env, Timeout::from_us(5_000_000)).unwrap();
+    let mut sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
+    let restored_at = env.0.model().clock_us();
+    sup.serve(&mut env, 50, Timeout::from_us(100_000)).unwrap();
+    let woke = counter_of(env.0.model(), &sup);
+    assert!(
+        woke >= restored_at + left && woke <= restored_at + left + 500,
+        "woke at {woke}, restored at {restored_at} with {left} µs left"
+    );
+}

@@ -9,6 +9,10 @@
 //!    other task map a UTCB): rtcr points the stopped thread at the
 //!    trampoline with [`trampoline::OP_SAVE`]; it copies its UTCB into the
 //!    thread's exchange page and raises a breakpoint, which stops it again.
+//!    An interrupted call's absolute timeouts (the timeout register survives
+//!    the call: r8 / x3) are kept as time remaining; relative ones restart
+//!    in full when the call is re-issued (the kernel does not tell when the
+//!    call began).
 //! 3. Copy the pages written since the last checkpoint into the shadow and
 //!    write-protect them again (the next write faults to rtcr and marks the
 //!    page dirty); read back gate labels (a child may rebind a gate it holds).
@@ -74,6 +78,8 @@ pub struct Saved {
     pub state: ThreadState,
     /// FPU/SIMD state.
     pub fpu: Vec<u8>,
+    /// Absolute timeouts of the interrupted call, as time remaining.
+    pub timeouts: Vec<(u8, u64)>,
 }
 
 /// Register indices of the trampoline arguments and of IP/SP.
@@ -81,6 +87,7 @@ pub(crate) struct Regs {
     pub ip: usize,
     pub sp: usize,
     pub tag: usize,
+    pub timeout: usize,
     pub arg0: usize,
     pub arg1: usize,
 }
@@ -92,6 +99,7 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             ip: amd64::mr::IP,
             sp: amd64::mr::SP,
             tag: amd64::mr::RAX,
+            timeout: amd64::mr::R8,
             arg0: amd64::mr::RDI,
             arg1: amd64::mr::RSI,
         },
@@ -99,6 +107,7 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             ip: arm64::mr::PC,
             sp: arm64::mr::SP,
             tag: arm64::mr::X0,
+            timeout: arm64::mr::X0 + 3,
             arg0: arm64::mr::X0,
             arg1: arm64::mr::X0 + 1,
         },
@@ -244,6 +253,18 @@ impl Supervisor {
             let cancelled = r[ri.tag] & 0x8000 != 0
                 && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED);
             let mut regs = r;
+            let mut timeouts = Vec::new();
+            if cancelled {
+                // absolute timeouts name a buffer register holding the
+                // deadline: keep the time left, not the deadline
+                let pair = l4_sys::TimeoutPair::from_raw(regs[ri.timeout]);
+                for to in [pair.snd, pair.rcv] {
+                    if let Some(br) = to.abs_br() {
+                        let deadline = words[65 + br.min(57)];
+                        timeouts.push((br as u8, deadline.saturating_sub(t0)));
+                    }
+                }
+            }
             let state = if cancelled {
                 // re-issue the interrupted kernel call on resume
                 regs[ri.ip] -= self.arch.syscall_insn_len();
@@ -251,7 +272,7 @@ impl Supervisor {
             } else {
                 ThreadState::Running
             };
-            saved.push(Saved { thread: t, regs, utcb: words, state, fpu });
+            saved.push(Saved { thread: t, regs, utcb: words, state, fpu, timeouts });
         }
         // 3. memory: copy what was written, protect it again (only written
         // pages can be writable: every other one was protected last time)
@@ -339,6 +360,7 @@ impl Supervisor {
                     utcb_words: s.map(|s| s.utcb.clone()).unwrap_or_else(|| alloc::vec![0; 128]),
                     state: s.map(|s| s.state).unwrap_or(ThreadState::Dead),
                     fpu: s.map(|s| s.fpu.clone()).unwrap_or_default(),
+                    timeouts: s.map(|s| s.timeouts.clone()).unwrap_or_default(),
                 }
             })
             .collect();

@@ -164,8 +164,16 @@ impl Supervisor {
             let real = s.thread_cap(t);
             thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION | flags)?;
             let first = s.wait_exception(env, t)?;
+            let mut words = tr.utcb_words.clone();
+            // deadlines on this ECU's clock
+            let now = env.clock_us();
+            for &(br, left) in &tr.timeouts {
+                if let Some(w) = words.get_mut(65 + br as usize) {
+                    *w = now + left;
+                }
+            }
             let mut page = alloc::vec![0u8; 1024];
-            for (i, w) in tr.utcb_words.iter().enumerate().take(128) {
+            for (i, w) in words.iter().enumerate().take(128) {
                 page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
             }
             let b = s.exchange_backing(t);

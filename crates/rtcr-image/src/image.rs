@@ -609,6 +609,9 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
         if t.fpu.len() > MAX_FPU_BYTES {
             return Err(Inconsistent("a thread's FPU state is larger than any architecture's"));
         }
+        if t.timeouts.len() > 2 || t.timeouts.iter().any(|&(br, _)| br as usize >= 58) {
+            return Err(Inconsistent("a thread's timeouts name more than two or a buffer register beyond 57"));
+        }
     }
 
     let page_size = meta.page_size();

@@ -147,6 +147,11 @@ pub struct ThreadRecord {
     /// FPU/SIMD state, in the save format of the architecture the image
     /// was taken on (empty when none was captured).
     pub fpu: Vec<u8>,
+    /// Absolute timeouts of the kernel call the thread was in, as time
+    /// remaining: (buffer register that held the deadline, µs left). A
+    /// restore writes `now + remaining` back, so a deadline means the same
+    /// on another ECU's clock.
+    pub timeouts: Vec<(u8, u64)>,
 }
 
 /// One page of the child's memory.

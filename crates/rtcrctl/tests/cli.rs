@@ -45,6 +45,7 @@ fn thread(arch: Arch, n: u64, state: ThreadState) -> ThreadRecord {
         utcb_words: vec![n; 128],
         state,
         fpu: Vec::new(),
+        timeouts: Vec::new(),
     }
 }
 

@@ -55,6 +55,7 @@ fn thread(arch: Arch, n: u64, utcb: u64, state: ThreadState) -> ThreadRecord {
         utcb_words: (0..128u64).map(|i| i.wrapping_mul(0x0101_0101) ^ n).collect(),
         state,
         fpu: (0..512u32).map(|i| (i as u8) ^ n as u8).collect(),
+        timeouts: vec![(2, 1000 + n)],
     }
 }
 
@@ -140,6 +141,7 @@ pub fn small(m: &ImageMeta) -> Checkpoint {
             utcb_words: vec![0; 128],
             state: ThreadState::Dead,
             fpu: Vec::new(),
+            timeouts: Vec::new(),
         }],
         pages: vec![],
     }
