@@ -281,9 +281,9 @@ impl Supervisor {
         let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
         for vpn in dirty {
             let Some(p) = self.pages.get(&vpn).copied() else { continue };
-            let mut buf = alloc::vec![0u8; 4096];
-            env.read_mem(p.backing, &mut buf)?;
-            self.shadow.insert(vpn, buf);
+            // into the page's shadow buffer, allocated once per page
+            let buf = self.shadow.entry(vpn).or_insert_with(|| alloc::vec![0u8; 4096]);
+            env.read_mem(p.backing, buf)?;
             copied += 1;
             if p.writable && p.rights & 2 != 0 {
                 protect.push(Fpage::mem(p.backing, 12, MemRights::W));
