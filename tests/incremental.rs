@@ -122,3 +122,30 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
         last = n;
     }
 }
+
+#[test]
+fn a_page_written_before_it_is_copied_keeps_its_contents_at_the_cut() {
+    let mut m = model(Arch::Amd64, page_writer());
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let mut sup = Supervisor::spawn(&mut env, spec("cow")).unwrap();
+    sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
+    let ct = child(env.0.model(), &sup);
+    env.0.model().poke(ct, DATA, &4u64.to_le_bytes());
+    env.0.model().poke(ct, DATA + 8, &7u64.to_le_bytes());
+    sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
+    // the cut: pages 1..=4 hold 7
+    let (saved, st, t0) = sup.pause(&mut env).unwrap();
+    assert!(st.pages_copied >= 5, "the four pages and DATA at least: {st:?}");
+    // the child runs before rtcr copies: it writes 8 into the same pages
+    env.0.model().poke(ct, DATA + 8, &8u64.to_le_bytes());
+    sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
+    assert_eq!(u64::from_le_bytes(env.0.model().peek(ct, DATA + 0x1000, 8).unwrap().try_into().unwrap()), 8);
+    sup.complete(&mut env).unwrap();
+    let mut cp = sup.record(&saved);
+    cp.clock_us = t0;
+    for i in 1..=4u64 {
+        let p = cp.pages.iter().find(|p| p.vaddr == DATA + 0x1000 * i).unwrap();
+        assert_eq!(u64::from_le_bytes(p.data[..8].try_into().unwrap()), 7, "page {i} as at the cut");
+    }
+}

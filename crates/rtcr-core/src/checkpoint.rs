@@ -13,15 +13,17 @@
 //!    the call: r8 / x3) are kept as time remaining; relative ones restart
 //!    in full when the call is re-issued (the kernel does not tell when the
 //!    call began).
-//! 3. Copy the pages written since the last checkpoint into the shadow and
-//!    write-protect them again (the next write faults to rtcr and marks the
-//!    page dirty); read back gate labels (a child may rebind a gate it holds).
+//! 3. Write-protect the pages written since the last checkpoint (the next
+//!    write faults to rtcr and marks the page dirty again); their contents
+//!    are copied into the shadow after the resume ([`Supervisor::complete`]),
+//!    and a write that comes first faults to rtcr, which copies the page
+//!    before it grants the write (copy on write). Read back gate labels.
 //! 4. Resume every thread by a plain send of its register set to its thread
 //!    capability (checked on the kernel: probe 1). A thread whose kernel call
 //!    was cancelled is rewound to the kernel-entry instruction, so the call is
 //!    made again — the thread cannot tell it was stopped.
 //!
-//! The pause covers 1–4; the image is built from the shadow afterwards.
+//! The pause covers 1–4 and no page copy; the copy and the image come after.
 
 use alloc::vec::Vec;
 
@@ -223,6 +225,7 @@ impl Supervisor {
     /// Takes a checkpoint; returns its record and what it cost.
     pub fn checkpoint<E: Env>(&mut self, env: &mut E) -> Result<(Checkpoint, Stats), Error> {
         let (saved, stats, t0) = self.pause(env)?;
+        self.complete(env)?;
         let mut cp = self.record(&saved);
         cp.clock_us = t0;
         Ok((cp, stats))
@@ -274,16 +277,15 @@ impl Supervisor {
             };
             saved.push(Saved { thread: t, regs, utcb: words, state, fpu, timeouts });
         }
-        // 3. memory: copy what was written, protect it again (only written
-        // pages can be writable: every other one was protected last time)
+        // 3. memory: protect what was written since the last checkpoint; its
+        // contents as of this cut are copied after the resume (copy on
+        // write: a write before the copy faults to rtcr, which copies first)
         let mut copied = 0;
         let mut protect: Vec<Fpage> = Vec::new();
         let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
         for vpn in dirty {
             let Some(p) = self.pages.get(&vpn).copied() else { continue };
-            // into the page's shadow buffer, allocated once per page
-            let buf = self.shadow.entry(vpn).or_insert_with(|| alloc::vec![0u8; 4096]);
-            env.read_mem(p.backing, buf)?;
+            self.pending.insert(vpn);
             copied += 1;
             if p.writable && p.rights & 2 != 0 {
                 protect.push(Fpage::mem(p.backing, 12, MemRights::W));
@@ -319,7 +321,25 @@ impl Supervisor {
         }
     }
 
-    /// The records of the cut (built from the shadow after the child runs on).
+    /// Copies the pages of the last cut that the child has not written yet
+    /// (those it wrote were copied when it did, see `resolve_fault`).
+    pub fn complete<E: Env>(&mut self, env: &mut E) -> Result<usize, Error> {
+        let pending: Vec<u64> = core::mem::take(&mut self.pending).into_iter().collect();
+        for vpn in &pending {
+            self.copy_to_shadow(env, *vpn)?;
+        }
+        Ok(pending.len())
+    }
+
+    /// The page as it is now becomes the shadow's copy.
+    pub(crate) fn copy_to_shadow<E: Env>(&mut self, env: &mut E, vpn: u64) -> Result<(), Error> {
+        let Some(p) = self.pages.get(&vpn).copied() else { return Ok(()) };
+        let buf = self.shadow.entry(vpn).or_insert_with(|| alloc::vec![0u8; 4096]);
+        env.read_mem(p.backing, buf)
+    }
+
+    /// The records of the cut (built from the shadow after the child runs on;
+    /// call [`Self::complete`] first).
     pub fn record(&self, saved: &[Saved]) -> Checkpoint {
         let objects = self
             .objects

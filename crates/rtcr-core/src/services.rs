@@ -497,6 +497,10 @@ impl Supervisor {
             }
             let mut p = p;
             if write {
+                // copy on write: the last cut's contents go to the shadow first
+                if self.pending.remove(&vpn) && self.copy_to_shadow(env, vpn).is_err() {
+                    return None;
+                }
                 p.writable = true;
                 p.dirty = true;
                 self.dirty.insert(vpn);

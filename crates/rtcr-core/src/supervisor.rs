@@ -167,6 +167,8 @@ pub struct Supervisor {
     pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
     /// Pages written since the last checkpoint.
     pub(crate) dirty: alloc::collections::BTreeSet<u64>,
+    /// Pages of the last cut not copied into the shadow yet.
+    pub(crate) pending: alloc::collections::BTreeSet<u64>,
     pub(crate) scan_hint: u64,
     pub(crate) kip: Option<(u64, u64)>,
     pub(crate) exchange: Vec<u64>,
@@ -204,6 +206,7 @@ impl Supervisor {
             pages: BTreeMap::new(),
             shadow: BTreeMap::new(),
             dirty: alloc::collections::BTreeSet::new(),
+            pending: alloc::collections::BTreeSet::new(),
             scan_hint: 8,
             kip: None,
             exchange: Vec::new(),
