@@ -376,7 +376,9 @@ impl Model {
         let Some(e) = self.task(task).and_then(|t| t.pages.get(&vpn)).copied() else { return (false, false) };
         let mut targets = self.mapdb.descendants(e.node);
         if self_too {
-            targets.insert(0, e.node);
+            targets.push(e.node);
+            // the named entry last: processed after its descendants
+            targets.rotate_right(1);
         }
         let (mut r, mut d) = (false, false);
         for n in targets.into_iter().rev() {
