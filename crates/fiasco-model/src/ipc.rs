@@ -84,6 +84,25 @@ impl Model {
     /// Thread `t` enters the kernel with `inv` (its UTCB already holds the message).
     pub(crate) fn syscall(&mut self, t: ObjId, inv: Invocation) {
         self.trace_entry(t, &inv);
+        self.entries += 1;
+        if self.halt_at_entry.is_some_and(|n| self.entries > n) {
+            // power loss: nothing happens any more
+            self.halted = true;
+            self.th(t).state = TState::Receiving { from: RecvFrom::Thread(t), deadline: None };
+            return;
+        }
+        // fault injection: the thread dies at this kernel entry
+        if let Some((task, left)) = self.crash_at_entry {
+            if self.thread(t).and_then(|x| x.task) == Some(task) {
+                if left == 0 {
+                    self.crash_at_entry = None;
+                    let code = crate::cpu::Cpu::invalid_op_code(self.cfg.arch);
+                    self.raise_exception(t, Some(code));
+                    return;
+                }
+                self.crash_at_entry = Some((task, left - 1));
+            }
+        }
         let a = abi(self.cfg.arch);
         {
             let th = self.th(t);

@@ -247,9 +247,14 @@ impl Model {
                             let end = start.saturating_add(1u64 << order.min(51));
                             let vpns: Vec<u64> = if order == 0 {
                                 // one page: no range walk
-                                self.task(tk).filter(|x| x.pages.contains_key(&start)).map(|_| vec![start]).unwrap_or_default()
+                                self.task(tk)
+                                    .filter(|x| x.pages.contains_key(&start))
+                                    .map(|_| vec![start])
+                                    .unwrap_or_default()
                             } else {
-                                self.task(tk).map(|x| x.pages.range(start..end).map(|(k, _)| *k).collect()).unwrap_or_default()
+                                self.task(tk)
+                                    .map(|x| x.pages.range(start..end).map(|(k, _)| *k).collect())
+                                    .unwrap_or_default()
                             };
                             let (mut r, mut d) = (false, false);
                             for v in vpns {

@@ -123,6 +123,13 @@ pub struct Model {
     pub(crate) kip_frame: u64,
     /// sigma0's bookkeeping: which RAM frames it gave away, to whom (label).
     pub(crate) s0_owned: BTreeMap<u64, u64>,
+    /// Fault injection: a thread of this task dies at its task's n-th next
+    /// kernel entry.
+    pub(crate) crash_at_entry: Option<(ObjId, u64)>,
+    /// Kernel entries so far (all threads, host threads included).
+    pub(crate) entries: u64,
+    /// Fault injection: the system stops at this kernel entry.
+    pub(crate) halt_at_entry: Option<u64>,
 }
 
 /// The objects the model creates at boot, like the kernel's initial workload.
@@ -175,6 +182,9 @@ impl Model {
             programs: BTreeMap::new(),
             kip_frame: 0,
             s0_owned: BTreeMap::new(),
+            crash_at_entry: None,
+            entries: 0,
+            halt_at_entry: None,
         };
         m.boot_workload();
         m
@@ -225,6 +235,29 @@ impl Model {
     pub fn set_step_limit(&mut self, n: Option<u64>) {
         self.step_limit = n;
         self.halted = n.is_some_and(|n| self.steps >= n);
+    }
+
+    /// Fault injection ("the child dies here"): the thread of `task` that
+    /// makes the task's `n`-th next kernel entry (0 = the very next) raises
+    /// an invalid-instruction exception instead of entering the kernel.
+    pub fn crash_at_entry(&mut self, task: ObjId, n: u64) {
+        self.crash_at_entry = Some((task, n));
+    }
+
+    /// Kernel entries made so far by all threads (host threads included).
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Fault injection ("the ECU loses power here"): the whole system stops
+    /// at the `n`-th kernel entry from now (that entry does not happen).
+    pub fn halt_after_entries(&mut self, n: u64) {
+        self.halt_at_entry = Some(self.entries + n);
+    }
+
+    /// Is a planned crash still to come?
+    pub fn crash_pending(&self) -> bool {
+        self.crash_at_entry.is_some()
     }
 
     /// Has the step limit stopped the system?

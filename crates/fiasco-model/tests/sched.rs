@@ -138,3 +138,26 @@ fn a_program_that_breaks_the_replay_rule_is_caught() {
     let _a = spawn(&mut r, 0x20, CODE, 0x10, 10);
     r.model().run(10);
 }
+
+#[test]
+fn a_planned_crash_hits_the_nth_kernel_entry() {
+    let mut m = model();
+    // a child that sleeps forever in 10 µs pieces, counting in r0 and DATA
+    program(&mut m, CODE, |cpu| {
+        let _ = sys!(cpu, ipc::sleep(cpu, Timeout::from_us(10)));
+        let n = cpu.r(0) + 1;
+        cpu.set_r(0, n);
+        cpu.store_u64(DATA, n)?;
+        Ok(())
+    });
+    let mut r = m.root();
+    let child = spawn(&mut r, 0x20, CODE, 0x10, 10);
+    let t = obj(r.model(), child.task.idx());
+    r.model().crash_at_entry(t, 5);
+    let e = ipc::wait(&mut r, TimeoutPair::NEVER).unwrap();
+    assert!(e.tag.is_exception());
+    assert_eq!(r.utcb().mr[l4_sys::exc::amd64::mr::TRAPNO], 6);
+    // five entries completed (each followed by a count), the sixth crashed
+    assert_eq!(child_u64(r.model(), &child, DATA), 5);
+    assert!(!r.model().crash_pending());
+}
