@@ -6,6 +6,7 @@
 //! * the child killed at each of its first 500 kernel entries: rtcr
 //!   restores it from the last checkpoint and the restored child passes its
 //!   own checks (the counter and its mirror, every gate and IRQ working).
+//!
 //! Each test prints how many fault points it tried.
 
 use rtcr_sim::child::*;
