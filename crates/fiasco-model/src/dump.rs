@@ -158,6 +158,16 @@ impl Model {
         self.cap(task, idx).map(|c| c.obj)
     }
 
+    /// The physical address behind `va` in `task`.
+    pub fn phys_of(&self, task: ObjId, va: u64) -> Option<u64> {
+        self.task(task)?.pages.get(&(va >> 12)).map(|p| p.frame << 12)
+    }
+
+    /// Every page of `task`: (virtual, physical) addresses.
+    pub fn page_frames(&self, task: ObjId) -> Vec<(u64, u64)> {
+        self.task(task).map(|t| t.pages.iter().map(|(v, p)| (v << 12, p.frame << 12)).collect()).unwrap_or_default()
+    }
+
     /// Is the thread alive (not dead, not killed)?
     pub fn thread_alive(&self, thread: ObjId) -> bool {
         self.thread(thread).is_some_and(|t| t.state != crate::objects::TState::Dead)

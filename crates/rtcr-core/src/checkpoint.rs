@@ -153,6 +153,11 @@ impl Supervisor {
             }
             let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(200_000)));
             env.utcb().bdr = 0;
+            if let Err(e) = got {
+                if crate::supervisor::child_fault(e) {
+                    continue;
+                }
+            }
             let got = got.map_err(|e| if e.is_timeout() { Error::StopTimeout } else { Error::Kernel(e) })?;
             match labels::decode(got.label) {
                 Some((Service::Exception, i)) if ts.contains(&i) && got.tag.words() >= n => {

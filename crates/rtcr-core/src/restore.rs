@@ -200,6 +200,9 @@ impl Supervisor {
                 let _ = l4_sys::task::delete_obj(env, me, o.child_view);
             }
         }
+        for t in &self.threads {
+            let _ = l4_sys::task::delete_obj(env, me, t.exc_gate);
+        }
         l4_sys::task::delete_obj(env, me, self.child_task)?;
         Ok(())
     }

@@ -122,6 +122,8 @@ pub(crate) struct ThreadRec {
     pub started: bool,
     pub bound: bool,
     pub exc_slot: u64,
+    /// rtcr's slot of the exception gate.
+    pub exc_gate: CapIdx,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -134,6 +136,18 @@ pub(crate) struct Page {
     pub writable: bool,
     /// Written since the last checkpoint.
     pub dirty: bool,
+}
+
+/// A receive error a child can cause (and only hurts its own message).
+pub(crate) fn child_fault(e: l4_sys::Error) -> bool {
+    use l4_sys::IpcErrorCode as C;
+    matches!(
+        e,
+        l4_sys::Error::Ipc(l4_sys::IpcError {
+            code: C::MsgCut | C::Aborted | C::MapFailed | C::Canceled | C::RcvPfTimeout | C::SndPfTimeout,
+            ..
+        })
+    )
 }
 
 /// Why `serve` returned.
@@ -172,6 +186,8 @@ pub struct Supervisor {
     pub(crate) scan_hint: u64,
     pub(crate) kip: Option<(u64, u64)>,
     pub(crate) exchange: Vec<u64>,
+    /// rtcr's address of the trampoline's frame.
+    pub(crate) tramp: u64,
     /// Objects the child created (against `max_objects`).
     pub(crate) created: u32,
     /// Next free address of the child's sigma0 range.
@@ -210,6 +226,7 @@ impl Supervisor {
             scan_hint: 8,
             kip: None,
             exchange: Vec::new(),
+            tramp: 0,
             created: 0,
             sigma0_next,
             seq: 0,
@@ -244,6 +261,29 @@ impl Supervisor {
                 (*s, k, c.rights)
             })
             .collect()
+    }
+
+    /// rtcr's addresses of every frame it maps into the child (its memory,
+    /// the trampoline, the exchange pages, the KIP): what the child may see.
+    pub fn frames_given(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
+        v.extend(self.exchange.iter().copied());
+        v.push(self.tramp);
+        if let Some((va, _)) = self.kip {
+            v.push(va);
+        }
+        v
+    }
+
+    /// rtcr's own slots of the objects it holds for the child (the objects
+    /// and the capabilities the child is given for them).
+    pub fn held_slots(&self) -> Vec<CapIdx> {
+        let mut v: Vec<CapIdx> = self.objects.iter().flat_map(|o| [o.cap, o.child_view]).collect();
+        v.extend(self.threads.iter().map(|t| t.exc_gate));
+        v.push(self.child_task);
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Number of pages of child memory.
@@ -390,6 +430,7 @@ impl Supervisor {
     pub(crate) fn map_trampoline<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
         let b = self.frame(env)?;
         self.map_page(env, self.spec.trampoline >> 12, b, 5)?;
+        self.tramp = b;
         self.exchange.clear();
         for i in 0..self.spec.max_threads as u64 {
             let b = self.frame(env)?;
@@ -419,7 +460,16 @@ impl Supervisor {
         self.give_cap(env, exc, exc_slot, 7, false)?;
         let o =
             self.add_obj(Obj { kind: ObjKind::Thread(idx), cap: real, child_view: proxy, rights: 7, server: false })?;
-        self.threads.push(ThreadRec { obj: o, utcb: 0, prio: 0, quantum: 0, started: false, bound: false, exc_slot });
+        self.threads.push(ThreadRec {
+            obj: o,
+            utcb: 0,
+            prio: 0,
+            quantum: 0,
+            started: false,
+            bound: false,
+            exc_slot,
+            exc_gate: exc,
+        });
         if let Some(s) = slot {
             self.give_cap(env, proxy, s, 7, false)?;
             self.caps.insert(s, CapRec { obj: o, rights: 7, server: false });
@@ -462,6 +512,9 @@ impl Supervisor {
             let got = match ipc::wait(env, TimeoutPair::new(Timeout::NEVER, idle)) {
                 Ok(g) => g,
                 Err(e) if e.is_timeout() => return Ok(ServeOutcome::Idle),
+                // a message that did not fit rtcr's buffers (the sender got
+                // the cut error too), or was aborted: drop it, serve on
+                Err(e) if child_fault(e) => continue,
                 Err(e) => return Err(Error::Kernel(e)),
             };
             self.served += 1;
