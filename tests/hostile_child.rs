@@ -61,7 +61,7 @@ fn hostile() -> Arc<dyn fiasco_model::Program> {
             cpu.utcb().mr[0] = op;
             for i in 1..words {
                 let v = next();
-                cpu.utcb().mr[i] = if v & 1 == 0 { v % 0x40 << 12 } else { v };
+                cpu.utcb().mr[i] = if v & 1 == 0 { (v % 0x40) << 12 } else { v };
             }
             for k in 0..items {
                 let ctl = 8 | (next() & 0x23);
@@ -129,6 +129,14 @@ fn a_hostile_child_gets_nothing_of_rtcrs() {
             sup = Supervisor::spawn(&mut env, spec("hostile")).unwrap();
         }
         rounds += 1;
+        if rounds % 10 == 0 {
+            // a hostile child soon gives away its own capabilities (it may):
+            // start a fresh one now and then so rtcr keeps being attacked
+            served += sup.served;
+            let old = sup;
+            old.destroy(&mut env).unwrap();
+            sup = Supervisor::spawn(&mut env, spec("hostile")).unwrap();
+        }
         let mm = env.0.model();
         let root = boot.root_task;
         let child = mm.object_at(root, sup.child_task().idx().0).unwrap();
