@@ -15,6 +15,7 @@ use rtcr_core::{ChildSpec, Env, Error, Region};
 use std::sync::Arc;
 
 pub mod child;
+pub mod fuzz;
 pub mod simulate;
 
 /// The child's code (programs are registered here).
