@@ -84,3 +84,40 @@ fn a_crash_loop_is_restored_with_backoff() {
     let share = took as f64 / elapsed as f64;
     assert!(share < 0.05, "rtcr spent {share:.3} of the time restoring");
 }
+
+#[test]
+fn an_image_from_outside_is_verified_before_use() {
+    // an arm64 image handed to an x86_64 rtcr is refused; the child starts fresh
+    let arm_image = {
+        let mut m = scenario_model(Arch::Arm64);
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = rtcr_core::Supervisor::spawn(&mut env, spec("arm")).unwrap();
+        sup.serve(&mut env, 100, l4_sys::Timeout::from_us(2000)).unwrap();
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Arm64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
+        rtcr_image::encode(&meta, &cp).unwrap()
+    };
+    let mut store = Store::new(MemRegion::zeroed(1 << 20));
+    store.write(&arm_image).unwrap();
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let d = Driver::start(&mut env, spec("x"), store, Policy::default()).unwrap();
+    match &d.events[..] {
+        [Event::ImageRefused(why)] => assert!(why.contains("arm"), "{why}"),
+        e => panic!("{e:?}"),
+    }
+    // a store whose both slots are corrupt: refused with both reasons
+    let mut bytes = vec![0u8; 1 << 20];
+    bytes[0] = b'X';
+    bytes[(1 << 19) + 3] = 1;
+    let store = Store::new(MemRegion(bytes));
+    let d = Driver::start(&mut env, spec("y"), store, Policy::default()).unwrap();
+    assert!(matches!(&d.events[..], [Event::ImageRefused(_)]), "{:?}", d.events);
+}

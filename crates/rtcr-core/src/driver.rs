@@ -43,6 +43,9 @@ pub enum Event {
     },
     /// A checkpoint failed; the previous image is still the one to restore.
     CheckpointFailed(alloc::string::String),
+    /// At start, the store held no image rtcr may restore (corrupt, or made
+    /// for another architecture or page size): the child starts fresh.
+    ImageRefused(alloc::string::String),
 }
 
 /// Driver settings.
@@ -93,13 +96,25 @@ impl<R: Region> Driver<R> {
     /// one (an image handed over from another ECU goes there first),
     /// otherwise fresh from `spec`.
     pub fn start<E: Env>(env: &mut E, spec: ChildSpec, store: Store<R>, policy: Policy) -> Result<Self, Error> {
-        let sup = match store.latest() {
-            Ok((_, bytes)) => {
-                let (meta, cp) = rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12)
-                    .map_err(|e| Error::Image(format!("{e}")))?;
-                Supervisor::restore(env, spec.clone(), &cp, meta.sequence)?
+        let mut events = Vec::new();
+        // an image from outside (another ECU) is verified before any of it is used
+        let image = match store.latest() {
+            Ok((_, bytes)) => match rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    events.push(Event::ImageRefused(format!("{e}")));
+                    None
+                }
+            },
+            Err(rtcr_image::StoreError::Empty) => None,
+            Err(e) => {
+                events.push(Event::ImageRefused(format!("{e}")));
+                None
             }
-            Err(_) => Supervisor::spawn(env, spec.clone())?,
+        };
+        let sup = match image {
+            Some((meta, cp)) => Supervisor::restore(env, spec.clone(), &cp, meta.sequence)?,
+            None => Supervisor::spawn(env, spec.clone())?,
         };
         let now = env.clock_us();
         Ok(Driver {
@@ -111,7 +126,7 @@ impl<R: Region> Driver<R> {
             last_restore: None,
             backoff: 0,
             restoring_us: 0,
-            events: Vec::new(),
+            events,
         })
     }
 

@@ -52,7 +52,11 @@ fn checkpoint() -> impl Strategy<Value = Checkpoint> {
                 .collect();
             let pages = vpns
                 .iter()
-                .map(|&v| PageRecord { vaddr: v << 12, rights: 6, data: (0..4096u32).map(|i| (i as u8) ^ seed).collect() })
+                .map(|&v| PageRecord {
+                    vaddr: v << 12,
+                    rights: 6,
+                    data: (0..4096u32).map(|i| (i as u8) ^ seed).collect(),
+                })
                 .collect();
             Checkpoint { child: name, clock_us: 77, utcb_area: (0xB300_0000, 14), objects, caps, threads, pages }
         })

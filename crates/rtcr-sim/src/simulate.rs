@@ -146,6 +146,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 )),
                 Event::Checkpoint { stats, .. } => rep.lines.push(format!("rtcr: checkpoint {}", stats.seq)),
                 Event::CheckpointFailed(w) => rep.lines.push(format!("rtcr: checkpoint failed: {w}")),
+                Event::ImageRefused(w) => rep.lines.push(format!("rtcr: image refused: {w}")),
             }
         }
         store_bytes = d.store.region().0.clone();
