@@ -206,6 +206,18 @@ impl Model {
         HostThread::new(self, t)
     }
 
+    /// Makes `thread` (e.g. one the root created through the factory) a
+    /// host thread: driven by host code through [`Model::host`], never run
+    /// as a program. Use it for a second server thread of the root task.
+    pub fn make_host(&mut self, thread: ObjId) {
+        if let Some(t) = self.thread_mut(thread) {
+            t.runner = objects::Runner::Host;
+            if t.state == objects::TState::Dead {
+                t.state = objects::TState::Ready;
+            }
+        }
+    }
+
     /// A handle to drive any host thread (a thread without a program).
     pub fn host(&mut self, thread: ObjId) -> HostThread<'_> {
         HostThread::new(self, thread)

@@ -34,7 +34,7 @@ impl Supervisor {
         spec.name = cp.child.clone();
         let mut s = Supervisor::new_for_restore(spec, env.arch());
         s.seq = seq;
-        l4_sys::scheduler::run_thread(env, SCHED, crate::supervisor::MAIN, &SchedParam::prio(RTCR_PRIO))?;
+        l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
         s.create_task(env)?;
         s.map_trampoline(env)?;
         let n = cp.objects.len();

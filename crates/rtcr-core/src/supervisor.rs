@@ -25,10 +25,10 @@ use crate::{Env, Error};
 /// rtcr's own capabilities.
 pub(crate) const FACTORY: Cap<kind::Factory> = Cap::new(base::FACTORY);
 pub(crate) const ME: Cap<kind::Task> = Cap::new(base::TASK);
-pub(crate) const MAIN: Cap<kind::Thread> = Cap::new(base::THREAD);
 pub(crate) const SCHED: Cap<kind::Scheduler> = Cap::new(base::SCHEDULER);
 pub(crate) const SIGMA0: Cap<kind::Sigma0> = Cap::new(base::PAGER);
-/// Where rtcr receives capabilities a child sends (a LOCAL_ID buffer).
+/// Where rtcr receives capabilities a child sends (a LOCAL_ID buffer; with
+/// LOCAL_ID nothing lands there for rtcr's own gates).
 pub(crate) const SCRATCH: CapIdx = CapIdx(0xff);
 /// Child slots where rtcr keeps each thread's exception gate.
 pub const PRIV_BASE: u64 = 0xF00;
@@ -79,6 +79,10 @@ pub struct ChildSpec {
     pub max_objects: u32,
     /// Most pages of memory the child may have.
     pub max_pages: u32,
+    /// The rtcr thread that serves this child (its slot in rtcr's space):
+    /// every gate of the child is bound to it. One thread per child keeps
+    /// children apart: a message of one never reaches another's server.
+    pub server_thread: u64,
     /// Where memory a child asks sigma0 for lands in it (start, length):
     /// rtcr answers "any RAM" requests with pages from this range.
     pub sigma0_range: (u64, u64),
@@ -241,6 +245,11 @@ impl Supervisor {
         s
     }
 
+    /// The rtcr thread that serves this child.
+    pub(crate) fn server(&self) -> Cap<kind::Thread> {
+        Cap::new(CapIdx(self.spec.server_thread))
+    }
+
     /// The child task, as a capability in rtcr's space.
     pub fn child_task(&self) -> Cap<kind::Task> {
         Cap::new(self.child_task)
@@ -304,7 +313,7 @@ impl Supervisor {
     /// A gate bound to rtcr's main thread that stands for `service`/`index`.
     pub(crate) fn service_gate<E: Env>(&mut self, env: &mut E, service: Service, index: u32) -> Result<CapIdx, Error> {
         let s = self.slot();
-        factory::create_gate(env, FACTORY, s, Some((MAIN, labels::label(service, index))))?;
+        factory::create_gate(env, FACTORY, s, Some((self.server(), labels::label(service, index))))?;
         Ok(s)
     }
 
@@ -350,7 +359,7 @@ impl Supervisor {
     /// its memory and starts it (the child contract, see the crate docs).
     pub fn spawn<E: Env>(env: &mut E, spec: ChildSpec) -> Result<Self, Error> {
         let mut s = Supervisor::new(spec, env.arch());
-        scheduler::run_thread(env, SCHED, MAIN, &SchedParam::prio(RTCR_PRIO))?;
+        scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
         s.create_task(env)?;
         s.create_services(env)?;
         s.map_trampoline(env)?;

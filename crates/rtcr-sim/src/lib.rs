@@ -145,5 +145,6 @@ pub fn spec(name: &str) -> ChildSpec {
         max_objects: 64,
         max_pages: 512,
         sigma0_range: (0x8000_0000, 0x100_0000),
+        server_thread: 3,
     }
 }
