@@ -55,8 +55,13 @@ fn a_crash_loop_is_restored_with_backoff() {
     let mut r = m.root();
     let mut env = ModelEnv(&mut r);
     let store = Store::new(MemRegion::zeroed(2 << 20));
-    let policy =
-        Policy { interval_us: 1_000_000, backoff_min_us: 2_000, backoff_max_us: 64_000, loop_window_us: 50_000 };
+    let policy = Policy {
+        interval_us: 1_000_000,
+        backoff_min_us: 2_000,
+        backoff_max_us: 64_000,
+        loop_window_us: 50_000,
+        max_restore_permille: 50,
+    };
     let mut d = Driver::start(&mut env, spec("looper"), store, policy).unwrap();
     let t0 = env.0.model().clock_us();
     d.run_until(&mut env, t0 + 5_000).unwrap();

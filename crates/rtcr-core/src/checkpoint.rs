@@ -67,6 +67,37 @@ pub struct Stats {
     pub threads: usize,
 }
 
+/// Covers the 4 KiB frames at `addrs` (rtcr's addresses) with as few
+/// naturally aligned power-of-two fpages as possible, each covering only
+/// frames of the set, with the W right to revoke.
+pub(crate) fn runs_to_fpages(addrs: &mut [u64]) -> Vec<Fpage> {
+    addrs.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < addrs.len() {
+        // length of the run of consecutive frames starting here
+        let mut n = 1;
+        while i + n < addrs.len() && addrs[i + n] == addrs[i] + 4096 * n as u64 {
+            n += 1;
+        }
+        let mut a = addrs[i];
+        let mut left = n as u64;
+        while left > 0 {
+            // the largest aligned block at `a` that fits in what is left
+            let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
+            let mut order = 12;
+            while order < align && (1u64 << (order + 1 - 12)) <= left {
+                order += 1;
+            }
+            out.push(Fpage::mem(a, order, MemRights::W));
+            a += 1u64 << order;
+            left -= 1u64 << (order - 12);
+        }
+        i += n;
+    }
+    out
+}
+
 /// One stopped thread: what the pause captured.
 #[derive(Clone, Debug)]
 pub struct Saved {
@@ -286,19 +317,23 @@ impl Supervisor {
         // contents as of this cut are copied after the resume (copy on
         // write: a write before the copy faults to rtcr, which copies first)
         let mut copied = 0;
-        let mut protect: Vec<Fpage> = Vec::new();
+        let mut protect: Vec<u64> = Vec::new();
         let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
         for vpn in dirty {
             let Some(p) = self.pages.get(&vpn).copied() else { continue };
             self.pending.insert(vpn);
             copied += 1;
             if p.writable && p.rights & 2 != 0 {
-                protect.push(Fpage::mem(p.backing, 12, MemRights::W));
+                protect.push(p.backing);
             }
             let e = self.pages.get_mut(&vpn).expect("present");
             e.dirty = false;
             e.writable = false;
         }
+        // runs of frames that lie next to each other in rtcr's space go as
+        // one fpage each (naturally aligned powers of two): fewer items,
+        // less kernel work
+        let protect = runs_to_fpages(&mut protect);
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
             task::unmap_batch(env, crate::supervisor::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
@@ -405,5 +440,30 @@ impl Supervisor {
             threads,
             pages,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_to_fpages;
+
+    #[test]
+    fn runs_become_aligned_blocks() {
+        let mut a: alloc::vec::Vec<u64> = (0..8).map(|i| 0x1_0000_0000 + 4096 * i).collect();
+        let f = runs_to_fpages(&mut a);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].addr(), f[0].order()), (0x1_0000_0000, 15));
+        // 3 frames from an odd start: 1 + 2
+        let mut b = alloc::vec![0x1000u64, 0x2000, 0x3000];
+        let f = runs_to_fpages(&mut b);
+        let got: alloc::vec::Vec<(u64, u32)> = f.iter().map(|f| (f.addr(), f.order())).collect();
+        assert_eq!(got, alloc::vec![(0x1000, 12), (0x2000, 13)]);
+        // gaps stay gaps
+        let mut c = alloc::vec![0x4000u64, 0x6000];
+        assert_eq!(runs_to_fpages(&mut c).len(), 2);
+        // every frame covered exactly once
+        let mut d: alloc::vec::Vec<u64> = (0..37u64).map(|i| 0x7000 + 4096 * i).collect();
+        let total: u64 = runs_to_fpages(&mut d).iter().map(|f| f.size() / 4096).sum();
+        assert_eq!(total, 37);
     }
 }

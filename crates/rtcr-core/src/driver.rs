@@ -59,11 +59,20 @@ pub struct Policy {
     pub backoff_max_us: u64,
     /// A crash within this time after a restore counts as a crash loop.
     pub loop_window_us: u64,
+    /// Most of its time rtcr may spend restoring, in per mille: above it,
+    /// the backoff grows even when the crashes are not close together.
+    pub max_restore_permille: u64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { interval_us: 10_000, backoff_min_us: 1_000, backoff_max_us: 100_000, loop_window_us: 20_000 }
+        Policy {
+            interval_us: 10_000,
+            backoff_min_us: 1_000,
+            backoff_max_us: 100_000,
+            loop_window_us: 20_000,
+            max_restore_permille: 50,
+        }
     }
 }
 
@@ -78,8 +87,10 @@ pub struct Driver<R: Region> {
     next_checkpoint: u64,
     last_restore: Option<u64>,
     backoff: u64,
-    /// Time spent restoring (including backoff), µs.
+    /// Time spent restoring (without the backoff), µs.
     pub restoring_us: u64,
+    /// When the driver started (kernel clock, µs).
+    pub started_us: u64,
     /// Everything that happened.
     pub events: Vec<Event>,
 }
@@ -126,6 +137,7 @@ impl<R: Region> Driver<R> {
             last_restore: None,
             backoff: 0,
             restoring_us: 0,
+            started_us: now,
             events,
         })
     }
@@ -166,6 +178,12 @@ impl<R: Region> Driver<R> {
         }
     }
 
+    /// rtcr's time spent restoring so far, per mille of the time since start.
+    pub fn restore_permille(&self, now: u64) -> u64 {
+        let elapsed = now.saturating_sub(self.started_us).max(1);
+        self.restoring_us * 1000 / elapsed
+    }
+
     /// Restores the child from the newest good image (after a backoff if it
     /// keeps crashing right after restores).
     pub fn recover<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
@@ -184,7 +202,7 @@ impl<R: Region> Driver<R> {
         old.destroy(env)?;
         self.sup = Supervisor::restore(env, self.spec.clone(), &cp, meta.sequence)?;
         let t2 = env.clock_us();
-        self.restoring_us += t2 - t0;
+        self.restoring_us += t2 - t1;
         self.last_restore = Some(t2);
         self.next_checkpoint = t2 + self.policy.interval_us;
         self.events.push(Event::Restored { seq: meta.sequence, backoff_us: t1 - t0, took_us: t2 - t1 });
