@@ -88,6 +88,14 @@ fn a_crash_loop_is_restored_with_backoff() {
     let elapsed = env.0.model().clock_us() - start;
     let share = took as f64 / elapsed as f64;
     assert!(share < 0.05, "rtcr spent {share:.3} of the time restoring");
+    let now = env.0.model().clock_us();
+    let permille = d.restore_permille(now);
+    assert!(permille <= policy.max_restore_permille, "under the configured bound: {permille} per mille");
+    eprintln!(
+        "crash loop: {} restores, rtcr restoring {permille} per mille of the time (bound {})",
+        backoffs.len(),
+        policy.max_restore_permille
+    );
 }
 
 #[test]
