@@ -298,8 +298,19 @@ impl<'m> Cpu<'m> {
     /// Loads a little-endian u64 (may span pages).
     pub fn load_u64(&mut self, addr: u64) -> Result<u64, Fault> {
         let mut b = [0u8; 8];
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = self.load_u8(addr.wrapping_add(i as u64))?;
+        let end = addr.wrapping_add(7);
+        if end >> 12 != addr >> 12 || self.writes.range(addr..=end).next().is_some() {
+            // spans pages, or overlaps this step's writes: byte by byte
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = self.load_u8(addr.wrapping_add(i as u64))?;
+            }
+            return Ok(u64::from_le_bytes(b));
+        }
+        self.check(addr, false)?;
+        let pa = self.phys(addr).ok_or(Fault { addr, write: false, exec: false, present: false })?;
+        let off = (pa & 0xfff) as usize;
+        if let Some(f) = self.m.frame_ro(pa >> 12) {
+            b.copy_from_slice(&f[off..off + 8]);
         }
         Ok(u64::from_le_bytes(b))
     }
@@ -308,9 +319,14 @@ impl<'m> Cpu<'m> {
     pub fn store_u64(&mut self, addr: u64, v: u64) -> Result<(), Fault> {
         // check both ends first so a fault leaves no partial store
         self.check(addr, true)?;
-        self.check(addr.wrapping_add(7), true)?;
+        let end = addr.wrapping_add(7);
+        if end >> 12 != addr >> 12 {
+            self.check(end, true)?;
+        }
+        // both pages are writable: the bytes go straight into the step's
+        // write buffer (no check per byte)
         for (i, x) in v.to_le_bytes().iter().enumerate() {
-            self.store_u8(addr.wrapping_add(i as u64), *x)?;
+            self.writes.insert(addr.wrapping_add(i as u64), *x);
         }
         Ok(())
     }

@@ -261,11 +261,15 @@ impl Model {
                 }
             }
         }
-        for (addr, b) in writes {
-            let pa =
-                self.task(task).and_then(|tk| tk.pages.get(&(addr >> 12))).map(|p| (p.frame << 12) | (addr & 0xfff));
-            if let Some(pa) = pa {
-                self.frame(pa >> 12)[(pa & 0xfff) as usize] = b;
+        // the writes are sorted by address: look each page up once
+        let mut writes = writes.into_iter().peekable();
+        while let Some((addr, b)) = writes.next() {
+            let vpn = addr >> 12;
+            let Some(pfn) = self.task(task).and_then(|tk| tk.pages.get(&vpn)).map(|p| p.frame) else { continue };
+            let frame = self.frame(pfn);
+            frame[(addr & 0xfff) as usize] = b;
+            while let Some((a, b)) = writes.next_if(|(a, _)| a >> 12 == vpn) {
+                frame[(a & 0xfff) as usize] = b;
             }
         }
     }
