@@ -15,7 +15,11 @@
 //! * item 6: the debugger's object dump (op 0x110) into ku_mem — only with
 //!   the argument `probe-dump`: on the Fiasco build this was written
 //!   against, the op trips a kernel assertion (see the issue notes);
-//! * item 2 and 9 come from the stub's KIP and capability report.
+//! * item 2 and 9 come from the stub's KIP and capability report;
+//! * restart: a thread blocked in a kernel call, cancelled and stopped
+//!   (ex_regs CANCEL | TRIGGER_EXCEPTION, as a checkpoint does), moved back
+//!   by `Arch::restart_len` and resumed, issues the same call again —
+//!   l4-sys's restartable entry, which rtcr-core's rewind relies on.
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +146,7 @@ fn sleep_ms(k: &mut CurrentThread, ms: u64) {
 }
 
 /// Runs every probe and logs the results.
-pub fn run(k: &mut CurrentThread, utcb: u64, dump: bool) {
+pub fn run(k: &mut CurrentThread, utcb: u64, kip: Option<u64>, dump: bool) {
     say!(k, "rtcr: probe: start");
     // rtcr above its worker so that main decides when the worker runs
     let r = scheduler::run_thread(k, Cap::new(base::SCHEDULER), MAIN, &SchedParam::prio(20));
@@ -228,7 +232,116 @@ pub fn run(k: &mut CurrentThread, utcb: u64, dump: bool) {
             READ_VALUE.load(Ordering::SeqCst)
         ),
     }
+    if let Some(kip) = kip {
+        probe_restart(k, &mut regs, utcb + 0x400, kip);
+    }
     say!(k, "rtcr: probe: done");
+}
+
+/// The worker's sleep in the restart probe, and how it ended.
+const RESTART_SLEEP_US: u64 = 300_000;
+static SLEEP_END: AtomicU64 = AtomicU64::new(0);
+static SLEEP_RESULT: AtomicU64 = AtomicU64::new(0);
+static KIP_ADDR: AtomicU64 = AtomicU64::new(0);
+
+fn now_us() -> u64 {
+    // SAFETY: KIP_ADDR is the KIP sigma0 mapped (read + execute) into this
+    // task before the probe set it; the kernel only updates its clock.
+    unsafe { l4_sys::kip::clock_us(KIP_ADDR.load(Ordering::SeqCst) as *const u8) }
+}
+
+/// The worker for the restart probe: one relative sleep; records when and
+/// how it ended (1 = timed out, as a sleep should; 2 = cancelled, i.e. the
+/// call was not issued again; 3 = anything else).
+extern "C" fn restart_entry() -> ! {
+    // SAFETY: the worker's CurrentThread; its UTCB was bound by thread
+    // control before it first ran, and no other reference to it exists.
+    let mut k = unsafe { CurrentThread::new() };
+    STEP.store(10, Ordering::SeqCst);
+    let r = ipc::sleep(&mut k, Timeout::from_us(RESTART_SLEEP_US));
+    SLEEP_END.store(now_us(), Ordering::SeqCst);
+    let code = match r {
+        Ok(()) => 1,
+        Err(l4_sys::Error::Ipc(e)) if e.code == l4_sys::error::IpcErrorCode::Canceled => 2,
+        Err(_) => 3,
+    };
+    SLEEP_RESULT.store(code, Ordering::SeqCst);
+    STEP.store(11, Ordering::SeqCst);
+    loop {
+        let _ = ipc::sleep(&mut k, Timeout::NEVER);
+    }
+}
+
+/// The restart probe. `regs` is the worker's register set from its last
+/// exception (it is stopped in it); `worker_utcb` its UTCB (in rtcr's own
+/// task, so readable here).
+fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb: u64, kip: u64) {
+    let arch = l4_sys::exc::Arch::current().expect("built for amd64 or arm64");
+    KIP_ADDR.store(kip, Ordering::SeqCst);
+    // resume the worker into its sleep
+    set_entry(regs, restart_entry as *const () as u64, worker_stack_top());
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(regs);
+    let tag = MsgTag::new(0, EXC_WORDS, 0, TagFlags::empty());
+    let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    sleep_ms(k, 50);
+    if STEP.load(Ordering::SeqCst) != 10 {
+        say!(k, "rtcr: probe restart: worker did not reach its sleep (step {})", STEP.load(Ordering::SeqCst));
+        return;
+    }
+    // stop it as a checkpoint does
+    let r = thread::ex_regs(k, WORKER, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION);
+    let Some((_, mut stopped)) = wait_exception(k, 200) else {
+        say!(k, "rtcr: probe restart: no exception after cancel (ex_regs {:?})", r);
+        return;
+    };
+    // SAFETY: the worker's UTCB lies in rtcr's own task at `worker_utcb`
+    // (bound by thread control); the worker is stopped, so the word is
+    // stable while it is read, and only read.
+    let tcr = unsafe { core::ptr::read_volatile((worker_utcb + 123 * 8) as *const u64) };
+    let rr = arch.restart_regs();
+    #[cfg(target_arch = "x86_64")]
+    let tag_out = stopped[l4_sys::exc::amd64::mr::RAX];
+    #[cfg(target_arch = "aarch64")]
+    let tag_out = stopped[l4_sys::exc::arm64::mr::X0];
+    let timeout_kept =
+        stopped[rr.timeout] == TimeoutPair::new(Timeout::NEVER, Timeout::from_us(RESTART_SLEEP_US)).raw();
+    // rewind to the start of the restartable entry and resume
+    let (_, ip, _) = describe(&stopped);
+    #[cfg(target_arch = "x86_64")]
+    {
+        stopped[l4_sys::exc::amd64::mr::IP] = ip - arch.restart_len();
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        stopped[l4_sys::exc::arm64::mr::PC] = ip - arch.restart_len();
+    }
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(&stopped);
+    let resumed_at = now_us();
+    let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    for _ in 0..100 {
+        if STEP.load(Ordering::SeqCst) == 11 {
+            break;
+        }
+        sleep_ms(k, 10);
+    }
+    let result = SLEEP_RESULT.load(Ordering::SeqCst);
+    let slept = SLEEP_END.load(Ordering::SeqCst).saturating_sub(resumed_at);
+    say!(
+        k,
+        "rtcr: probe restart (cancelled call re-issued after rewinding {} bytes): {}, slept {} us after resume; \
+         at the cut: tag {:#x}, TCR {:#x}, timeout still in the restart register: {}",
+        arch.restart_len(),
+        match result {
+            1 => "re-issued, timed out",
+            2 => "NOT re-issued (cancelled)",
+            0 => "worker did not finish",
+            _ => "other error",
+        },
+        slept,
+        tag_out,
+        tcr,
+        timeout_kept
+    );
 }
 
 /// Item 3: does an unmap with rights 0 report (and clear) the referenced

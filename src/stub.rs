@@ -65,11 +65,11 @@ pub extern "C" fn rtcr_main() -> ! {
 
     // The KIP from sigma0, mapped 1:1 at its physical address.
     let whole = Fpage::mem(0, 63, MemRights::empty());
-    let args = match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
-        Ok(kip_addr) => report_kip(&mut k, kip_addr),
+    let (args, kip) = match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
+        Ok(kip_addr) => (report_kip(&mut k, kip_addr), Some(kip_addr)),
         Err(e) => {
             say!(&mut k, "rtcr: sigma0 KIP request failed: {e}");
-            ""
+            ("", None)
         }
     };
 
@@ -82,7 +82,7 @@ pub extern "C" fn rtcr_main() -> ! {
 
     let dump = args.split(' ').any(|a| a == "probe-dump");
     if dump || args.split(' ').any(|a| a == "probe") {
-        crate::probe::run(&mut k, utcb, dump);
+        crate::probe::run(&mut k, utcb, kip, dump);
     }
 
     say!(&mut k, "rtcr: stub done, sleeping");

@@ -68,3 +68,43 @@ fn x86_64_root_task_is_a_static_exec_at_128_mib() {
 fn aarch64_root_task_is_a_static_exec_at_ram_plus_128_mib() {
     check(&Expect { var: "RTCR_ELF_AARCH64", machine: 183, base: 0x4800_0000 });
 }
+
+/// Every kernel entry in the binary is l4-sys's restartable sequence, and
+/// the sequence is exactly `Arch::restart_len` bytes long — the distance
+/// rtcr moves a cancelled thread's IP back. (A wrong length would resume a
+/// child in the middle of an instruction.)
+fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, sequence: &[u8], entry: &[u8]) {
+    let Some(path) = env::var_os(var) else {
+        eprintln!("SKIPPED: {var} not set (scripts/check.sh builds the binary and sets it)");
+        return;
+    };
+    let b = fs::read(&path).unwrap();
+    assert_eq!(sequence.len() as u64, arch.restart_len(), "the sequence below is what the asm assembles to");
+    assert!(sequence.ends_with(entry));
+    let starts: Vec<usize> =
+        b.windows(sequence.len()).enumerate().filter(|(_, w)| *w == sequence).map(|(i, _)| i).collect();
+    assert!(!starts.is_empty(), "no restartable kernel entry in {}", path.to_string_lossy());
+    eprintln!("{var}: {} restartable kernel entries", starts.len());
+    if entry.len() == 4 {
+        // fixed-width code: every aligned `svc #0` must end a sequence
+        let svcs: Vec<usize> = (0..b.len() - 3).step_by(4).filter(|&i| &b[i..i + 4] == entry).collect();
+        for i in &svcs {
+            assert!(starts.contains(&(i + 4 - sequence.len())), "a bare svc #0 at file offset {i:#x}");
+        }
+    }
+}
+
+#[test]
+fn x86_64_kernel_entries_are_restartable() {
+    // mov rax, r9; mov rsi, r10; mov rdx, r12; mov r8, r13; syscall
+    let seq = [0x4c, 0x89, 0xc8, 0x4c, 0x89, 0xd6, 0x4c, 0x89, 0xe2, 0x4d, 0x89, 0xe8, 0x0f, 0x05];
+    restart_sequences("RTCR_ELF_X86_64", l4_sys::exc::Arch::Amd64, &seq, &[0x0f, 0x05]);
+}
+
+#[test]
+fn aarch64_kernel_entries_are_restartable() {
+    // mov x0, x4; mov x1, x5; mov x2, x6; mov x3, x7 (orr xd, xzr, xn); svc #0
+    let words: [u32; 5] = [0xaa04_03e0, 0xaa05_03e1, 0xaa06_03e2, 0xaa07_03e3, 0xd400_0001];
+    let seq: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    restart_sequences("RTCR_ELF_AARCH64", l4_sys::exc::Arch::Arm64, &seq, &0xd400_0001u32.to_le_bytes());
+}

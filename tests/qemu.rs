@@ -56,6 +56,15 @@ fn check_probes(log: &str) {
     let p4 = expect_line(log, "rtcr: probe 4 (parent maps child UTCB)");
     assert!(p4.contains("NOT mapped"), "a parent must not be able to map a child's UTCB: {p4}");
     expect_line(log, "rtcr: probe 3 ");
+    // the restartable kernel entry: a cancelled call, rewound by
+    // Arch::restart_len, is issued again with its inputs (rtcr's rewind)
+    let pr = expect_line(log, "rtcr: probe restart ");
+    assert!(pr.contains("re-issued, timed out"), "a rewound cancelled call must be issued again: {pr}");
+    assert!(pr.contains("TCR 0x7"), "the sleep was cancelled in its receive phase: {pr}");
+    assert!(pr.contains("timeout still in the restart register: true"), "{pr}");
+    let slept: u64 =
+        pr.split("slept ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(slept >= 290_000, "the re-issued relative sleep runs its full 300 ms again: {pr}");
     expect_line(log, "rtcr: probe: done");
 }
 

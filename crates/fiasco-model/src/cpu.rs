@@ -41,7 +41,7 @@
 //! completed call resumes from registers alone; a thread stopped while
 //! blocked (its IPC cancelled) is restarted by setting its IP back to the
 //! state's start, which re-issues the call — what rtcr does on the kernel by
-//! rewinding the IP to the `syscall`/`svc` instruction.
+//! rewinding the IP to the start of l4-sys's restartable entry sequence.
 
 use std::collections::BTreeMap;
 
@@ -133,15 +133,18 @@ pub(crate) fn abi(arch: Arch) -> Abi {
             ip: amd64::mr::IP,
             sp: amd64::mr::SP,
             flags: amd64::mr::FLAGS,
+            // r9, r10, r12 and r13 come last: a kernel call loads its
+            // inputs into them (the restartable entry), so r(4)..r(7) do
+            // not survive a call on amd64
             gpr: [
                 amd64::mr::RBX,
                 amd64::mr::RBP,
-                amd64::mr::R12,
-                amd64::mr::R13,
                 amd64::mr::R14,
                 amd64::mr::R15,
                 amd64::mr::R9,
                 amd64::mr::R10,
+                amd64::mr::R12,
+                amd64::mr::R13,
             ],
         },
         Arch::Arm64 => Abi {
@@ -157,10 +160,15 @@ pub(crate) fn abi(arch: Arch) -> Abi {
     }
 }
 
-/// Low IP bits of a state's kernel entry: a state starts at a 16-byte
-/// boundary; after its kernel entry the IP is past the entry instruction
-/// (`syscall` is 2 bytes, `svc #0` 4), as on the real CPU.
-pub(crate) const IP_OFFSET_MASK: u64 = 0xf;
+/// A state's code occupies 32 bytes: it starts at a 32-byte boundary, and
+/// after its kernel entry the IP is past l4-sys's restartable entry
+/// sequence (`Arch::restart_len`: 14 bytes on amd64, 20 on arm64), as on
+/// the real CPU. Rewinding by that length lands on the state's start, which
+/// recomputes the call's inputs (the replay rule) just as the real
+/// sequence re-reads them from preserved registers.
+pub(crate) const STATE_SHIFT: u32 = 5;
+/// The low IP bits within a state.
+pub(crate) const IP_OFFSET_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 /// The CPU as a program sees it during one step.
 pub struct Cpu<'m> {
@@ -182,12 +190,12 @@ pub struct Cpu<'m> {
 impl<'m> Cpu<'m> {
     /// The program's state: `(ip - entry) >> 4`.
     pub fn state(&self) -> u64 {
-        self.regs[self.abi.ip].wrapping_sub(self.entry) >> 4
+        self.regs[self.abi.ip].wrapping_sub(self.entry) >> STATE_SHIFT
     }
 
-    /// Moves to state `s` (sets the IP to `entry + s * 16`).
+    /// Moves to state `s` (sets the IP to `entry + s * 32`).
     pub fn goto(&mut self, s: u64) {
-        self.regs[self.abi.ip] = self.entry + (s << 4);
+        self.regs[self.abi.ip] = self.entry + (s << STATE_SHIFT);
     }
 
     /// Program register `n` (0..8).
@@ -357,7 +365,7 @@ impl Kernel for Cpu<'_> {
                 );
             }
             self.utcb = real;
-            let ip = self.regs[self.abi.ip] & !0xf;
+            let ip = self.regs[self.abi.ip] & !IP_OFFSET_MASK;
             self.regs[self.abi.ip] = ip;
             return Outcome { tag: MsgTag(self.regs[self.abi.tag]), label: self.regs[self.abi.label] };
         }
@@ -366,6 +374,13 @@ impl Kernel for Cpu<'_> {
             "model program made a second kernel entry in one step: wrap l4-sys calls in sys!()"
         );
         self.entered = Some(inv);
+        // l4-sys's restartable entry holds the inputs in preserved
+        // registers (`Arch::restart_regs`), as the real code does
+        let rr = self.m.cfg.arch.restart_regs();
+        self.regs[rr.tag] = inv.tag.0;
+        self.regs[rr.label] = inv.label;
+        self.regs[rr.dest] = inv.dest;
+        self.regs[rr.timeout] = inv.timeout.raw();
         // what the program sees should it not stop (it must: see sys!)
         Outcome { tag: MsgTag(0x8000), label: 0 }
     }

@@ -182,7 +182,7 @@ impl Model {
         let code_ok = self.task(task).and_then(|tk| tk.pages.get(&(ip >> 12))).is_some_and(|p| p.rights & 5 != 0);
         if !code_ok {
             self.charge(t);
-            self.raise_page_fault(t, ip & !0xf, false, true);
+            self.raise_page_fault(t, ip & !IP_OFFSET_MASK, false, true);
             return;
         }
         let Some((entry, prog)) = self.program_at(ip) else {
@@ -218,7 +218,7 @@ impl Model {
                     (Err(Trap::Kernel), Some(inv)) => {
                         let abi = abi(arch);
                         let th = self.th(t);
-                        th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + arch.syscall_insn_len();
+                        th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + arch.restart_len();
                         self.syscall(t, inv);
                     }
                     (Err(Trap::Kernel), None) => {

@@ -20,6 +20,27 @@ pub enum Arch {
     Arm64,
 }
 
+/// Bytes of the amd64 restartable entry: 4 x `mov r64, r64` (3 bytes) + `syscall` (2).
+pub const RESTART_LEN_AMD64: u64 = 4 * 3 + 2;
+/// Bytes of the arm64 restartable entry: 4 x `mov xd, xn` + `svc #0`, 4 bytes each.
+pub const RESTART_LEN_ARM64: u64 = 5 * 4;
+
+/// Where the restartable entry keeps a kernel call's inputs: message
+/// word indices of the exception register set. They still hold the inputs
+/// when the call returns or is cancelled (the kernel preserves them), so a
+/// checkpoint reads an interrupted call's timeout from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartRegs {
+    /// The message tag (moved to rax / x0).
+    pub tag: usize,
+    /// The label (rsi / x1).
+    pub label: usize,
+    /// The destination selector and operation (rdx / x2).
+    pub dest: usize,
+    /// The timeout pair (r8 / x3).
+    pub timeout: usize,
+}
+
 impl Arch {
     /// The architecture this code is compiled for, if it is one of the two.
     pub const fn current() -> Option<Arch> {
@@ -32,13 +53,32 @@ impl Arch {
         }
     }
 
-    /// Length of the kernel-entry instruction (`syscall` 2 bytes, `svc #0`
-    /// 4 bytes): how far to move the IP back to re-issue an interrupted
-    /// kernel call.
-    pub const fn syscall_insn_len(self) -> u64 {
+    /// Length of the restartable kernel-entry sequence of `l4_sys::arch`
+    /// (four register moves, then `syscall` / `svc #0`: 14 bytes on amd64,
+    /// 20 on arm64): how far to move the IP of a thread whose kernel call
+    /// was cancelled so that resuming it issues the same call again. The
+    /// sequence reads the call's inputs from registers the kernel
+    /// preserves, so the rewound thread needs nothing else restored.
+    pub const fn restart_len(self) -> u64 {
         match self {
-            Arch::Amd64 => 2,
-            Arch::Arm64 => 4,
+            Arch::Amd64 => RESTART_LEN_AMD64,
+            Arch::Arm64 => RESTART_LEN_ARM64,
+        }
+    }
+
+    /// The registers the restartable entry reads its inputs from: r9,
+    /// r10, r12, r13 on amd64; x4..x7 on arm64.
+    pub const fn restart_regs(self) -> RestartRegs {
+        match self {
+            Arch::Amd64 => {
+                RestartRegs { tag: amd64::mr::R9, label: amd64::mr::R10, dest: amd64::mr::R12, timeout: amd64::mr::R13 }
+            }
+            Arch::Arm64 => RestartRegs {
+                tag: arm64::mr::X0 + 4,
+                label: arm64::mr::X0 + 5,
+                dest: arm64::mr::X0 + 6,
+                timeout: arm64::mr::X0 + 7,
+            },
         }
     }
 

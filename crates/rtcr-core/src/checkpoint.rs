@@ -9,8 +9,8 @@
 //!    other task map a UTCB): rtcr points the stopped thread at the
 //!    trampoline with [`trampoline::OP_SAVE`]; it copies its UTCB into the
 //!    thread's exchange page and raises a breakpoint, which stops it again.
-//!    An interrupted call's absolute timeouts (the timeout register survives
-//!    the call: r8 / x3) are kept as time remaining; relative ones restart
+//!    An interrupted call's absolute timeouts (l4-sys's restartable entry
+//!    keeps the timeout in a preserved register: r13 / x7) are kept as time remaining; relative ones restart
 //!    in full when the call is re-issued (the kernel does not tell when the
 //!    call began).
 //! 3. Write-protect the pages written since the last checkpoint (the next
@@ -20,8 +20,10 @@
 //!    before it grants the write (copy on write). Read back gate labels.
 //! 4. Resume every thread by a plain send of its register set to its thread
 //!    capability (checked on the kernel: probe 1). A thread whose kernel call
-//!    was cancelled is rewound to the kernel-entry instruction, so the call is
-//!    made again — the thread cannot tell it was stopped.
+//!    was cancelled is rewound by [`Arch::restart_len`] to the start of
+//!    l4-sys's restartable entry, which loads the call's inputs again from
+//!    preserved registers, so the call is made again — the thread cannot
+//!    tell it was stopped.
 //!
 //! The pause covers 1–4 and no page copy; the copy and the image come after.
 
@@ -132,7 +134,7 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             ip: amd64::mr::IP,
             sp: amd64::mr::SP,
             tag: amd64::mr::RAX,
-            timeout: amd64::mr::R8,
+            timeout: Arch::Amd64.restart_regs().timeout,
             arg0: amd64::mr::RDI,
             arg1: amd64::mr::RSI,
         },
@@ -140,7 +142,7 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             ip: arm64::mr::PC,
             sp: arm64::mr::SP,
             tag: arm64::mr::X0,
-            timeout: arm64::mr::X0 + 3,
+            timeout: Arch::Arm64.restart_regs().timeout,
             arg0: arm64::mr::X0,
             arg1: arm64::mr::X0 + 1,
         },
@@ -306,7 +308,7 @@ impl Supervisor {
             }
             let state = if cancelled {
                 // re-issue the interrupted kernel call on resume
-                regs[ri.ip] -= self.arch.syscall_insn_len();
+                regs[ri.ip] -= self.arch.restart_len();
                 ThreadState::InKernel
             } else {
                 ThreadState::Running
