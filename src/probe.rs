@@ -272,6 +272,23 @@ extern "C" fn restart_entry() -> ! {
     }
 }
 
+/// The stamp counter's frequency: CNTFRQ_EL0 on arm64; on amd64 the TSC
+/// runs at the CPU frequency the KIP reports (kHz).
+fn stamp_hz(kip: u64) -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let _ = kip;
+        l4_sys::arch::stamp_hz()
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: sigma0 mapped the KIP page (4 KiB, readable) at `kip`
+        // into this task; it is only read.
+        let page = unsafe { core::slice::from_raw_parts(kip as *const u8, 4096) };
+        l4_sys::kip::Kip::parse(page).map(|k| k.frequency_cpu() * 1000).unwrap_or(0)
+    }
+}
+
 /// The restart probe. `regs` is the worker's register set from its last
 /// exception (it is stopped in it); `worker_utcb` its UTCB (in rtcr's own
 /// task, so readable here).
@@ -305,6 +322,16 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
     let tag_out = stopped[l4_sys::exc::arm64::mr::X0];
     let timeout_kept =
         stopped[rr.timeout] == TimeoutPair::new(Timeout::NEVER, Timeout::from_us(RESTART_SLEEP_US)).raw();
+    // what rtcr-core's run_down_relative_timeouts does: take the time since
+    // the entry stamp off the relative timeout (the stub has no heap for
+    // rtcr-core itself)
+    let hz = stamp_hz(kip);
+    let now = l4_sys::arch::stamp_now();
+    let ran_us =
+        if hz == 0 { 0 } else { (now.saturating_sub(stopped[rr.stamp]) as u128 * 1_000_000 / hz as u128) as u64 };
+    let left = RESTART_SLEEP_US.saturating_sub(ran_us);
+    stopped[rr.timeout] = TimeoutPair::new(Timeout::NEVER, Timeout::from_us(left)).raw();
+    stopped[rr.stamp] = now;
     // rewind to the start of the restartable entry and resume
     let (_, ip, _) = describe(&stopped);
     #[cfg(target_arch = "x86_64")]
@@ -329,7 +356,8 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
     say!(
         k,
         "rtcr: probe restart (cancelled call re-issued after rewinding {} bytes): {}, slept {} us after resume; \
-         at the cut: tag {:#x}, TCR {:#x}, timeout still in the restart register: {}",
+         at the cut: tag {:#x}, TCR {:#x}, timeout still in the restart register: {}, \
+         stamp says {} us of {} had run (counter {} Hz), re-issued with {} us",
         arch.restart_len(),
         match result {
             1 => "re-issued, timed out",
@@ -340,7 +368,11 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
         slept,
         tag_out,
         tcr,
-        timeout_kept
+        timeout_kept,
+        ran_us,
+        RESTART_SLEEP_US,
+        hz,
+        left
     );
 }
 

@@ -71,9 +71,9 @@ fn aarch64_root_task_is_a_static_exec_at_ram_plus_128_mib() {
 
 /// Every kernel entry in the binary is l4-sys's restartable sequence, and
 /// the sequence is exactly `Arch::restart_len` bytes long — the distance
-/// rtcr moves a cancelled thread's IP back. (A wrong length would resume a
-/// child in the middle of an instruction.)
-fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, sequence: &[u8], entry: &[u8]) {
+/// rtcr moves a cancelled thread's IP back (a wrong length would resume a
+/// child in the middle of an instruction), preceded by the entry stamp.
+fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, stamp: &[u8], sequence: &[u8], entry: &[u8]) {
     let Some(path) = env::var_os(var) else {
         eprintln!("SKIPPED: {var} not set (scripts/check.sh builds the binary and sets it)");
         return;
@@ -85,6 +85,9 @@ fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, sequence: &[u8], entry:
         b.windows(sequence.len()).enumerate().filter(|(_, w)| *w == sequence).map(|(i, _)| i).collect();
     assert!(!starts.is_empty(), "no restartable kernel entry in {}", path.to_string_lossy());
     eprintln!("{var}: {} restartable kernel entries", starts.len());
+    for &i in &starts {
+        assert!(i >= stamp.len() && &b[i - stamp.len()..i] == stamp, "entry at {i:#x} lacks the entry stamp");
+    }
     if entry.len() == 4 {
         // fixed-width code: every aligned `svc #0` must end a sequence
         let svcs: Vec<usize> = (0..b.len() - 3).step_by(4).filter(|&i| &b[i..i + 4] == entry).collect();
@@ -96,15 +99,19 @@ fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, sequence: &[u8], entry:
 
 #[test]
 fn x86_64_kernel_entries_are_restartable() {
+    // rdtsc; shl rdx, 32; or rax, rdx; mov r14, rax (the stamp), then
     // mov rax, r9; mov rsi, r10; mov rdx, r12; mov r8, r13; syscall
+    let stamp = [0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xd0, 0x49, 0x89, 0xc6];
     let seq = [0x4c, 0x89, 0xc8, 0x4c, 0x89, 0xd6, 0x4c, 0x89, 0xe2, 0x4d, 0x89, 0xe8, 0x0f, 0x05];
-    restart_sequences("RTCR_ELF_X86_64", l4_sys::exc::Arch::Amd64, &seq, &[0x0f, 0x05]);
+    restart_sequences("RTCR_ELF_X86_64", l4_sys::exc::Arch::Amd64, &stamp, &seq, &[0x0f, 0x05]);
 }
 
 #[test]
 fn aarch64_kernel_entries_are_restartable() {
     // mov x0, x4; mov x1, x5; mov x2, x6; mov x3, x7 (orr xd, xzr, xn); svc #0
+    // preceded by the stamp: mrs x8, cntvct_el0
     let words: [u32; 5] = [0xaa04_03e0, 0xaa05_03e1, 0xaa06_03e2, 0xaa07_03e3, 0xd400_0001];
     let seq: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    restart_sequences("RTCR_ELF_AARCH64", l4_sys::exc::Arch::Arm64, &seq, &0xd400_0001u32.to_le_bytes());
+    let stamp = 0xd53b_e048u32.to_le_bytes();
+    restart_sequences("RTCR_ELF_AARCH64", l4_sys::exc::Arch::Arm64, &stamp, &seq, &0xd400_0001u32.to_le_bytes());
 }

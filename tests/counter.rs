@@ -224,3 +224,94 @@ fn an_absolute_timeout_is_kept_as_time_remaining() {
         "woke at {woke}, restored at {restored_at} with {left} µs left"
     );
 }
+
+/// Sleeps 40 ms with a relative timeout, then records when it woke (DATA)
+/// and when it went to sleep (DATA + 8).
+fn relative_sleeper() -> Arc<dyn fiasco_model::Program> {
+    struct R;
+    impl fiasco_model::Program for R {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            match cpu.state() {
+                0 => {
+                    let now = cpu.clock_us();
+                    cpu.store_u64(DATA + 8, now)?;
+                    cpu.goto(1);
+                    Ok(())
+                }
+                1 => {
+                    let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::from_us(40_000)));
+                    let now = cpu.clock_us();
+                    cpu.store_u64(DATA, now)?;
+                    cpu.goto(2);
+                    Ok(())
+                }
+                _ => {
+                    let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::NEVER));
+                    Ok(())
+                }
+            }
+        }
+    }
+    Arc::new(R)
+}
+
+fn word_at(m: &mut fiasco_model::Model, sup: &Supervisor, addr: u64) -> u64 {
+    let t = m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).unwrap();
+    u64::from_le_bytes(m.peek(t, addr, 8).unwrap().try_into().unwrap())
+}
+
+#[test]
+fn a_checkpoint_does_not_stretch_a_relative_sleep() {
+    for arch in [Arch::Amd64, Arch::Arm64] {
+        let mut m = model(arch, relative_sleeper());
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("sleeper")).unwrap();
+        sup.serve(&mut env, 50, Timeout::from_us(25_000)).unwrap();
+        // 25 ms into the 40 ms sleep: cut, resume
+        let (cp, _) = sup.checkpoint(&mut env).unwrap();
+        assert_eq!(cp.threads[0].state, rtcr_image::ThreadState::InKernel);
+        let rr = arch.restart_regs();
+        let left = l4_sys::TimeoutPair::from_raw(cp.threads[0].regs[rr.timeout]).rcv.rel_us().unwrap();
+        assert!((14_000..=15_500).contains(&left), "{arch:?}: about 15 ms left in the image: {left}");
+        sup.serve(&mut env, 50, Timeout::from_us(100_000)).unwrap();
+        let m = env.0.model();
+        let (slept_at, woke) = (word_at(m, &sup, DATA + 8), word_at(m, &sup, DATA));
+        assert!(woke != 0, "{arch:?}: the sleep ended");
+        let took = woke - slept_at;
+        assert!((40_000..=41_000).contains(&took), "{arch:?}: 40 ms sleep took {took} µs across a checkpoint");
+    }
+}
+
+#[test]
+fn a_relative_sleep_restored_elsewhere_sleeps_what_was_left() {
+    let mut m = model(Arch::Arm64, relative_sleeper());
+    let bytes;
+    {
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("sleeper")).unwrap();
+        sup.serve(&mut env, 50, Timeout::from_us(30_000)).unwrap();
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        let meta = rtcr_image::ImageMeta {
+            arch: rtcr_image::image::Arch::Arm64,
+            page_shift: 12,
+            sequence: st.seq,
+            clock_us: cp.clock_us,
+        };
+        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+    }
+    // another ECU, its clock and counter already 3 s on
+    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+    let mut m2 = model(Arch::Arm64, relative_sleeper());
+    let mut r = m2.root();
+    let mut env = ModelEnv(&mut r);
+    l4_sys::ipc::sleep(&mut env, Timeout::from_us(3_000_000)).unwrap();
+    let mut sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
+    let restored_at = env.0.model().clock_us();
+    sup.serve(&mut env, 50, Timeout::from_us(100_000)).unwrap();
+    let woke = word_at(env.0.model(), &sup, DATA);
+    // about 10 ms were left at the cut
+    let after = woke - restored_at;
+    assert!((9_000..=11_000).contains(&after), "woke {after} µs after the restore");
+}

@@ -133,14 +133,14 @@ pub(crate) fn abi(arch: Arch) -> Abi {
             ip: amd64::mr::IP,
             sp: amd64::mr::SP,
             flags: amd64::mr::FLAGS,
-            // r9, r10, r12 and r13 come last: a kernel call loads its
-            // inputs into them (the restartable entry), so r(4)..r(7) do
-            // not survive a call on amd64
+            // r14, r9, r10, r12 and r13 come last: a kernel call stamps
+            // r14 and loads its inputs into the others (the restartable
+            // entry), so r(3)..r(7) do not survive a call on amd64
             gpr: [
                 amd64::mr::RBX,
                 amd64::mr::RBP,
-                amd64::mr::R14,
                 amd64::mr::R15,
+                amd64::mr::R14,
                 amd64::mr::R9,
                 amd64::mr::R10,
                 amd64::mr::R12,
@@ -160,15 +160,19 @@ pub(crate) fn abi(arch: Arch) -> Abi {
     }
 }
 
-/// A state's code occupies 32 bytes: it starts at a 32-byte boundary, and
-/// after its kernel entry the IP is past l4-sys's restartable entry
-/// sequence (`Arch::restart_len`: 14 bytes on amd64, 20 on arm64), as on
-/// the real CPU. Rewinding by that length lands on the state's start, which
-/// recomputes the call's inputs (the replay rule) just as the real
-/// sequence re-reads them from preserved registers.
+/// A state's code occupies 32 bytes and starts at a 32-byte boundary. Its
+/// kernel entry is l4-sys's restartable sequence, placed at
+/// [`RESTART_POINT`]: after the entry the IP is `RESTART_POINT +
+/// Arch::restart_len` into the state (22 on amd64, 28 on arm64), as on the
+/// real CPU. rtcr's rewind of a cancelled call lands on the restart point:
+/// the step runs again (the replay rule makes it compute the same inputs)
+/// but, as the real sequence does, the call takes its inputs from the
+/// restart registers — where rtcr may have run a relative timeout down.
 pub(crate) const STATE_SHIFT: u32 = 5;
 /// The low IP bits within a state.
 pub(crate) const IP_OFFSET_MASK: u64 = (1 << STATE_SHIFT) - 1;
+/// Where in a state the restartable entry sequence starts.
+pub(crate) const RESTART_POINT: u64 = 8;
 
 /// The CPU as a program sees it during one step.
 pub struct Cpu<'m> {
@@ -181,6 +185,13 @@ pub struct Cpu<'m> {
     pub(crate) utcb: Utcb,
     /// In replay: the UTCB as the kernel left it, swapped in at the call.
     pub(crate) replay_utcb: Option<Utcb>,
+    /// The step starts at the restart point: its kernel call takes its
+    /// inputs from the restart registers and keeps the old entry stamp.
+    pub(crate) restart: bool,
+    /// A restarted call as the program computed it (what its re-run after
+    /// the call is checked against; the kernel ran the one from the
+    /// restart registers).
+    pub(crate) program_inv: Option<Invocation>,
     pub(crate) writes: BTreeMap<u64, u8>,
     pub(crate) touched: Vec<(u64, bool)>,
     pub(crate) entered: Option<Invocation>,
@@ -373,14 +384,33 @@ impl Kernel for Cpu<'_> {
             self.entered.is_none(),
             "model program made a second kernel entry in one step: wrap l4-sys calls in sys!()"
         );
+        let rr = self.m.cfg.arch.restart_regs();
+        if self.restart {
+            // a rewound call: the real sequence moves the inputs from the
+            // restart registers again (the stamp is not re-taken)
+            let again = Invocation {
+                dest: self.regs[rr.dest],
+                tag: MsgTag(self.regs[rr.tag]),
+                label: self.regs[rr.label],
+                timeout: l4_sys::TimeoutPair::from_raw(self.regs[rr.timeout]),
+            };
+            assert_eq!(
+                (again.dest, again.tag, again.label),
+                (inv.dest, inv.tag, inv.label),
+                "model program broke the replay rule: the restarted kernel call differs from the one made"
+            );
+            self.entered = Some(again);
+            self.program_inv = Some(inv);
+            return Outcome { tag: MsgTag(0x8000), label: 0 };
+        }
         self.entered = Some(inv);
         // l4-sys's restartable entry holds the inputs in preserved
         // registers (`Arch::restart_regs`), as the real code does
-        let rr = self.m.cfg.arch.restart_regs();
         self.regs[rr.tag] = inv.tag.0;
         self.regs[rr.label] = inv.label;
         self.regs[rr.dest] = inv.dest;
         self.regs[rr.timeout] = inv.timeout.raw();
+        self.regs[rr.stamp] = self.m.counter();
         // what the program sees should it not stop (it must: see sys!)
         Outcome { tag: MsgTag(0x8000), label: 0 }
     }

@@ -101,6 +101,11 @@ impl Config {
 /// children directly on the model (rtcr sets them up through the ABI).
 pub type ProgramRef = Arc<dyn Program>;
 
+/// Frequency of the model's user-readable counter ([`Model::counter`]): not
+/// 1 MHz on purpose, so a tick/µs mix-up shows in tests (arm64 QEMU `virt`
+/// runs its counter at 62.5 MHz).
+pub const COUNTER_HZ: u64 = 25_000_000;
+
 /// The kernel.
 pub struct Model {
     pub(crate) cfg: Config,
@@ -235,6 +240,13 @@ impl Model {
     /// Current kernel clock in µs.
     pub fn clock_us(&self) -> u64 {
         self.clock_us
+    }
+
+    /// The free-running counter user code can read (TSC / CNTVCT_EL0),
+    /// running at [`COUNTER_HZ`] off the kernel clock: l4-sys's kernel entry
+    /// stamps it into a register (`Arch::restart_regs().stamp`).
+    pub fn counter(&self) -> u64 {
+        self.clock_us * (COUNTER_HZ / 1_000_000)
     }
 
     /// Program steps executed so far.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use l4_sys::utcb::Utcb;
 
-use crate::cpu::{abi, Cpu, Trap, IP_OFFSET_MASK};
+use crate::cpu::{abi, Cpu, Trap, IP_OFFSET_MASK, RESTART_POINT};
 use crate::objects::{KernelMsg, ObjId, Runner, TState};
 use crate::{Model, Program};
 
@@ -192,7 +192,12 @@ impl Model {
             return;
         };
         let real = self.task(task).and_then(|tk| tk.utcbs.get(&utcb_addr)).cloned().unwrap_or_else(Utcb::zeroed);
-        let replay = ip & IP_OFFSET_MASK != 0;
+        // where in its state the thread stands: at the start (a fresh
+        // step), at the restart point (a rewound call), or past its
+        // kernel entry (re-running the step to take the call's results)
+        let offset = ip & IP_OFFSET_MASK;
+        let restart = offset == RESTART_POINT;
+        let replay = offset != 0 && !restart;
         let mut cpu = Cpu {
             m: self,
             tid: t,
@@ -202,13 +207,15 @@ impl Model {
             fpu,
             utcb: real.clone(),
             replay_utcb: replay.then_some(real),
+            restart,
+            program_inv: None,
             writes: BTreeMap::new(),
             touched: Vec::new(),
             entered: None,
             abi: a,
         };
         let r = prog.step(&mut cpu);
-        let Cpu { regs: new_regs, fpu: new_fpu, utcb, writes, touched, entered, .. } = cpu;
+        let Cpu { regs: new_regs, fpu: new_fpu, utcb, writes, touched, entered, program_inv, .. } = cpu;
         self.charge(t);
         match r {
             Ok(()) | Err(Trap::Kernel) => {
@@ -218,8 +225,11 @@ impl Model {
                     (Err(Trap::Kernel), Some(inv)) => {
                         let abi = abi(arch);
                         let th = self.th(t);
-                        th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + arch.restart_len();
+                        th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + RESTART_POINT + arch.restart_len();
                         self.syscall(t, inv);
+                        if let (Some(p), Some(th)) = (program_inv, self.thread_mut(t)) {
+                            th.last_inv = Some(p);
+                        }
                     }
                     (Err(Trap::Kernel), None) => {
                         panic!("model program returned Trap::Kernel without a kernel call")

@@ -39,6 +39,9 @@ pub struct RestartRegs {
     pub dest: usize,
     /// The timeout pair (r8 / x3).
     pub timeout: usize,
+    /// The entry stamp: the free-running counter (TSC / CNTVCT_EL0) read
+    /// just before the inputs are moved, i.e. when the call was first made.
+    pub stamp: usize,
 }
 
 impl Arch {
@@ -66,18 +69,24 @@ impl Arch {
         }
     }
 
-    /// The registers the restartable entry reads its inputs from: r9,
-    /// r10, r12, r13 on amd64; x4..x7 on arm64.
+    /// The registers the restartable entry reads its inputs from (r9,
+    /// r10, r12, r13 on amd64; x4..x7 on arm64) and keeps its entry stamp
+    /// in (r14 / x8).
     pub const fn restart_regs(self) -> RestartRegs {
         match self {
-            Arch::Amd64 => {
-                RestartRegs { tag: amd64::mr::R9, label: amd64::mr::R10, dest: amd64::mr::R12, timeout: amd64::mr::R13 }
-            }
+            Arch::Amd64 => RestartRegs {
+                tag: amd64::mr::R9,
+                label: amd64::mr::R10,
+                dest: amd64::mr::R12,
+                timeout: amd64::mr::R13,
+                stamp: amd64::mr::R14,
+            },
             Arch::Arm64 => RestartRegs {
                 tag: arm64::mr::X0 + 4,
                 label: arm64::mr::X0 + 5,
                 dest: arm64::mr::X0 + 6,
                 timeout: arm64::mr::X0 + 7,
+                stamp: arm64::mr::X0 + 8,
             },
         }
     }

@@ -9,10 +9,14 @@
 //!    other task map a UTCB): rtcr points the stopped thread at the
 //!    trampoline with [`trampoline::OP_SAVE`]; it copies its UTCB into the
 //!    thread's exchange page and raises a breakpoint, which stops it again.
-//!    An interrupted call's absolute timeouts (l4-sys's restartable entry
-//!    keeps the timeout in a preserved register: r13 / x7) are kept as time remaining; relative ones restart
-//!    in full when the call is re-issued (the kernel does not tell when the
-//!    call began).
+//!    An interrupted call's timeouts are kept as time remaining. l4-sys's
+//!    restartable entry keeps the timeout pair in a preserved register
+//!    (r13 / x7) and stamps a free-running counter (TSC / CNTVCT_EL0) into
+//!    another (r14 / x8) when the call is made: an absolute timeout names a
+//!    buffer register holding the deadline, which is kept as deadline − now;
+//!    a relative one is run down by the time since the stamp
+//!    ([`run_down_relative_timeouts`]), at the cut for the image and again at
+//!    the resume, so a checkpoint does not stretch a child's sleep.
 //! 3. Write-protect the pages written since the last checkpoint (the next
 //!    write faults to rtcr and marks the page dirty again); their contents
 //!    are copied into the shadow after the resume ([`Supervisor::complete`]),
@@ -149,6 +153,33 @@ pub(crate) fn regs(arch: Arch) -> Regs {
     }
 }
 
+/// Takes the time that has passed since a cancelled kernel call was made
+/// off its relative timeouts, so that re-issuing it waits only for the rest.
+///
+/// `regs` is the register set of a thread stopped in l4-sys's restartable
+/// entry: its timeout register holds the call's timeout pair, its stamp
+/// register the counter value when the call was made (or last run down).
+/// Afterwards the stamp reads `now`, so running down again later subtracts
+/// only the time since. A timeout that has run out becomes zero (the call
+/// times out at once, as it would have); "never" and absolute timeouts are
+/// left alone (absolute deadlines are handled through the UTCB). A stamp in
+/// the future (a child with its own kernel-entry code) counts as no time.
+pub fn run_down_relative_timeouts(arch: Arch, regs: &mut [u64], now: u64, hz: u64) {
+    let rr = arch.restart_regs();
+    if regs.len() <= rr.timeout.max(rr.stamp) {
+        return;
+    }
+    let elapsed_us =
+        if hz == 0 { 0 } else { (u128::from(now.saturating_sub(regs[rr.stamp])) * 1_000_000 / u128::from(hz)) as u64 };
+    let run_down = |t: l4_sys::Timeout| match t.rel_us() {
+        Some(us) => l4_sys::Timeout::from_us(us.saturating_sub(elapsed_us)),
+        None => t,
+    };
+    let pair = TimeoutPair::from_raw(regs[rr.timeout]);
+    regs[rr.timeout] = TimeoutPair::new(run_down(pair.snd), run_down(pair.rcv)).raw();
+    regs[rr.stamp] = now;
+}
+
 impl Supervisor {
     /// Waits for the exception of thread `t` (answering anything else the
     /// child sends meanwhile); returns its register set.
@@ -274,6 +305,7 @@ impl Supervisor {
     #[allow(clippy::type_complexity)]
     pub fn pause<E: Env>(&mut self, env: &mut E) -> Result<(Vec<Saved>, Stats, u64), Error> {
         let t0 = env.clock_us();
+        let stamp0 = env.stamp_now();
         let ri = regs(self.arch);
         let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
         // 1. stop
@@ -307,8 +339,10 @@ impl Supervisor {
                 }
             }
             let state = if cancelled {
-                // re-issue the interrupted kernel call on resume
+                // re-issue the interrupted kernel call on resume, with
+                // what was left of its relative timeouts at the cut
                 regs[ri.ip] -= self.arch.restart_len();
+                run_down_relative_timeouts(self.arch, &mut regs, stamp0, env.stamp_hz());
                 ThreadState::InKernel
             } else {
                 ThreadState::Running
@@ -341,9 +375,16 @@ impl Supervisor {
             task::unmap_batch(env, crate::supervisor::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
         }
         self.refresh_gate_labels(env);
-        // 4. resume
+        // 4. resume (a re-issued call's relative timeouts lose the pause too)
         for s in &saved {
-            self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
+            if s.state == ThreadState::InKernel {
+                let mut r = s.regs.clone();
+                let now = env.stamp_now();
+                run_down_relative_timeouts(self.arch, &mut r, now, env.stamp_hz());
+                self.resume_with(env, s.thread, &r, &s.fpu)?;
+            } else {
+                self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
+            }
         }
         let pause_us = env.clock_us().saturating_sub(t0);
         self.seq += 1;

@@ -46,6 +46,11 @@ pub trait Env: l4_sys::Kernel {
     fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), Error>;
     /// The kernel clock in µs.
     fn clock_us(&mut self) -> u64;
+    /// The free-running counter that l4-sys's kernel entry stamps into
+    /// `Arch::restart_regs().stamp` (TSC / CNTVCT_EL0), read now.
+    fn stamp_now(&mut self) -> u64;
+    /// That counter's frequency in Hz.
+    fn stamp_hz(&self) -> u64;
     /// Saves rtcr's own FPU/SIMD registers (after an exception IPC with
     /// TRANSFER_FPU they hold the stopped thread's: FXSAVE / q0–q31).
     fn fpu_save(&mut self) -> alloc::vec::Vec<u8>;

@@ -181,7 +181,17 @@ impl Supervisor {
             let mut start = first;
             start[ri.sp] = tr.regs[ri.sp];
             s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
-            s.resume_with(env, t, &tr.regs, &tr.fpu)?;
+            let mut regs = tr.regs.clone();
+            if tr.state == ThreadState::InKernel {
+                // the image holds what was left of a re-issued call's
+                // relative timeouts at the cut; it starts counting now, on
+                // this ECU's counter
+                let stamp = env.arch().restart_regs().stamp;
+                if let Some(r) = regs.get_mut(stamp) {
+                    *r = env.stamp_now();
+                }
+            }
+            s.resume_with(env, t, &regs, &tr.fpu)?;
             s.threads[t as usize].started = true;
         }
         Ok(s)

@@ -55,6 +55,12 @@ impl Env for ModelEnv<'_, '_> {
     fn clock_us(&mut self) -> u64 {
         self.0.model().clock_us()
     }
+    fn stamp_now(&mut self) -> u64 {
+        self.0.model().counter()
+    }
+    fn stamp_hz(&self) -> u64 {
+        fiasco_model::COUNTER_HZ
+    }
     fn fpu_save(&mut self) -> Vec<u8> {
         self.0.fpu().iter().flat_map(|w| w.to_le_bytes()).collect()
     }

@@ -1,5 +1,7 @@
-//! The real kernel behind the seam: one kernel-entry site per architecture
-//! and the read of the own UTCB pointer. Nothing else in the crate is asm.
+//! The real kernel behind the seam: one kernel-entry site per architecture,
+//! the read of the own UTCB pointer, and the read of the free-running
+//! counter the kernel entry stamps (so rtcr can compare against the stamp).
+//! Nothing else in the crate is asm.
 //!
 //! Register assignment (fact sheet §1.1; l4sys `ARCH-amd64/arch/ipc.h`,
 //! `ARCH-arm64/arch/ipc.h`; kernel `entry_frame-amd64.cpp`,
@@ -26,9 +28,20 @@ use x86_64 as imp;
 mod aarch64;
 #[cfg(all(target_os = "none", target_arch = "aarch64"))]
 use aarch64 as imp;
+/// The stamp counter's frequency (arm64 only: on amd64 the TSC frequency
+/// is the KIP's `frequency_cpu`).
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub use aarch64::stamp_hz;
 
 #[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub use real::CurrentThread;
+
+/// The free-running counter the restartable kernel entry stamps into
+/// `Arch::restart_regs().stamp` (TSC on amd64, CNTVCT_EL0 on arm64), now.
+#[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn stamp_now() -> u64 {
+    imp::stamp_now()
+}
 
 #[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod real {
