@@ -30,6 +30,14 @@
 //!    tell it was stopped.
 //!
 //! The pause covers 1–4 and no page copy; the copy and the image come after.
+//!
+//! Known limitation: a call cut after its send phase (RECANCELED: the
+//! server already has the request) is re-issued whole, so the server sees
+//! that request a second time, and its reply to the first goes nowhere (the
+//! cancel ended the reply capability). Calls between a checkpointed child's
+//! own threads are therefore at-least-once across a checkpoint; a server
+//! whose requests are not idempotent should number them. Calls to rtcr
+//! itself are not affected (rtcr is never stopped).
 
 use alloc::vec::Vec;
 
