@@ -6,6 +6,9 @@
 #                        [--keys "KEYS"] [--elf PATH] [--module FILE]...
 #                        [-- ROOTTASK-ARGS...]
 #
+# ROOTTASK-ARGS is rtcr's configuration (crates/rtcr-boot/src/config.rs),
+# e.g. `child=none probe`; without any, `child=none` is passed.
+#
 # Environment (per architecture, as in tests/qemu.rs):
 #   FIASCO_OBJ_X86_64 / FIASCO_OBJ_ARM64  Fiasco build dir holding `fiasco`
 #   L4RE_OBJ_X86_64   / L4RE_OBJ_ARM64    L4Re build dir (O=) holding
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
     *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
   esac
 done
-rt_args="$*"
+rt_args="${*:-child=none}"
 
 case "$arch" in
   x86_64) fvar=FIASCO_OBJ_X86_64 lvar=L4RE_OBJ_X86_64 l4arch=amd64 target=x86_64-unknown-none ;;

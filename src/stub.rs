@@ -80,9 +80,31 @@ pub extern "C" fn rtcr_main() -> ! {
         say!(&mut k, "rtcr: named task/thread in JDB: {:?} {:?}", r1, r2);
     }
 
-    let dump = args.split(' ').any(|a| a == "probe-dump");
-    if dump || args.split(' ').any(|a| a == "probe") {
-        crate::probe::run(&mut k, utcb, kip, dump);
+    // the configuration: the roottask line of modules.list
+    let config = match rtcr_boot::config::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            say!(&mut k, "rtcr: configuration error: {e}; the roottask line was '{args}'");
+            say!(&mut k, "rtcr: stopped");
+            loop {
+                let _ = ipc::sleep(&mut k, Timeout::NEVER);
+            }
+        }
+    };
+    say!(
+        &mut k,
+        "rtcr: config: child {}, checkpoint every {} ms, store {} KiB, quotas {} objects / {} threads / {} pages, \
+         restore {}",
+        config.child.unwrap_or("none"),
+        config.interval_ms,
+        config.store_kib,
+        config.max_objects,
+        config.max_threads,
+        config.max_pages,
+        config.restore.unwrap_or("-")
+    );
+    if config.probe {
+        crate::probe::run(&mut k, utcb, kip, config.probe_dump);
     }
 
     say!(&mut k, "rtcr: stub done, sleeping");

@@ -115,3 +115,33 @@ fn aarch64_kernel_entries_are_restartable() {
     let stamp = 0xd53b_e048u32.to_le_bytes();
     restart_sequences("RTCR_ELF_AARCH64", l4_sys::exc::Arch::Arm64, &stamp, &seq, &0xd400_0001u32.to_le_bytes());
 }
+
+/// The child loader's checks (rtcr-boot) accept what this toolchain builds:
+/// our own root task is a static executable of the same shape a child is.
+fn loader_accepts(var: &str, machine: u16, base: u64) {
+    let Some(path) = env::var_os(var) else {
+        eprintln!("SKIPPED: {var} not set (scripts/check.sh builds the binary and sets it)");
+        return;
+    };
+    let b = fs::read(&path).unwrap();
+    let img = rtcr_boot::elf::Image::parse(&b, machine, (base, base + (256 << 20)))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.to_string_lossy()));
+    assert_eq!(img.entry, base);
+    let segs: Vec<_> = img.segments().collect();
+    assert!(segs.iter().any(|s| s.rights & 1 != 0), "an executable segment");
+    assert!(segs.iter().any(|s| s.rights & 2 != 0), "a writable segment");
+    // and refuses it for the other machine, or outside the child's range
+    let other = if machine == 62 { 183 } else { 62 };
+    assert!(rtcr_boot::elf::Image::parse(&b, other, (base, base + (256 << 20))).is_err());
+    assert!(rtcr_boot::elf::Image::parse(&b, machine, (base + 0x1000, base + (256 << 20))).is_err());
+}
+
+#[test]
+fn the_child_loader_accepts_our_own_x86_64_binary() {
+    loader_accepts("RTCR_ELF_X86_64", 62, 0x0800_0000);
+}
+
+#[test]
+fn the_child_loader_accepts_our_own_aarch64_binary() {
+    loader_accepts("RTCR_ELF_AARCH64", 183, 0x4800_0000);
+}

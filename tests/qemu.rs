@@ -43,6 +43,8 @@ fn check_stub(log: &str, arch: &str) {
     // the boot-module info names rtcr as the root task
     let rt = expect_line(log, ": Roottask ");
     assert!(rt.contains("rtcr child=none probe"), "{rt}");
+    let cfg = expect_line(log, "rtcr: config: ");
+    assert!(cfg.contains("child none, checkpoint every 100 ms"), "the defaults: {cfg}");
     expect_line(log, "rtcr: stub done, sleeping");
     assert!(!log.contains("rtcr: PANIC"), "{log}");
 }
@@ -92,4 +94,17 @@ fn aarch64_stub_boots_and_reports() {
     };
     check_stub(&log, "aarch64");
     check_probes(&log);
+}
+
+#[test]
+fn x86_64_a_bad_configuration_stops_with_the_reason() {
+    let Some(log) = boot("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", "", 8, "child=none interval_ms=0 probe")
+    else {
+        return;
+    };
+    let e = expect_line(&log, "rtcr: configuration error: ");
+    assert!(e.contains("interval_ms=0: want a number from 1 to 3600000"), "{e}");
+    expect_line(&log, "rtcr: stopped");
+    assert!(!log.contains("rtcr: probe: start"), "nothing runs on a bad configuration");
+    assert!(!log.contains("rtcr: PANIC"), "{log}");
 }

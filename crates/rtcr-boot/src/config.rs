@@ -1,0 +1,164 @@
+//! rtcr's configuration: the words after `roottask rtcr` in `modules.list`.
+//!
+//! ```text
+//! roottask rtcr child=hello interval_ms=100 store_kib=1024 max_objects=64 max_threads=8 max_pages=4096 restore=img
+//! ```
+//!
+//! `child=` names the boot module to run (required; `none` runs no child:
+//! the stub's self-report). Everything else has a default. Numbers are
+//! decimal or `0x` hex. Unknown words, repeated keys, numbers out of range
+//! and a missing child are errors that say which word is wrong.
+
+use core::fmt;
+
+/// The configuration, borrowed from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config<'a> {
+    /// The boot module of the child; `None` for `child=none`.
+    pub child: Option<&'a str>,
+    /// Checkpoint interval in milliseconds.
+    pub interval_ms: u64,
+    /// Size of the checkpoint store (both A/B slots together) in KiB.
+    pub store_kib: u64,
+    /// Quota: capability objects the child may create.
+    pub max_objects: u32,
+    /// Quota: threads the child may create.
+    pub max_threads: u32,
+    /// Quota: 4 KiB pages the child may have.
+    pub max_pages: u32,
+    /// A boot module holding a checkpoint image to restore at boot (from
+    /// another ECU), instead of starting the child afresh.
+    pub restore: Option<&'a str>,
+    /// Run the kernel verify-list probes (`probe`, `probe-dump`).
+    pub probe: bool,
+    /// Include the debugger object-dump probe.
+    pub probe_dump: bool,
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            child: None,
+            interval_ms: 100,
+            store_kib: 1024,
+            max_objects: 64,
+            max_threads: 16,
+            max_pages: 4096,
+            restore: None,
+            probe: false,
+            probe_dump: false,
+        }
+    }
+}
+
+/// What is wrong with a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError<'a> {
+    /// No `child=` word.
+    MissingChild,
+    /// A word that is neither a known key nor a known flag.
+    Unknown(&'a str),
+    /// A key given twice.
+    Repeated(&'a str),
+    /// A key without a value (`child=`).
+    Empty(&'a str),
+    /// A value that is not a number, or out of the key's range.
+    BadNumber {
+        /// The key.
+        key: &'a str,
+        /// The value as written.
+        value: &'a str,
+        /// The range it must lie in.
+        min: u64,
+        /// Upper bound (inclusive).
+        max: u64,
+    },
+}
+
+impl fmt::Display for ConfigError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::MissingChild => {
+                write!(f, "no child= in the roottask line (name the child's boot module, or child=none)")
+            }
+            ConfigError::Unknown(w) => write!(
+                f,
+                "unknown word '{w}' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
+                 restore= probe probe-dump)"
+            ),
+            ConfigError::Repeated(k) => write!(f, "{k}= given twice"),
+            ConfigError::Empty(k) => write!(f, "{k}= has no value"),
+            ConfigError::BadNumber { key, value, min, max } => {
+                write!(f, "{key}={value}: want a number from {min} to {max} (decimal or 0x hex)")
+            }
+        }
+    }
+}
+
+fn number<'a>(key: &'a str, value: &'a str, min: u64, max: u64) -> Result<u64, ConfigError<'a>> {
+    let bad = ConfigError::BadNumber { key, value, min, max };
+    let n = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => value.parse::<u64>(),
+    }
+    .map_err(|_| bad)?;
+    if n < min || n > max {
+        return Err(bad);
+    }
+    Ok(n)
+}
+
+/// Parses the words of rtcr's command line. The first word may be rtcr's
+/// own name or path (bootstrap passes the whole line): a word without `=`
+/// that ends in `rtcr` is skipped.
+pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
+    let mut c = Config::default();
+    let mut seen: u16 = 0;
+    let mut child_given = false;
+    for (i, word) in line.split_ascii_whitespace().enumerate() {
+        if i == 0 && !word.contains('=') && (word == "rtcr" || word.ends_with("/rtcr")) {
+            continue;
+        }
+        let (key, value) = match word.split_once('=') {
+            Some(kv) => kv,
+            None => {
+                match word {
+                    "probe" => c.probe = true,
+                    "probe-dump" => {
+                        c.probe = true;
+                        c.probe_dump = true
+                    }
+                    _ => return Err(ConfigError::Unknown(word)),
+                }
+                continue;
+            }
+        };
+        const KEYS: [&str; 7] =
+            ["child", "interval_ms", "store_kib", "max_objects", "max_threads", "max_pages", "restore"];
+        let Some(k) = KEYS.iter().position(|&k| k == key) else { return Err(ConfigError::Unknown(word)) };
+        if seen & (1 << k) != 0 {
+            return Err(ConfigError::Repeated(key));
+        }
+        seen |= 1 << k;
+        if value.is_empty() {
+            return Err(ConfigError::Empty(key));
+        }
+        match k {
+            0 => {
+                child_given = true;
+                c.child = (value != "none").then_some(value);
+            }
+            1 => c.interval_ms = number(key, value, 1, 3_600_000)?,
+            // at least two slots of one 4 KiB page; at most 16 GiB
+            2 => c.store_kib = number(key, value, 8, 16 << 20)?,
+            3 => c.max_objects = number(key, value, 1, 1 << 20)? as u32,
+            4 => c.max_threads = number(key, value, 1, 4096)? as u32,
+            5 => c.max_pages = number(key, value, 1, 1 << 24)? as u32,
+            _ => c.restore = Some(value),
+        }
+    }
+    if !child_given {
+        return Err(ConfigError::MissingChild);
+    }
+    Ok(c)
+}

@@ -1,0 +1,71 @@
+//! The roottask line: defaults, every key, and an error naming the word for
+//! every kind of mistake.
+
+use rtcr_boot::config::{parse, Config, ConfigError};
+
+#[test]
+fn defaults_and_the_child() {
+    let c = parse("rtcr child=hello").unwrap();
+    assert_eq!(c, Config { child: Some("hello"), ..Config::default() });
+    assert_eq!(parse("child=none").unwrap().child, None);
+    // bootstrap may pass rtcr's path first
+    assert_eq!(parse("/boot/rtcr child=a").unwrap().child, Some("a"));
+}
+
+#[test]
+fn every_key() {
+    let c = parse(
+        "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img probe",
+    )
+    .unwrap();
+    assert_eq!(
+        c,
+        Config {
+            child: Some("demo"),
+            interval_ms: 250,
+            store_kib: 2048,
+            max_objects: 32,
+            max_threads: 4,
+            max_pages: 100,
+            restore: Some("img"),
+            probe: true,
+            probe_dump: false,
+        }
+    );
+    let d = parse("child=none probe-dump").unwrap();
+    assert!(d.probe && d.probe_dump);
+}
+
+#[test]
+fn mistakes_are_named() {
+    assert_eq!(parse("rtcr"), Err(ConfigError::MissingChild));
+    assert_eq!(parse("child=a intervall_ms=5"), Err(ConfigError::Unknown("intervall_ms=5")));
+    assert_eq!(parse("child=a verbose"), Err(ConfigError::Unknown("verbose")));
+    assert_eq!(parse("child=a child=b"), Err(ConfigError::Repeated("child")));
+    assert_eq!(parse("child="), Err(ConfigError::Empty("child")));
+    let e = parse("child=a interval_ms=0").unwrap_err();
+    assert_eq!(e, ConfigError::BadNumber { key: "interval_ms", value: "0", min: 1, max: 3_600_000 });
+    assert!(matches!(parse("child=a store_kib=4"), Err(ConfigError::BadNumber { key: "store_kib", .. })));
+    assert!(matches!(parse("child=a max_pages=lots"), Err(ConfigError::BadNumber { key: "max_pages", .. })));
+    assert!(matches!(parse("child=a max_threads=0x"), Err(ConfigError::BadNumber { .. })));
+    assert!(matches!(parse("child=a max_objects=99999999999999999999999"), Err(ConfigError::BadNumber { .. })));
+    // the messages say what to do
+    let msg = format!("{}", parse("child=a interval_ms=0").unwrap_err());
+    assert_eq!(msg, "interval_ms=0: want a number from 1 to 3600000 (decimal or 0x hex)");
+    assert!(format!("{}", ConfigError::MissingChild).contains("child=none"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_line_parses_or_errs_without_panicking(line in "\\PC{0,120}") {
+        let _ = parse(&line);
+    }
+
+    #[test]
+    fn numbers_round_trip(n in 1u64..=3_600_000) {
+        let dec = format!("child=x interval_ms={n}");
+        proptest::prop_assert_eq!(parse(&dec).unwrap().interval_ms, n);
+        let hex = format!("child=x interval_ms={n:#x}");
+        proptest::prop_assert_eq!(parse(&hex).unwrap().interval_ms, n);
+    }
+}
