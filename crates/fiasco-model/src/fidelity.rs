@@ -44,6 +44,7 @@
 //! | debugger: name objects (16 bytes), global id | `jdb_object.cpp`, `jdb/jdb_kobject_names.cpp` | yes: JDB lists the task as `{rtcr}` |
 //! | sigma0: KIP, any RAM, given RAM, I/O memory, root page faults 1:1 | l4re-core `sigma0/server/src/memmap.cc` | KIP and any-page requests (probes) |
 //! | root task: caps 1–7 and 10, UTCB at 0x7f_ff00_0000 / 0xfff_ffff_0000 | `std_workload.cpp` | yes |
+//! | a call cancelled by ex_regs CANCEL returns tag 0x8000 with TCR SECANCELED/RECANCELED and leaves the other registers alone, so l4-sys's restartable entry (inputs in r9/r10/r12/r13 or x4–x7, stamp in r14 / x8) can be re-run from its first move; the model places that entry at state + 8 and, on a restart, takes the call's inputs from those registers; the stamp counter runs at 25 MHz off the clock | `thread.cpp` (`ex_regs`), `entry-amd64.S` / `arm/64/ivt.S` | yes: `restart` probe on both kernels (TCR 0x7, timeout kept in r13 / x7, re-issued sleep waits what was left by the stamp) |
 //! | unmap reports referenced/dirty (x86 only) and does not clear them | `map_util.cpp`, `ia32/paging-ia32.cpp` | yes: a fresh page `--`, after a write `RD` and stays so (probe 3); arm reports nothing |
 //!
 //! # Left out (deliberately)
