@@ -14,7 +14,7 @@
 //!   layout) and in memory ([`Cpu::load_u64`], [`Cpu::store_u64`], which go
 //!   through the task's page table and fault like the real MMU).
 //! * It talks to the kernel with the ordinary `l4-sys` API: [`Cpu`]
-//!   implements [`l4_sys::Kernel`]. Wrap each call in [`sys!`]: a kernel
+//!   implements [`l4_sys::Kernel`]. Wrap each call in [`sys!`](crate::sys): a kernel
 //!   entry ends the step.
 //!
 //! A step runs from the current IP until a kernel entry, a fault, an
@@ -66,7 +66,7 @@ pub trait Program: Send + Sync {
 /// Why a step ended early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trap {
-    /// The program entered the kernel (see [`sys!`]).
+    /// The program entered the kernel (see [`sys!`](crate::sys)).
     Kernel,
     /// A memory access faulted.
     Fault(Fault),
