@@ -16,7 +16,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 for target in x86_64-unknown-none aarch64-unknown-none; do
   step "clippy ($target)"
-  cargo clippy -p rtcr -p l4-sys -p rtcr-boot --target "$target" -- -D warnings
+  cargo clippy -p rtcr -p l4-sys -p rtcr-boot -p rtcr-core -p rtcr-image --target "$target" -- -D warnings
   step "build rtcr ($target, release)"
   cargo build --release -p rtcr --target "$target"
 done

@@ -12,7 +12,12 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod entry;
+#[cfg(target_os = "none")]
+mod heap;
 #[cfg(target_os = "none")]
 mod probe;
 #[cfg(target_os = "none")]

@@ -103,6 +103,13 @@ pub extern "C" fn rtcr_main() -> ! {
         config.max_pages,
         config.restore.unwrap_or("-")
     );
+    match crate::heap::init(&mut k, HEAP_PAGES) {
+        Ok(pages) => {
+            say!(&mut k, "rtcr: heap {} KiB at {:#x} from sigma0", pages * 4, crate::heap::HEAP_VA);
+            image_self_check(&mut k);
+        }
+        Err(e) => say!(&mut k, "rtcr: no heap: sigma0 gave no RAM: {e}"),
+    }
     if config.probe {
         crate::probe::run(&mut k, utcb, kip, config.probe_dump);
     }
@@ -196,4 +203,63 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     loop {
         let _ = ipc::sleep(&mut k, Timeout::NEVER);
     }
+}
+
+/// Pages of heap rtcr asks sigma0 for (4 MiB).
+const HEAP_PAGES: u64 = 1024;
+
+/// The image format and the A/B store, run on the kernel rtcr boots on:
+/// a checkpoint of one page is written twice into a store in heap memory,
+/// the newest one reads back equal, and a flipped byte in it makes the
+/// store fall back to the older one with the reason.
+fn image_self_check(k: &mut CurrentThread) {
+    use alloc::vec;
+    use rtcr_image::{Checkpoint, ImageMeta, MemRegion, PageRecord, Store};
+    let arch = match l4_sys::exc::Arch::current() {
+        Some(l4_sys::exc::Arch::Arm64) => rtcr_image::Arch::Arm64,
+        _ => rtcr_image::Arch::Amd64,
+    };
+    let cp = |seq: u64| Checkpoint {
+        child: "self-check".into(),
+        clock_us: seq,
+        utcb_area: (0xB300_0000, 12),
+        objects: vec![],
+        caps: vec![],
+        threads: vec![],
+        pages: vec![PageRecord { vaddr: 0x40_0000, rights: 6, data: vec![seq as u8; 4096] }],
+    };
+    let images = (1..=2u64)
+        .map(|seq| rtcr_image::encode(&ImageMeta { arch, page_shift: 12, sequence: seq, clock_us: seq }, &cp(seq)));
+    let mut store = Store::new(MemRegion::zeroed(32 << 10));
+    for img in images {
+        match img.map_err(|e| alloc::format!("{e}")).and_then(|b| store.write(&b).map_err(|e| alloc::format!("{e}"))) {
+            Ok(slot) => say!(k, "rtcr: image self-check: wrote slot {slot:?}"),
+            Err(e) => {
+                say!(k, "rtcr: image self-check FAILED: {e}");
+                return;
+            }
+        }
+    }
+    let newest = store.latest().map(|(slot, b)| (slot, rtcr_image::decode(&b).map(|(m, c)| (m.sequence, c))));
+    let ok_newest = matches!(&newest, Ok((_, Ok((2, c))))  if *c == cp(2));
+    // flip one byte of the newest slot's body: the store must use the older one
+    let (slot, _) = match store.latest() {
+        Ok(x) => x,
+        Err(e) => {
+            say!(k, "rtcr: image self-check FAILED: {e}");
+            return;
+        }
+    };
+    let offset = store.slot_offset(slot) + 100;
+    let mut region = store.into_inner();
+    region.0[offset] ^= 0x40;
+    let store = Store::new(region);
+    let older = store.latest().map(|(_, b)| rtcr_image::decode(&b).map(|(m, _)| m.sequence));
+    let ok_fallback = matches!(older, Ok(Ok(1)));
+    say!(
+        k,
+        "rtcr: image self-check on this kernel: newest reads back equal: {ok_newest}; after a flipped byte the store \
+         falls back to sequence 1: {ok_fallback}; heap free {} KiB",
+        crate::heap::free() / 1024
+    );
 }

@@ -78,22 +78,37 @@ fn restart_sequences(var: &str, arch: l4_sys::exc::Arch, stamp: &[u8], sequence:
         eprintln!("SKIPPED: {var} not set (scripts/check.sh builds the binary and sets it)");
         return;
     };
-    let b = fs::read(&path).unwrap();
+    let file = fs::read(&path).unwrap();
     assert_eq!(sequence.len() as u64, arch.restart_len(), "the sequence below is what the asm assembles to");
     assert!(sequence.ends_with(entry));
-    let starts: Vec<usize> =
-        b.windows(sequence.len()).enumerate().filter(|(_, w)| *w == sequence).map(|(i, _)| i).collect();
+    // only the code counts: data and debug info may hold any bytes
+    let (machine, base) = match arch {
+        l4_sys::exc::Arch::Amd64 => (62, 0x0800_0000),
+        l4_sys::exc::Arch::Arm64 => (183, 0x4800_0000),
+    };
+    let img = rtcr_boot::elf::Image::parse(&file, machine, (base, base + (256 << 20))).unwrap();
+    let mut starts = Vec::new();
+    let mut svcs = Vec::new();
+    for seg in img.segments().filter(|s| s.rights & 1 != 0) {
+        let code = img.file_bytes(&seg);
+        let at = |i: usize| seg.file_start + i;
+        starts.extend(code.windows(sequence.len()).enumerate().filter(|(_, w)| *w == sequence).map(|(i, _)| at(i)));
+        if entry.len() == 4 && code.len() >= 4 {
+            // fixed-width code (segments start 4-aligned): every `svc #0`
+            svcs.extend((0..code.len() - 3).step_by(4).filter(|&i| &code[i..i + 4] == entry).map(at));
+        }
+    }
+    let b = &file;
     assert!(!starts.is_empty(), "no restartable kernel entry in {}", path.to_string_lossy());
     eprintln!("{var}: {} restartable kernel entries", starts.len());
     for &i in &starts {
         assert!(i >= stamp.len() && &b[i - stamp.len()..i] == stamp, "entry at {i:#x} lacks the entry stamp");
     }
+    for i in &svcs {
+        assert!(starts.contains(&(i + 4 - sequence.len())), "a bare svc #0 at file offset {i:#x}");
+    }
     if entry.len() == 4 {
-        // fixed-width code: every aligned `svc #0` must end a sequence
-        let svcs: Vec<usize> = (0..b.len() - 3).step_by(4).filter(|&i| &b[i..i + 4] == entry).collect();
-        for i in &svcs {
-            assert!(starts.contains(&(i + 4 - sequence.len())), "a bare svc #0 at file offset {i:#x}");
-        }
+        assert_eq!(svcs.len(), starts.len(), "one svc #0 per restartable entry, none elsewhere");
     }
 }
 

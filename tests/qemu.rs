@@ -45,6 +45,12 @@ fn check_stub(log: &str, arch: &str) {
     assert!(rt.contains("rtcr child=none probe"), "{rt}");
     let cfg = expect_line(log, "rtcr: config: ");
     assert!(cfg.contains("child none, checkpoint every 100 ms"), "the defaults: {cfg}");
+    // a heap from sigma0, and rtcr-image's store working on this kernel
+    let heap = expect_line(log, "rtcr: heap ");
+    assert!(heap.contains("4096 KiB"), "{heap}");
+    let sc = expect_line(log, "rtcr: image self-check on this kernel");
+    assert!(sc.contains("newest reads back equal: true"), "{sc}");
+    assert!(sc.contains("falls back to sequence 1: true"), "{sc}");
     expect_line(log, "rtcr: stub done, sleeping");
     assert!(!log.contains("rtcr: PANIC"), "{log}");
 }

@@ -331,8 +331,8 @@ fn arm64_headers_agree() {
         (mr::ERR, offset_of!(b::l4_exc_regs_t, err)),
         (mr::PFA, offset_of!(b::l4_exc_regs_t, pfa)),
         (mr::SP, offset_of!(b::l4_exc_regs_t, sp)),
-        (mr::PC, offset_of!(b::l4_exc_regs_t, pc)),
-        (mr::PSTATE, offset_of!(b::l4_exc_regs_t, pstate)),
+        (mr::PC, offset_of!(b::l4_exc_regs_t, __bindgen_anon_1)), // union { ip, pc }
+        (mr::PSTATE, offset_of!(b::l4_exc_regs_t, __bindgen_anon_2)), // union { flags, pstate }
         (mr::TPIDRURO, offset_of!(b::l4_exc_regs_t, tpidruro)),
         (mr::TPIDRURW, offset_of!(b::l4_exc_regs_t, tpidrurw)),
     ] {
