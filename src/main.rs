@@ -22,6 +22,8 @@ mod heap;
 mod probe;
 #[cfg(target_os = "none")]
 mod stub;
+#[cfg(target_os = "none")]
+mod trampoline;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -19,7 +19,9 @@
 //! * restart: a thread blocked in a kernel call, cancelled and stopped
 //!   (ex_regs CANCEL | TRIGGER_EXCEPTION, as a checkpoint does), moved back
 //!   by `Arch::restart_len` and resumed, issues the same call again —
-//!   l4-sys's restartable entry, which rtcr-core's rewind relies on.
+//!   l4-sys's restartable entry, which rtcr-core's rewind relies on;
+//! * trampoline: the UTCB save/load code (src/trampoline.rs) run in the
+//!   stopped worker copies its UTCB out and back exactly.
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -141,6 +143,21 @@ fn set_entry(r: &mut [u64; EXC_WORDS], ip: u64, sp: u64) {
     r[mr::SP] = sp;
 }
 
+/// Moves a thread stopped after a cancelled kernel call back to the start
+/// of l4-sys's restartable entry, so that resuming it issues the call again.
+fn rewind(r: &mut [u64; EXC_WORDS]) {
+    let (_, ip, _) = describe(r);
+    let back = ip - l4_sys::exc::Arch::current().map_or(0, |a| a.restart_len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        r[l4_sys::exc::amd64::mr::IP] = back;
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        r[l4_sys::exc::arm64::mr::PC] = back;
+    }
+}
+
 fn sleep_ms(k: &mut CurrentThread, ms: u64) {
     let _ = ipc::sleep(k, Timeout::from_us(ms * 1000));
 }
@@ -234,6 +251,7 @@ pub fn run(k: &mut CurrentThread, utcb: u64, kip: Option<u64>, dump: bool) {
     }
     if let Some(kip) = kip {
         probe_restart(k, &mut regs, utcb + 0x400, kip);
+        probe_trampoline(k, utcb + 0x400);
     }
     say!(k, "rtcr: probe: done");
 }
@@ -333,15 +351,7 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
     stopped[rr.timeout] = TimeoutPair::new(Timeout::NEVER, Timeout::from_us(left)).raw();
     stopped[rr.stamp] = now;
     // rewind to the start of the restartable entry and resume
-    let (_, ip, _) = describe(&stopped);
-    #[cfg(target_arch = "x86_64")]
-    {
-        stopped[l4_sys::exc::amd64::mr::IP] = ip - arch.restart_len();
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        stopped[l4_sys::exc::arm64::mr::PC] = ip - arch.restart_len();
-    }
+    rewind(&mut stopped);
     k.utcb().mr[..EXC_WORDS].copy_from_slice(&stopped);
     let resumed_at = now_us();
     let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
@@ -373,6 +383,112 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
         RESTART_SLEEP_US,
         hz,
         left
+    );
+}
+
+/// The exchange page of the trampoline probe.
+#[repr(C, align(4096))]
+struct Exchange([u64; 128]);
+static mut EXCHANGE: Exchange = Exchange([0; 128]);
+
+fn exchange() -> *mut u64 {
+    core::ptr::addr_of_mut!(EXCHANGE) as *mut u64
+}
+
+/// Points the stopped worker (registers `regs`) at the trampoline with
+/// `op`, resumes it and waits for its breakpoint: returns the trap number /
+/// exception class it stopped with.
+fn run_trampoline(k: &mut CurrentThread, regs: &[u64; EXC_WORDS], op: u64) -> Option<u64> {
+    let mut r = *regs;
+    let (entry, _) = crate::trampoline::code();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use l4_sys::exc::amd64::mr;
+        r[mr::IP] = entry;
+        r[mr::RDI] = op;
+        r[mr::RSI] = exchange() as u64;
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use l4_sys::exc::arm64::mr;
+        r[mr::PC] = entry;
+        r[mr::X0] = op;
+        r[mr::X0 + 1] = exchange() as u64;
+    }
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(&r);
+    let tag = MsgTag::new(0, EXC_WORDS, 0, TagFlags::empty());
+    let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    wait_exception(k, 200).map(|(_, back)| describe(&back).0)
+}
+
+/// 128 words of memory that a stopped thread shares with rtcr (its UTCB,
+/// the exchange page), read and written volatile and in bounds.
+struct Words(*mut u64);
+
+impl Words {
+    /// # Safety
+    /// `p` must point to 128 words of this task's memory, valid for the
+    /// probe's lifetime, that no Rust reference aliases.
+    unsafe fn new(p: *mut u64) -> Self {
+        Words(p)
+    }
+    fn get(&self, i: usize) -> u64 {
+        assert!(i < 128);
+        // SAFETY: in bounds (checked above) of the 128 words `new` was given.
+        unsafe { core::ptr::read_volatile(self.0.add(i)) }
+    }
+    fn set(&self, i: usize, v: u64) {
+        assert!(i < 128);
+        // SAFETY: as in `get`.
+        unsafe { core::ptr::write_volatile(self.0.add(i), v) }
+    }
+}
+
+/// The trampoline probe: the worker's UTCB (in rtcr's own task, so rtcr
+/// can check it directly) is saved into the exchange page and loaded back
+/// from it by the trampoline running in the worker.
+fn probe_trampoline(k: &mut CurrentThread, worker_utcb: u64) {
+    let r = thread::ex_regs(k, WORKER, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION);
+    let Some((_, regs)) = wait_exception(k, 200) else {
+        say!(k, "rtcr: probe trampoline: the worker did not stop ({:?})", r);
+        return;
+    };
+    // SAFETY: `worker_utcb` is the worker's 1 KiB UTCB in rtcr's own task
+    // (bound by thread control), touched by nothing else while the worker
+    // is stopped; the exchange page is the static above, used only here.
+    let (utcb, xchg) = unsafe { (Words::new(worker_utcb as *mut u64), Words::new(exchange())) };
+    for i in 0..63 {
+        utcb.set(i, 0x7700_0000 + i as u64);
+    }
+    let saved = run_trampoline(k, &regs, 1);
+    // While a thread sits in an exception the kernel keeps its own values
+    // in its BDR and first buffer registers (words 64..=66) and puts the
+    // thread's back when the exception is answered, so those words are
+    // compared only once the thread runs again (below).
+    let in_exception = 64..=66;
+    let save_ok = (0..128).filter(|i| !in_exception.contains(i)).all(|i| xchg.get(i) == utcb.get(i))
+        && xchg.get(5) == 0x7700_0005;
+    for i in 0..128 {
+        // word 63 is the UTCB's own address (the amd64 gs anchor): keep it
+        xchg.set(i, if i == 63 { utcb.get(63) } else { 0x5500_0000 + i as u64 });
+    }
+    let loaded = run_trampoline(k, &regs, 2);
+    // resume the worker where it was stopped (its cancelled sleep, issued
+    // again) so the kernel hands back words 64..=66, then compare all
+    let mut back = regs;
+    rewind(&mut back);
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(&back);
+    let tag = MsgTag::new(0, EXC_WORDS, 0, TagFlags::empty());
+    let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    sleep_ms(k, 20);
+    let load_ok = (0..128).all(|i| utcb.get(i) == xchg.get(i));
+    let (_, len) = crate::trampoline::code();
+    say!(
+        k,
+        "rtcr: probe trampoline ({len} bytes): save stopped with {:?}, UTCB copied out exactly: {save_ok}; \
+         load stopped with {:?}, UTCB copied in exactly: {load_ok}",
+        saved,
+        loaded
     );
 }
 

@@ -75,6 +75,10 @@ fn check_probes(log: &str) {
     // the worker slept 50 ms before the cut; the entry stamp lets rtcr
     // re-issue the sleep with only the 250 ms left
     assert!((245_000..=262_000).contains(&slept), "the re-issued sleep waits only what was left: {pr}");
+    // the UTCB trampoline (src/trampoline.rs), run in a stopped thread
+    let pt = expect_line(log, "rtcr: probe trampoline ");
+    assert!(pt.contains("UTCB copied out exactly: true"), "{pt}");
+    assert!(pt.contains("UTCB copied in exactly: true"), "{pt}");
     expect_line(log, "rtcr: probe: done");
 }
 
