@@ -49,6 +49,11 @@
 //!
 //! # Left out (deliberately)
 //!
+//! * The kernel's own use of a thread's BDR and first two buffer registers
+//!   while the thread sits in an exception (seen on both kernels by the
+//!   `trampoline` probe: the thread's values come back when the exception
+//!   is answered). rtcr never reads a UTCB while its thread is in an
+//!   exception; it lets the thread run the trampoline first.
 //! * Multiple CPUs, CPU affinity beyond validation, migration.
 //! * Preemption inside a step: a thread leaves the CPU only between steps
 //!   (a step is one atomic stretch of a program's computation).
