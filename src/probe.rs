@@ -21,7 +21,9 @@
 //!   by `Arch::restart_len` and resumed, issues the same call again —
 //!   l4-sys's restartable entry, which rtcr-core's rewind relies on;
 //! * trampoline: the UTCB save/load code (src/trampoline.rs) run in the
-//!   stopped worker copies its UTCB out and back exactly.
+//!   stopped worker copies its UTCB out and back exactly;
+//! * item 5: FPU state travels with an exception to a handler whose BDR
+//!   has INHERIT_FPU, and back with a resuming send flagged TRANSFER_FPU.
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -90,8 +92,14 @@ extern "C" fn worker_entry() -> ! {
     let v = unsafe { core::ptr::read_volatile(PROBE_VA as *const u64) };
     READ_VALUE.store(v, Ordering::SeqCst);
     STEP.store(2, Ordering::SeqCst);
-    // SAFETY: the worker's own first CurrentThread; it was bound to its own
-    // UTCB by thread control before it ran.
+    park()
+}
+
+/// Ends a worker entry: the worker sleeps until main stops it again.
+fn park() -> ! {
+    // SAFETY: the worker's only CurrentThread at this point (each entry
+    // creates at most one and hands over here); its UTCB was bound by
+    // thread control before it first ran.
     let mut k = unsafe { CurrentThread::new() };
     loop {
         let _ = ipc::sleep(&mut k, Timeout::NEVER);
@@ -252,6 +260,7 @@ pub fn run(k: &mut CurrentThread, utcb: u64, kip: Option<u64>, dump: bool) {
     if let Some(kip) = kip {
         probe_restart(k, &mut regs, utcb + 0x400, kip);
         probe_trampoline(k, utcb + 0x400);
+        probe_fpu(k);
     }
     say!(k, "rtcr: probe: done");
 }
@@ -272,22 +281,22 @@ fn now_us() -> u64 {
 /// how it ended (1 = timed out, as a sleep should; 2 = cancelled, i.e. the
 /// call was not issued again; 3 = anything else).
 extern "C" fn restart_entry() -> ! {
-    // SAFETY: the worker's CurrentThread; its UTCB was bound by thread
-    // control before it first ran, and no other reference to it exists.
-    let mut k = unsafe { CurrentThread::new() };
-    STEP.store(10, Ordering::SeqCst);
-    let r = ipc::sleep(&mut k, Timeout::from_us(RESTART_SLEEP_US));
-    SLEEP_END.store(now_us(), Ordering::SeqCst);
-    let code = match r {
-        Ok(()) => 1,
-        Err(l4_sys::Error::Ipc(e)) if e.code == l4_sys::error::IpcErrorCode::Canceled => 2,
-        Err(_) => 3,
-    };
-    SLEEP_RESULT.store(code, Ordering::SeqCst);
-    STEP.store(11, Ordering::SeqCst);
-    loop {
-        let _ = ipc::sleep(&mut k, Timeout::NEVER);
+    {
+        // SAFETY: the worker's CurrentThread (gone before `park` makes the
+        // next); its UTCB was bound by thread control before it first ran.
+        let mut k = unsafe { CurrentThread::new() };
+        STEP.store(10, Ordering::SeqCst);
+        let r = ipc::sleep(&mut k, Timeout::from_us(RESTART_SLEEP_US));
+        SLEEP_END.store(now_us(), Ordering::SeqCst);
+        let code = match r {
+            Ok(()) => 1,
+            Err(l4_sys::Error::Ipc(e)) if e.code == l4_sys::error::IpcErrorCode::Canceled => 2,
+            Err(_) => 3,
+        };
+        SLEEP_RESULT.store(code, Ordering::SeqCst);
+        STEP.store(11, Ordering::SeqCst);
     }
+    park()
 }
 
 /// The stamp counter's frequency: CNTFRQ_EL0 on arm64; on amd64 the TSC
@@ -489,6 +498,108 @@ fn probe_trampoline(k: &mut CurrentThread, worker_utcb: u64) {
          load stopped with {:?}, UTCB copied in exactly: {load_ok}",
         saved,
         loaded
+    );
+}
+
+/// The FPU register the FPU probe uses: xmm15 / v31, which compiled code
+/// does not touch here (x86_64-unknown-none is soft-float; on arm64 the
+/// compiler's copies use the low vector registers).
+const FPU_P: u64 = 0x1234_5678_9abc_def0;
+const FPU_Q: u64 = 0x0fed_cba9_8765_4321;
+static FPU_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// The worker for the FPU probe: puts FPU_P into its FPU register, stops
+/// at a breakpoint (an exception to main), and on resumption records what
+/// the register then holds.
+extern "C" fn fpu_entry() -> ! {
+    let seen: u64;
+    // SAFETY: moves between a general register and xmm15 / d31 around a
+    // breakpoint; no memory is touched and the stack is not used. The
+    // breakpoint's exception is answered by main, which resumes the thread
+    // after it (x86: int3 leaves the IP past itself; arm64: main moves the
+    // PC past the brk).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("movq xmm15, {p}", "int3", "movq {s}, xmm15", p = in(reg) FPU_P, s = out(reg) seen);
+    }
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("fmov d31, {p}", "brk #0", "fmov {s}, d31", p = in(reg) FPU_P, s = out(reg) seen);
+    }
+    FPU_SEEN.store(seen, Ordering::SeqCst);
+    STEP.store(20, Ordering::SeqCst);
+    park()
+}
+
+/// This thread's FPU register (xmm15 / d31): sets it to `new` if given,
+/// then reads it.
+fn own_fpu_reg(new: Option<u64>) -> u64 {
+    let v: u64;
+    // SAFETY: moves between xmm15 / d31 and general registers only; no
+    // memory access, and nothing else of this thread uses that register.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        if let Some(n) = new {
+            core::arch::asm!("movq xmm15, {n}", n = in(reg) n, options(nomem, nostack));
+        }
+        core::arch::asm!("movq {v}, xmm15", v = out(reg) v, options(nomem, nostack));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        if let Some(n) = new {
+            core::arch::asm!("fmov d31, {n}", n = in(reg) n, options(nomem, nostack));
+        }
+        core::arch::asm!("fmov {v}, d31", v = out(reg) v, options(nomem, nostack));
+    }
+    v
+}
+
+/// Item 5: does the FPU state go to the exception handler and back?
+fn probe_fpu(k: &mut CurrentThread) {
+    let r = thread::ex_regs(k, WORKER, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION);
+    let Some((_, mut regs)) = wait_exception(k, 200) else {
+        say!(k, "rtcr: probe 5 (FPU): the worker did not stop ({:?})", r);
+        return;
+    };
+    own_fpu_reg(Some(0));
+    set_entry(&mut regs, fpu_entry as *const () as u64, worker_stack_top());
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(&regs);
+    let tag = MsgTag::new(0, EXC_WORDS, 0, TagFlags::empty());
+    let _ = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    // take the breakpoint's exception with INHERIT_FPU
+    k.utcb().bdr = l4_sys::item::Bdr::INHERIT_FPU;
+    let exc = wait_exception(k, 200);
+    let at_handler = own_fpu_reg(None);
+    k.utcb().bdr = 0;
+    #[cfg_attr(target_arch = "x86_64", allow(unused_mut))]
+    let Some((rcv, mut stopped)) = exc
+    else {
+        say!(k, "rtcr: probe 5 (FPU): no breakpoint exception");
+        return;
+    };
+    // give the worker FPU_Q back with a resuming send flagged TRANSFER_FPU
+    #[cfg(target_arch = "aarch64")]
+    {
+        stopped[l4_sys::exc::arm64::mr::PC] += 4;
+    }
+    own_fpu_reg(Some(FPU_Q));
+    k.utcb().mr[..EXC_WORDS].copy_from_slice(&stopped);
+    let tag = MsgTag::new(0, EXC_WORDS, 0, TagFlags::TRANSFER_FPU);
+    let sent = ipc::send_labelled(k, WORKER.idx(), tag, 0, TimeoutPair::BOTH_ZERO);
+    sleep_ms(k, 20);
+    let at_worker = if STEP.load(Ordering::SeqCst) == 20 { FPU_SEEN.load(Ordering::SeqCst) } else { 0 };
+    say!(
+        k,
+        "rtcr: probe 5 (FPU): exception tag {:?}; the handler's FPU register after the exception {:#x} \
+         (worker's was {:#x}): {}; resuming send with TRANSFER_FPU {:?}, the worker's register then {:#x}: {}",
+        rcv.tag,
+        at_handler,
+        FPU_P,
+        if at_handler == FPU_P { "transferred" } else { "NOT transferred" },
+        sent,
+        at_worker,
+        if at_worker == FPU_Q { "transferred back" } else { "NOT transferred back" }
     );
 }
 

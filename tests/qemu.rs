@@ -79,6 +79,11 @@ fn check_probes(log: &str) {
     let pt = expect_line(log, "rtcr: probe trampoline ");
     assert!(pt.contains("UTCB copied out exactly: true"), "{pt}");
     assert!(pt.contains("UTCB copied in exactly: true"), "{pt}");
+    // FPU state to the exception handler (BDR INHERIT_FPU) and back
+    // (resuming send with TRANSFER_FPU), as rtcr-core's checkpoint assumes
+    let p5 = expect_line(log, "rtcr: probe 5 (FPU)");
+    assert!(p5.contains(": transferred;"), "{p5}");
+    assert!(p5.contains("transferred back"), "{p5}");
     expect_line(log, "rtcr: probe: done");
 }
 

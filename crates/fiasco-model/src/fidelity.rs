@@ -37,7 +37,7 @@
 //! | no pager → thread killed; no exception handler → thread blocks on itself | `thread-ipc.cpp` | — |
 //! | IRQ: rcv-endpoint bind (any label), detach (was-pending result), trigger, one pending delivery, delivery = tag 0 + bind label; HW lines via ICU bind, masked after delivery until unmask | `irq.cpp`, `icu_helper.cpp` | — |
 //! | semaphore: up = trigger, down blocks up to the receive timeout | `semaphore.cpp` | — |
-//! | TRANSFER_FPU: an exception carries the thread's FPU state to a handler whose BDR has INHERIT_FPU (through a capability with S); a reply or resuming send with TRANSFER_FPU gives the handler's back | `thread.cpp` (`transfer_fpu`) | no (FPU not probed; the resuming-send case is a guess) |
+//! | TRANSFER_FPU: an exception carries the thread's FPU state to a handler whose BDR has INHERIT_FPU (through a capability with S); a reply or resuming send with TRANSFER_FPU gives the handler's back | `thread.cpp` (`transfer_fpu`) | yes: probe 5 on both kernels — an exception's FPU state reaches a handler with INHERIT_FPU (tag flag 0x1000), and a resuming plain send with TRANSFER_FPU gives the handler's back |
 //! | scheduler: run_thread (prio 1..255, 0 = EINVAL, quantum), info; a thread runs only after run_thread | `scheduler.cpp` | raising rtcr's own priority |
 //! | fixed-priority scheduling, round robin within a priority | `sched_context-fixed_prio.cpp` | — |
 //! | log write (≤ 488 bytes, longer ignored), per task | `vlog.cpp` | yes (every line of the stub) |
