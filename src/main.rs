@@ -17,6 +17,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
+mod env;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod probe;

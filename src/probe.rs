@@ -301,7 +301,7 @@ extern "C" fn restart_entry() -> ! {
 
 /// The stamp counter's frequency: CNTFRQ_EL0 on arm64; on amd64 the TSC
 /// runs at the CPU frequency the KIP reports (kHz).
-fn stamp_hz(kip: u64) -> u64 {
+pub(crate) fn stamp_hz(kip: u64) -> u64 {
     #[cfg(target_arch = "aarch64")]
     {
         let _ = kip;
@@ -533,7 +533,7 @@ extern "C" fn fpu_entry() -> ! {
 
 /// This thread's FPU register (xmm15 / d31): sets it to `new` if given,
 /// then reads it.
-fn own_fpu_reg(new: Option<u64>) -> u64 {
+pub(crate) fn own_fpu_reg(new: Option<u64>) -> u64 {
     let v: u64;
     // SAFETY: moves between xmm15 / d31 and general registers only; no
     // memory access, and nothing else of this thread uses that register.

@@ -107,6 +107,16 @@ pub extern "C" fn rtcr_main() -> ! {
         Ok(pages) => {
             say!(&mut k, "rtcr: heap {} KiB at {:#x} from sigma0", pages * 4, crate::heap::HEAP_VA);
             image_self_check(&mut k);
+            if let Some(kip) = kip {
+                let mut env = crate::env::KernelEnv::new(
+                    k,
+                    kip,
+                    crate::probe::stamp_hz(kip),
+                    alloc::vec![(ENV_TEST_VA, ENV_TEST_VA + 4096)],
+                );
+                env_self_check(&mut env);
+                k = env.into_thread();
+            }
         }
         Err(e) => say!(&mut k, "rtcr: no heap: sigma0 gave no RAM: {e}"),
     }
@@ -261,5 +271,43 @@ fn image_self_check(k: &mut CurrentThread) {
         "rtcr: image self-check on this kernel: newest reads back equal: {ok_newest}; after a flipped byte the store \
          falls back to sequence 1: {ok_fallback}; heap free {} KiB",
         crate::heap::free() / 1024
+    );
+}
+
+/// A page of rtcr's own for the Env self-check (no RAM or device there).
+const ENV_TEST_VA: u64 = 0x31_0000_0000;
+
+/// rtcr-core's environment on this kernel, checked piece by piece: rtcr's
+/// memory through the window check, the FPU save/load pair, and the
+/// entry-stamp counter against the KIP clock.
+fn env_self_check(env: &mut crate::env::KernelEnv) {
+    use rtcr_core::Env;
+    let window = Fpage::mem(ENV_TEST_VA, 12, MemRights::empty());
+    if let Err(e) = sigma0::map_any(env, Cap::new(base::PAGER), 12, window) {
+        say!(env, "rtcr: env self-check: no page from sigma0: {e}");
+        return;
+    }
+    let pattern: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut back = alloc::vec![0u8; 4096];
+    let memory_ok =
+        env.write_mem(ENV_TEST_VA, &pattern).is_ok() && env.read_mem(ENV_TEST_VA, &mut back).is_ok() && back == pattern;
+    let stray_refused =
+        env.read_mem(ENV_TEST_VA + 4000, &mut back[..200]).is_err() && env.write_mem(0x1000, &pattern[..8]).is_err();
+    crate::probe::own_fpu_reg(Some(0x1111_2222_3333_4444));
+    let state = env.fpu_save();
+    crate::probe::own_fpu_reg(Some(0x5555));
+    env.fpu_load(&state);
+    let fpu_ok = crate::probe::own_fpu_reg(None) == 0x1111_2222_3333_4444 && state.len() == crate::env::FPU_BYTES;
+    let (t0, s0) = (env.clock_us(), env.stamp_now());
+    let _ = ipc::sleep(env, Timeout::from_us(200_000));
+    let (t1, s1) = (env.clock_us(), env.stamp_now());
+    let hz = env.stamp_hz().max(1);
+    let stamp_us = (s1.saturating_sub(s0) as u128 * 1_000_000 / hz as u128) as u64;
+    let permille = stamp_us * 1000 / t1.saturating_sub(t0).max(1);
+    say!(
+        env,
+        "rtcr: env self-check: memory round trip {memory_ok}, stray addresses refused {stray_refused}, FPU save/load \
+         ({} bytes) {fpu_ok}, stamp counter vs KIP clock over a 200 ms sleep: {permille} per mille",
+        state.len()
     );
 }
