@@ -16,6 +16,12 @@ use l4_sys::utcb::Utcb;
 use l4_sys::{Invocation, Kernel, Outcome};
 use rtcr_core::{Env, Error};
 
+/// The architecture rtcr is built for.
+#[cfg(target_arch = "x86_64")]
+pub const ARCH: Arch = Arch::Amd64;
+#[cfg(target_arch = "aarch64")]
+pub const ARCH: Arch = Arch::Arm64;
+
 /// Size of the saved FPU state: FXSAVE's 512 bytes on amd64; q0–q31 plus
 /// FPSR and FPCR on arm64.
 #[cfg(target_arch = "x86_64")]
@@ -110,10 +116,7 @@ impl Kernel for KernelEnv {
 
 impl Env for KernelEnv {
     fn arch(&self) -> Arch {
-        #[cfg(target_arch = "x86_64")]
-        return Arch::Amd64;
-        #[cfg(target_arch = "aarch64")]
-        return Arch::Arm64;
+        ARCH
     }
 
     fn read_mem(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Error> {

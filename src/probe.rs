@@ -155,7 +155,7 @@ fn set_entry(r: &mut [u64; EXC_WORDS], ip: u64, sp: u64) {
 /// of l4-sys's restartable entry, so that resuming it issues the call again.
 fn rewind(r: &mut [u64; EXC_WORDS]) {
     let (_, ip, _) = describe(r);
-    let back = ip - l4_sys::exc::Arch::current().map_or(0, |a| a.restart_len());
+    let back = ip - crate::env::ARCH.restart_len();
     #[cfg(target_arch = "x86_64")]
     {
         r[l4_sys::exc::amd64::mr::IP] = back;
@@ -320,7 +320,7 @@ pub(crate) fn stamp_hz(kip: u64) -> u64 {
 /// exception (it is stopped in it); `worker_utcb` its UTCB (in rtcr's own
 /// task, so readable here).
 fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb: u64, kip: u64) {
-    let arch = l4_sys::exc::Arch::current().expect("built for amd64 or arm64");
+    let arch = crate::env::ARCH;
     KIP_ADDR.store(kip, Ordering::SeqCst);
     // resume the worker into its sleep
     set_entry(regs, restart_entry as *const () as u64, worker_stack_top());
@@ -349,16 +349,12 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
     let tag_out = stopped[l4_sys::exc::arm64::mr::X0];
     let timeout_kept =
         stopped[rr.timeout] == TimeoutPair::new(Timeout::NEVER, Timeout::from_us(RESTART_SLEEP_US)).raw();
-    // what rtcr-core's run_down_relative_timeouts does: take the time since
-    // the entry stamp off the relative timeout (the stub has no heap for
-    // rtcr-core itself)
+    // take the time since the entry stamp off the relative timeout, as a
+    // checkpoint does
     let hz = stamp_hz(kip);
-    let now = l4_sys::arch::stamp_now();
-    let ran_us =
-        if hz == 0 { 0 } else { (now.saturating_sub(stopped[rr.stamp]) as u128 * 1_000_000 / hz as u128) as u64 };
-    let left = RESTART_SLEEP_US.saturating_sub(ran_us);
-    stopped[rr.timeout] = TimeoutPair::new(Timeout::NEVER, Timeout::from_us(left)).raw();
-    stopped[rr.stamp] = now;
+    rtcr_core::checkpoint::run_down_relative_timeouts(arch, &mut stopped, l4_sys::arch::stamp_now(), hz);
+    let left = TimeoutPair::from_raw(stopped[rr.timeout]).rcv.rel_us().unwrap_or(0);
+    let ran_us = RESTART_SLEEP_US.saturating_sub(left);
     // rewind to the start of the restartable entry and resume
     rewind(&mut stopped);
     k.utcb().mr[..EXC_WORDS].copy_from_slice(&stopped);

@@ -224,11 +224,7 @@ const HEAP_PAGES: u64 = 1024;
 /// store fall back to the older one with the reason.
 fn image_self_check(k: &mut CurrentThread) {
     use alloc::vec;
-    use rtcr_image::{Checkpoint, ImageMeta, MemRegion, PageRecord, Store};
-    let arch = match l4_sys::exc::Arch::current() {
-        Some(l4_sys::exc::Arch::Arm64) => rtcr_image::Arch::Arm64,
-        _ => rtcr_image::Arch::Amd64,
-    };
+    use rtcr_image::{Checkpoint, MemRegion, PageRecord, Store};
     let cp = |seq: u64| Checkpoint {
         child: "self-check".into(),
         clock_us: seq,
@@ -238,8 +234,7 @@ fn image_self_check(k: &mut CurrentThread) {
         threads: vec![],
         pages: vec![PageRecord { vaddr: 0x40_0000, rights: 6, data: vec![seq as u8; 4096] }],
     };
-    let images = (1..=2u64)
-        .map(|seq| rtcr_image::encode(&ImageMeta { arch, page_shift: 12, sequence: seq, clock_us: seq }, &cp(seq)));
+    let images = (1..=2u64).map(|seq| rtcr_core::encode_image(crate::env::ARCH, seq, &cp(seq)));
     let mut store = Store::new(MemRegion::zeroed(32 << 10));
     for img in images {
         match img.map_err(|e| alloc::format!("{e}")).and_then(|b| store.write(&b).map_err(|e| alloc::format!("{e}"))) {

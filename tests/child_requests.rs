@@ -214,13 +214,7 @@ fn memory_from_the_sigma0_protocol_is_checkpointed_too() {
         assert_eq!(mm.peek(t, at + 0x3000, 8).unwrap(), 0xfeedu64.to_le_bytes());
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
         assert!(cp.pages.iter().filter(|p| p.vaddr >= at && p.vaddr < at + 0x4000).count() == 4);
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Amd64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+        bytes = rtcr_core::encode_image(Arch::Amd64, st.seq, &cp).unwrap();
     }
     let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
     let mut m2 = model(Arch::Amd64, sigma0_client());

@@ -60,13 +60,7 @@ fn counter_survives_a_crash_on_another_kernel() {
         assert!(stats.pages_copied >= 2, "code and data at least: {stats:?}");
         let at = counter_of(env.0.model(), &sup);
         assert!(at > 16, "the child counted: {at}");
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Amd64,
-            page_shift: 12,
-            sequence: stats.seq,
-            clock_us: cp.clock_us,
-        };
-        let bytes = rtcr_image::encode(&meta, &cp).expect("encode");
+        let bytes = rtcr_core::encode_image(Arch::Amd64, stats.seq, &cp).unwrap();
         // the child goes on, then crashes
         sup.serve(&mut env, 200, Timeout::from_us(5000)).unwrap();
         assert!(counter_of(env.0.model(), &sup) > at);
@@ -134,13 +128,7 @@ fn fpu_state_goes_into_the_image_and_comes_back() {
         // and the child goes on after the checkpoint without tripping its check
         let out = sup.serve(&mut env, 200, Timeout::from_us(2000)).unwrap();
         assert!(!matches!(out, ServeOutcome::Crash { .. }), "{out:?}");
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Amd64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+        bytes = rtcr_core::encode_image(Arch::Amd64, st.seq, &cp).unwrap();
     }
     let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
     let mut m2 = model(Arch::Amd64, fpu_counter());
@@ -200,13 +188,7 @@ fn an_absolute_timeout_is_kept_as_time_remaining() {
         let (br, left) = cp.threads[0].timeouts[0];
         assert_eq!(br, 2);
         assert!((29_000..=30_500).contains(&left), "about 30 ms left: {left}");
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Amd64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+        bytes = rtcr_core::encode_image(Arch::Amd64, st.seq, &cp).unwrap();
     }
     // another ECU whose clock already reads 5 s
     let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
@@ -293,13 +275,7 @@ fn a_relative_sleep_restored_elsewhere_sleeps_what_was_left() {
         let mut sup = Supervisor::spawn(&mut env, spec("sleeper")).unwrap();
         sup.serve(&mut env, 50, Timeout::from_us(30_000)).unwrap();
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Arm64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        bytes = rtcr_image::encode(&meta, &cp).unwrap();
+        bytes = rtcr_core::encode_image(Arch::Arm64, st.seq, &cp).unwrap();
     }
     // another ECU, its clock and counter already 3 s on
     let (meta, cp) = rtcr_image::decode(&bytes).unwrap();

@@ -108,13 +108,7 @@ fn an_image_from_outside_is_verified_before_use() {
         let mut sup = rtcr_core::Supervisor::spawn(&mut env, spec("arm")).unwrap();
         sup.serve(&mut env, 100, l4_sys::Timeout::from_us(2000)).unwrap();
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Arm64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        rtcr_image::encode(&meta, &cp).unwrap()
+        rtcr_core::encode_image(Arch::Arm64, st.seq, &cp).unwrap()
     };
     let mut store = Store::new(MemRegion::zeroed(1 << 20));
     store.write(&arm_image).unwrap();

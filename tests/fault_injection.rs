@@ -19,13 +19,7 @@ use rtcr_core::Supervisor;
 use rtcr_image::{Checkpoint, MemRegion, Store, TearingRegion};
 
 fn encode(cp: &Checkpoint, seq: u64) -> Vec<u8> {
-    let meta = rtcr_image::ImageMeta {
-        arch: rtcr_image::image::Arch::Amd64,
-        page_shift: 12,
-        sequence: seq,
-        clock_us: cp.clock_us,
-    };
-    rtcr_image::encode(&meta, cp).unwrap()
+    rtcr_core::encode_image(Arch::Amd64, seq, cp).unwrap()
 }
 
 /// Restores `image` on a fresh kernel and checks memory and counter.

@@ -99,18 +99,8 @@ fn a_hostile_child_gets_nothing_of_rtcrs() {
     sp.max_objects = 16;
     let mut sup = Supervisor::spawn(&mut env, sp).unwrap();
     let boot = env.0.model().boot_objects();
-    let forbidden = [
-        boot.root_task,
-        boot.root_thread,
-        boot.factory,
-        boot.scheduler,
-        boot.icu,
-        boot.log,
-        boot.debugger,
-        boot.sigma0_gate,
-        boot.sigma0_task,
-        boot.sigma0_thread,
-    ];
+    let mut forbidden = root_objects(env.0.model());
+    forbidden.extend([boot.sigma0_task, boot.sigma0_thread]);
     let mut rounds = 0;
     let mut crashes = 0;
     let mut served = 0;
@@ -137,31 +127,10 @@ fn a_hostile_child_gets_nothing_of_rtcrs() {
             old.destroy(&mut env).unwrap();
             sup = Supervisor::spawn(&mut env, spec("hostile")).unwrap();
         }
-        let mm = env.0.model();
-        let root = boot.root_task;
-        let child = mm.object_at(root, sup.child_task().idx().0).unwrap();
-        // capabilities: only objects rtcr holds for this child
-        let held: Vec<_> = sup.held_slots().iter().filter_map(|s| mm.object_at(root, s.0)).collect();
-        for row in mm.cap_table(child) {
-            assert!(
-                !forbidden.contains(&row.obj),
-                "round {rounds}: the child holds rtcr's own {:?} in slot {:#x}",
-                row.kind,
-                row.idx
-            );
-            assert!(
-                held.contains(&row.obj),
-                "round {rounds}: slot {:#x} holds an object rtcr does not hold for it",
-                row.idx
-            );
-        }
-        // memory: only frames rtcr gave it (plus the KIP, which is public)
-        let given: Vec<u64> = sup.frames_given().iter().filter_map(|va| mm.phys_of(root, *va)).collect();
-        for (va, pa) in mm.page_frames(child) {
-            assert!(
-                given.contains(&pa) || pa == mm.kip_phys(),
-                "round {rounds}: child page {va:#x} is frame {pa:#x}, not one rtcr gave"
-            );
+        // capabilities: only objects rtcr holds for this child; memory:
+        // only frames rtcr gave it (plus the KIP, which is public)
+        if let Err(e) = check_child_spaces(env.0.model(), &sup, &forbidden) {
+            panic!("round {rounds}: {e}");
         }
         if rounds >= 6000 {
             break;

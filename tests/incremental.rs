@@ -99,13 +99,7 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
     for cycle in 0..100u64 {
         sup.serve(&mut env, 50, Timeout::from_us(500)).unwrap();
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
-        let meta = rtcr_image::ImageMeta {
-            arch: rtcr_image::image::Arch::Amd64,
-            page_shift: 12,
-            sequence: st.seq,
-            clock_us: cp.clock_us,
-        };
-        let bytes = rtcr_image::encode(&meta, &cp).unwrap();
+        let bytes = rtcr_core::encode_image(Arch::Amd64, st.seq, &cp).unwrap();
         let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
         // restore into the same rtcr: the old child and its objects go first
         sup.destroy(&mut env).unwrap();

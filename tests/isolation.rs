@@ -89,17 +89,8 @@ fn a_hostile_child_cannot_reach_the_other_child() {
         let mut env = ModelEnv(&mut h);
         Supervisor::spawn(&mut env, spec_b).unwrap()
     };
-    let forbidden = [
-        boot.root_task,
-        boot.root_thread,
-        boot.factory,
-        boot.scheduler,
-        boot.icu,
-        boot.log,
-        boot.debugger,
-        boot.sigma0_gate,
-        tb,
-    ];
+    let mut forbidden = root_objects(m.root().model());
+    forbidden.push(tb);
     let mut checked = 0;
     for round in 0..60 {
         {
@@ -119,22 +110,20 @@ fn a_hostile_child_cannot_reach_the_other_child() {
             let child_b = mm.object_at(root, sup_b.child_task().idx().0).unwrap();
             let child_a = mm.object_at(root, sup_a.child_task().idx().0).unwrap();
             let held_a: Vec<ObjId> = sup_a.held_slots().iter().filter_map(|s| mm.object_at(root, s.0)).collect();
-            let held_b: Vec<ObjId> = sup_b.held_slots().iter().filter_map(|s| mm.object_at(root, s.0)).collect();
             for row in mm.cap_table(child_b) {
-                assert!(!forbidden.contains(&row.obj), "rtcr's own {:?} in slot {:#x}", row.kind, row.idx);
                 assert!(
                     row.obj != child_a && !held_a.contains(&row.obj),
                     "the other child's {:?} in slot {:#x}",
                     row.kind,
                     row.idx
                 );
-                assert!(held_b.contains(&row.obj));
             }
-            let given_b: Vec<u64> = sup_b.frames_given().iter().filter_map(|va| mm.phys_of(root, *va)).collect();
             let pages_a: Vec<u64> = mm.page_frames(child_a).into_iter().map(|(_, p)| p).collect();
             for (va, pa) in mm.page_frames(child_b) {
                 assert!(!pages_a.contains(&pa) || pa == mm.kip_phys(), "page {va:#x} is the other child's memory");
-                assert!(given_b.contains(&pa) || pa == mm.kip_phys(), "page {va:#x}: not given by rtcr");
+            }
+            if let Err(e) = check_child_spaces(mm, &sup_b, &forbidden) {
+                panic!("{e}");
             }
             checked += 1;
             if let ServeOutcome::Crash { .. } = out {

@@ -32,12 +32,7 @@ fn cap_view(m: &Model, sup: &Supervisor) -> Vec<(u64, ObjKindName, u8, Option<u6
 }
 
 fn image_of(cp: &rtcr_image::Checkpoint, seq: u64, arch: Arch) -> Vec<u8> {
-    let a = match arch {
-        Arch::Amd64 => rtcr_image::image::Arch::Amd64,
-        Arch::Arm64 => rtcr_image::image::Arch::Arm64,
-    };
-    let meta = rtcr_image::ImageMeta { arch: a, page_shift: 12, sequence: seq, clock_us: cp.clock_us };
-    rtcr_image::encode(&meta, cp).expect("encode")
+    rtcr_core::encode_image(arch, seq, cp).expect("encode")
 }
 
 /// Serves and fires the hardware line now and then.

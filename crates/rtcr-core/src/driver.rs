@@ -95,11 +95,24 @@ pub struct Driver<R: Region> {
     pub events: Vec<Event>,
 }
 
-fn image_arch(a: l4_sys::exc::Arch) -> rtcr_image::image::Arch {
+/// The image format's name for an architecture.
+pub fn image_arch(a: l4_sys::exc::Arch) -> rtcr_image::image::Arch {
     match a {
         l4_sys::exc::Arch::Amd64 => rtcr_image::image::Arch::Amd64,
         l4_sys::exc::Arch::Arm64 => rtcr_image::image::Arch::Arm64,
     }
+}
+
+/// The image of checkpoint `cp` with sequence number `seq`, made on `arch`
+/// with 4 KiB pages (what the driver stores, and what a restore elsewhere
+/// reads).
+pub fn encode_image(
+    arch: l4_sys::exc::Arch,
+    seq: u64,
+    cp: &rtcr_image::Checkpoint,
+) -> Result<alloc::vec::Vec<u8>, rtcr_image::ImageError> {
+    let meta = ImageMeta { arch: image_arch(arch), page_shift: 12, sequence: seq, clock_us: cp.clock_us };
+    rtcr_image::encode(&meta, cp)
 }
 
 impl<R: Region> Driver<R> {
@@ -166,9 +179,7 @@ impl<R: Region> Driver<R> {
     /// Takes a checkpoint and writes it to the store.
     pub fn checkpoint<E: Env>(&mut self, env: &mut E) {
         let r = self.sup.checkpoint(env).and_then(|(cp, stats)| {
-            let meta =
-                ImageMeta { arch: image_arch(env.arch()), page_shift: 12, sequence: stats.seq, clock_us: cp.clock_us };
-            let bytes = rtcr_image::encode(&meta, &cp).map_err(|e| Error::Image(format!("{e}")))?;
+            let bytes = encode_image(env.arch(), stats.seq, &cp).map_err(|e| Error::Image(format!("{e}")))?;
             let slot = self.store.write(&bytes).map_err(|e| Error::Image(format!("{e}")))?;
             Ok(Event::Checkpoint { stats, slot: slot.index() as u8, bytes: bytes.len() })
         });

@@ -30,6 +30,7 @@ pub mod supervisor;
 
 mod services;
 
+pub use driver::encode_image;
 pub use labels::Service;
 pub use supervisor::{ChildSpec, Region, Supervisor};
 

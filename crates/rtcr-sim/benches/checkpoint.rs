@@ -153,13 +153,7 @@ fn main() {
     );
 
     // restore against a memcpy of the image
-    let meta = rtcr_image::ImageMeta {
-        arch: rtcr_image::image::Arch::Amd64,
-        page_shift: 12,
-        sequence: 2,
-        clock_us: cp.clock_us,
-    };
-    let bytes = rtcr_image::encode(&meta, &cp).unwrap();
+    let bytes = rtcr_core::encode_image(Arch::Amd64, 2, &cp).unwrap();
     drop(m);
     let mut m2: Model = model(Arch::Amd64, Arc::new(Writer));
     let mut r2 = m2.root();

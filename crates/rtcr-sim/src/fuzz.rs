@@ -18,6 +18,7 @@ use l4_sys::msgtag::{MsgTag, TagFlags};
 use l4_sys::{ipc, Kernel, Timeout, TimeoutPair};
 use rtcr_core::Supervisor;
 
+use crate::{check_child_spaces, root_objects};
 use crate::{model, spec, ModelEnv, CODE, DATA};
 
 /// Decodes `data` as an image and as an A/B store; checks that whatever is
@@ -109,30 +110,11 @@ pub fn dispatch(data: &[u8]) -> u64 {
     sp.load = vec![(CODE, vec![0x90; 3 * 4096], 5), (SCRIPT, page, 4)];
     sp.max_objects = 8;
     let mut sup = Supervisor::spawn(&mut env, sp).expect("spawn");
-    let boot = env.0.model().boot_objects();
-    let forbidden = [
-        boot.root_task,
-        boot.root_thread,
-        boot.factory,
-        boot.scheduler,
-        boot.icu,
-        boot.log,
-        boot.debugger,
-        boot.sigma0_gate,
-    ];
+    let forbidden = root_objects(env.0.model());
     for _ in 0..8 {
         let out = sup.serve(&mut env, 64, Timeout::from_us(500)).expect("rtcr never fails on a child's request");
-        let mm = env.0.model();
-        let root = boot.root_task;
-        let child = mm.object_at(root, sup.child_task().idx().0).expect("child task");
-        let held: Vec<_> = sup.held_slots().iter().filter_map(|s| mm.object_at(root, s.0)).collect();
-        for row in mm.cap_table(child) {
-            assert!(!forbidden.contains(&row.obj), "the child holds rtcr's own {:?}", row.kind);
-            assert!(held.contains(&row.obj), "slot {:#x}: an object rtcr does not hold for it", row.idx);
-        }
-        let given: Vec<u64> = sup.frames_given().iter().filter_map(|va| mm.phys_of(root, *va)).collect();
-        for (va, pa) in mm.page_frames(child) {
-            assert!(given.contains(&pa) || pa == mm.kip_phys(), "child page {va:#x}: a frame rtcr did not give");
+        if let Err(e) = check_child_spaces(env.0.model(), &sup, &forbidden) {
+            panic!("{e}");
         }
         if let rtcr_core::supervisor::ServeOutcome::Crash { .. } = out {
             break;

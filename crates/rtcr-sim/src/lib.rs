@@ -154,3 +154,39 @@ pub fn spec(name: &str) -> ChildSpec {
         server_thread: 3,
     }
 }
+
+/// The root's own kernel objects, which no child may ever hold: rtcr's
+/// task and thread, the kernel factory, scheduler, ICU, log and debugger,
+/// and the gate to sigma0.
+pub fn root_objects(m: &Model) -> Vec<fiasco_model::ObjId> {
+    let b = m.boot_objects();
+    vec![b.root_task, b.root_thread, b.factory, b.scheduler, b.icu, b.log, b.debugger, b.sigma0_gate]
+}
+
+/// Walks the spaces of the child `sup` serves: every capability names an
+/// object rtcr holds for it and none of `forbidden`, and every page is a
+/// frame rtcr gave it (or the public KIP). Says what it found otherwise.
+pub fn check_child_spaces(
+    m: &Model,
+    sup: &rtcr_core::Supervisor,
+    forbidden: &[fiasco_model::ObjId],
+) -> Result<(), String> {
+    let root = m.boot_objects().root_task;
+    let child = m.object_at(root, sup.child_task().idx().0).ok_or("the child task is gone")?;
+    let held: Vec<_> = sup.held_slots().iter().filter_map(|s| m.object_at(root, s.0)).collect();
+    for row in m.cap_table(child) {
+        if forbidden.contains(&row.obj) {
+            return Err(format!("the child holds rtcr's own {:?} in slot {:#x}", row.kind, row.idx));
+        }
+        if !held.contains(&row.obj) {
+            return Err(format!("slot {:#x} holds an object rtcr does not hold for it", row.idx));
+        }
+    }
+    let given: Vec<u64> = sup.frames_given().iter().filter_map(|va| m.phys_of(root, *va)).collect();
+    for (va, pa) in m.page_frames(child) {
+        if !given.contains(&pa) && pa != m.kip_phys() {
+            return Err(format!("child page {va:#x} is frame {pa:#x}, not one rtcr gave"));
+        }
+    }
+    Ok(())
+}
