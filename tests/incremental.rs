@@ -9,31 +9,8 @@ use l4_sys::Timeout;
 use rtcr_core::Supervisor;
 use std::sync::Arc;
 
-/// Writes the round number (DATA+8) into pages 1..=k (k at DATA) each time
-/// the round changes; otherwise sleeps.
 fn page_writer() -> Arc<dyn fiasco_model::Program> {
-    struct W;
-    impl fiasco_model::Program for W {
-        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
-            if cpu.state() == 0 {
-                let round = cpu.load_u64(DATA + 8)?;
-                if round != cpu.r(0) {
-                    let k = cpu.load_u64(DATA)?;
-                    for i in 1..=k {
-                        cpu.store_u64(DATA + 0x1000 * i, round)?;
-                    }
-                    cpu.set_r(0, round);
-                } else {
-                    cpu.goto(1);
-                }
-            } else {
-                let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::from_us(100)));
-                cpu.goto(0);
-            }
-            Ok(())
-        }
-    }
-    Arc::new(W)
+    Arc::new(PageWriter)
 }
 
 fn child(m: &Model, sup: &Supervisor) -> fiasco_model::ObjId {

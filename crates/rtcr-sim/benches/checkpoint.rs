@@ -14,34 +14,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fiasco_model::{sys, Cpu, Model, Trap};
+use fiasco_model::Model;
 use l4_sys::exc::Arch;
 use l4_sys::Timeout;
 use rtcr_core::{Region, Supervisor};
 use rtcr_sim::*;
-
-/// Writes the round (DATA) into pages 1..=k (k at DATA + 8) when the round changes.
-struct Writer;
-impl fiasco_model::Program for Writer {
-    fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
-        if cpu.state() == 0 {
-            let round = cpu.load_u64(DATA)?;
-            if round != cpu.r(0) {
-                let k = cpu.load_u64(DATA + 8)?;
-                for i in 1..=k {
-                    cpu.store_u64(DATA + 0x1000 * i, round)?;
-                }
-                cpu.set_r(0, round);
-            } else {
-                cpu.goto(1);
-            }
-        } else {
-            let _ = sys!(cpu, l4_sys::ipc::sleep(cpu, Timeout::from_us(100)));
-            cpu.goto(0);
-        }
-        Ok(())
-    }
-}
 
 fn big_spec() -> rtcr_core::ChildSpec {
     let mut s = spec("bench");
@@ -62,8 +39,8 @@ fn memcpy(bytes: usize) -> Duration {
 }
 
 fn round(env: &mut ModelEnv<'_, '_>, sup: &mut Supervisor, ct: fiasco_model::ObjId, k: u64, r: u64) {
-    env.0.model().poke(ct, DATA + 8, &k.to_le_bytes());
-    env.0.model().poke(ct, DATA, &r.to_le_bytes());
+    env.0.model().poke(ct, DATA, &k.to_le_bytes());
+    env.0.model().poke(ct, DATA + 8, &r.to_le_bytes());
     sup.serve(env, 100_000, Timeout::from_us(1000)).unwrap();
 }
 
@@ -71,7 +48,7 @@ fn main() {
     println!("{:>6} {:>14} {:>14} {:>8}", "pages", "pause", "memcpy", "ratio");
     let mut rows = Vec::new();
     for d in [1u64, 16, 256, 4096] {
-        let mut m: Model = model(Arch::Amd64, Arc::new(Writer));
+        let mut m: Model = model(Arch::Amd64, Arc::new(PageWriter));
         let mut r = m.root();
         let mut env = ModelEnv(&mut r);
         let mut sup = Supervisor::spawn(&mut env, big_spec()).unwrap();
@@ -112,7 +89,7 @@ fn main() {
     }
 
     // incremental: 1 dirty page with 4096 clean pages resident, against a full first checkpoint
-    let mut m: Model = model(Arch::Amd64, Arc::new(Writer));
+    let mut m: Model = model(Arch::Amd64, Arc::new(PageWriter));
     let mut r = m.root();
     let mut env = ModelEnv(&mut r);
     let mut sup = Supervisor::spawn(&mut env, big_spec()).unwrap();
@@ -155,7 +132,7 @@ fn main() {
     // restore against a memcpy of the image
     let bytes = rtcr_core::encode_image(Arch::Amd64, 2, &cp).unwrap();
     drop(m);
-    let mut m2: Model = model(Arch::Amd64, Arc::new(Writer));
+    let mut m2: Model = model(Arch::Amd64, Arc::new(PageWriter));
     let mut r2 = m2.root();
     let mut env2 = ModelEnv(&mut r2);
     let t = Instant::now();

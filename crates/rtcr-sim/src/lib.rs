@@ -190,3 +190,30 @@ pub fn check_child_spaces(
     }
     Ok(())
 }
+
+/// A child that dirties a chosen number of pages on command: whenever the
+/// round number at DATA + 8 changes, it writes it into pages 1..=k after
+/// DATA (k at DATA), then sleeps in 100 µs steps. Used to measure and check
+/// incremental checkpoints.
+pub struct PageWriter;
+
+impl Program for PageWriter {
+    fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+        if cpu.state() == 0 {
+            let round = cpu.load_u64(DATA + 8)?;
+            if round != cpu.r(0) {
+                let k = cpu.load_u64(DATA)?;
+                for i in 1..=k {
+                    cpu.store_u64(DATA + 0x1000 * i, round)?;
+                }
+                cpu.set_r(0, round);
+            } else {
+                cpu.goto(1);
+            }
+        } else {
+            let _ = fiasco_model::sys!(cpu, l4_sys::ipc::sleep(cpu, l4_sys::Timeout::from_us(100)));
+            cpu.goto(0);
+        }
+        Ok(())
+    }
+}
