@@ -159,21 +159,14 @@ fn items_need_receive_buffers() {
 #[test]
 fn cancel_aborts_a_blocked_receive() {
     let mut m = model();
-    program(&mut m, CODE, |cpu| match cpu.state() {
-        0 => {
-            let r = sys!(cpu, ipc::wait(cpu, TimeoutPair::NEVER));
-            let code = match r {
-                Err(Error::Ipc(e)) => e.to_tcr(),
-                _ => 0xff,
-            };
-            cpu.store_u64(DATA, 0x100 | code)?;
-            cpu.goto(1);
-            Ok(())
-        }
-        _ => {
-            let _ = sys!(cpu, ipc::sleep(cpu, Timeout::NEVER));
-            Ok(())
-        }
+    program_once(&mut m, CODE, |cpu| {
+        let r = sys!(cpu, ipc::wait(cpu, TimeoutPair::NEVER));
+        let code = match r {
+            Err(Error::Ipc(e)) => e.to_tcr(),
+            _ => 0xff,
+        };
+        cpu.store_u64(DATA, 0x100 | code)?;
+        Ok(())
     });
     let mut r = m.root();
     let child = spawn(&mut r, 0x20, CODE, 0x10, 10);
@@ -188,18 +181,11 @@ fn cancel_aborts_a_blocked_receive() {
 fn queued_senders_are_served_by_priority() {
     let mut m = model();
     // each child sends its priority (register 7 = its marker) to its slot 4
-    program(&mut m, CODE, |cpu| match cpu.state() {
-        0 => {
-            let mark = cpu.load_u64(DATA)?;
-            cpu.utcb().mr[0] = mark;
-            let _ = sys!(cpu, ipc::call(cpu, CapIdx(4), MsgTag::new(0, 1, 0, TagFlags::empty()), TimeoutPair::NEVER));
-            cpu.goto(1);
-            Ok(())
-        }
-        _ => {
-            let _ = sys!(cpu, ipc::sleep(cpu, Timeout::NEVER));
-            Ok(())
-        }
+    program_once(&mut m, CODE, |cpu| {
+        let mark = cpu.load_u64(DATA)?;
+        cpu.utcb().mr[0] = mark;
+        let _ = sys!(cpu, ipc::call(cpu, CapIdx(4), MsgTag::new(0, 1, 0, TagFlags::empty()), TimeoutPair::NEVER));
+        Ok(())
     });
     let mut r = m.root();
     let a = spawn(&mut r, 0x20, CODE, 0x10, 10);
@@ -219,17 +205,10 @@ fn queued_senders_are_served_by_priority() {
 #[test]
 fn a_send_to_an_unbound_gate_waits_for_the_bind() {
     let mut m = model();
-    program(&mut m, CODE, |cpu| match cpu.state() {
-        0 => {
-            cpu.utcb().mr[0] = 77;
-            let _ = sys!(cpu, ipc::send(cpu, CapIdx(6), MsgTag::new(0, 1, 0, TagFlags::empty()), TimeoutPair::NEVER));
-            cpu.goto(1);
-            Ok(())
-        }
-        _ => {
-            let _ = sys!(cpu, ipc::sleep(cpu, Timeout::NEVER));
-            Ok(())
-        }
+    program_once(&mut m, CODE, |cpu| {
+        cpu.utcb().mr[0] = 77;
+        let _ = sys!(cpu, ipc::send(cpu, CapIdx(6), MsgTag::new(0, 1, 0, TagFlags::empty()), TimeoutPair::NEVER));
+        Ok(())
     });
     let mut r = m.root();
     factory::create_gate(&mut r, F, CapIdx(0x40), None).unwrap();

@@ -10,7 +10,7 @@ use l4_sys::cap::CapIdx;
 use l4_sys::irq::DetachResult;
 use l4_sys::msgtag::{MsgTag, TagFlags};
 use l4_sys::thread::{ExRegsFlags, KEEP};
-use l4_sys::{factory, ipc, irq, thread, Error, Timeout, TimeoutPair};
+use l4_sys::{factory, ipc, irq, thread, Error, TimeoutPair};
 
 #[test]
 fn triggers_coalesce_into_one_pending_delivery() {
@@ -62,22 +62,15 @@ fn rebind_moves_delivery_and_detach_drops_a_pending_irq() {
 #[test]
 fn cancel_aborts_a_blocked_send() {
     let mut m = model();
-    program(&mut m, CODE, |cpu| match cpu.state() {
-        0 => {
-            // slot 4 is the gate to the root, which does not receive
-            let r = sys!(cpu, ipc::send(cpu, CapIdx(4), MsgTag::new(0, 0, 0, TagFlags::empty()), TimeoutPair::NEVER));
-            let code = match r {
-                Err(Error::Ipc(e)) => e.to_tcr(),
-                _ => 0xff,
-            };
-            cpu.store_u64(DATA, 0x100 | code)?;
-            cpu.goto(1);
-            Ok(())
-        }
-        _ => {
-            let _ = sys!(cpu, ipc::sleep(cpu, Timeout::NEVER));
-            Ok(())
-        }
+    program_once(&mut m, CODE, |cpu| {
+        // slot 4 is the gate to the root, which does not receive
+        let r = sys!(cpu, ipc::send(cpu, CapIdx(4), MsgTag::new(0, 0, 0, TagFlags::empty()), TimeoutPair::NEVER));
+        let code = match r {
+            Err(Error::Ipc(e)) => e.to_tcr(),
+            _ => 0xff,
+        };
+        cpu.store_u64(DATA, 0x100 | code)?;
+        Ok(())
     });
     let mut r = m.root();
     let child = spawn(&mut r, 0x20, CODE, 0x10, 10);

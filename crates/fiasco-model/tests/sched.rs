@@ -4,19 +4,10 @@
 mod common;
 use common::*;
 
-use fiasco_model::{sys, Model};
+use fiasco_model::sys;
 use l4_sys::cap::CapIdx;
 use l4_sys::msgtag::{MsgTag, TagFlags};
 use l4_sys::{factory, ipc, irq, Kernel, Timeout, TimeoutPair};
-
-fn counter(m: &mut Model) {
-    program(m, CODE, |cpu| {
-        let n = cpu.r(0) + 1;
-        cpu.set_r(0, n);
-        cpu.store_u64(DATA, n)?;
-        Ok(())
-    });
-}
 
 #[test]
 fn the_higher_priority_runs_and_equal_priorities_share() {

@@ -14,16 +14,6 @@ use l4_sys::msgtag::{MsgTag, TagFlags};
 use l4_sys::thread::{Control, ExRegsFlags, KEEP};
 use l4_sys::{factory, ipc, thread, Errno, Error, Kernel, TimeoutPair};
 
-/// r0 += 1 and store it, forever, one step each (a computing thread).
-fn counter(m: &mut Model) {
-    program(m, CODE, |cpu| {
-        let n = cpu.r(0) + 1;
-        cpu.set_r(0, n);
-        cpu.store_u64(DATA, n)?;
-        Ok(())
-    });
-}
-
 #[test]
 fn triggered_exception_carries_registers_and_a_full_reply_sets_them() {
     let mut m = model();

@@ -158,21 +158,27 @@ impl Program for Main {
 
 /// The entrypoint: serves the three gates and two IRQs.
 pub struct Entrypoint;
+
+/// What the entrypoint received: label in r0, first word in r1, then to
+/// state 2 to handle it; after an error, back to an open wait.
+fn took(cpu: &mut Cpu<'_>, got: Result<ipc::Received, l4_sys::Error>) {
+    match got {
+        Ok(g) => {
+            let w = cpu.utcb().mr[0];
+            cpu.set_r(0, g.label);
+            cpu.set_r(1, w);
+            cpu.goto(2);
+        }
+        Err(_) => cpu.goto(0),
+    }
+}
 impl Program for Entrypoint {
     fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
         loop {
             match cpu.state() {
                 0 => {
                     let g = sys!(cpu, ipc::wait(cpu, TimeoutPair::NEVER));
-                    match g {
-                        Ok(g) => {
-                            let w = cpu.utcb().mr[0];
-                            cpu.set_r(0, g.label);
-                            cpu.set_r(1, w);
-                            cpu.goto(2);
-                        }
-                        Err(_) => cpu.goto(0),
-                    }
+                    took(cpu, g);
                 }
                 1 => {
                     let w = cpu.r(1);
@@ -181,15 +187,7 @@ impl Program for Entrypoint {
                         cpu,
                         ipc::reply_and_wait(cpu, MsgTag::new(0, 1, 0, TagFlags::empty()), 0, TimeoutPair::NEVER)
                     );
-                    match g {
-                        Ok(g) => {
-                            let w = cpu.utcb().mr[0];
-                            cpu.set_r(0, g.label);
-                            cpu.set_r(1, w);
-                            cpu.goto(2);
-                        }
-                        Err(_) => cpu.goto(0),
-                    }
+                    took(cpu, g);
                 }
                 2 => {
                     let l = cpu.r(0) & !3;

@@ -103,8 +103,9 @@ impl Program for Trampoline {
     }
 }
 
-/// A model with the trampoline and the scenario child registered.
-pub fn scenario_model(arch: Arch) -> Model {
+/// A model of `arch` with the trampoline registered (and the
+/// architecture noted for [`ModelEnv::arch`]).
+fn model_with_trampoline(arch: Arch) -> Model {
     ARCH.with(|a| *a.borrow_mut() = arch);
     let cfg = match arch {
         Arch::Amd64 => Config::amd64(),
@@ -112,19 +113,19 @@ pub fn scenario_model(arch: Arch) -> Model {
     };
     let mut m = Model::new(Config { trace: false, ..cfg });
     m.register_program(TRAMP, Arc::new(Trampoline));
+    m
+}
+
+/// A model with the trampoline and the scenario child registered.
+pub fn scenario_model(arch: Arch) -> Model {
+    let mut m = model_with_trampoline(arch);
     child::register(&mut m);
     m
 }
 
 /// A model with the trampoline and `child` registered.
 pub fn model(arch: Arch, child: Arc<dyn Program>) -> Model {
-    ARCH.with(|a| *a.borrow_mut() = arch);
-    let cfg = match arch {
-        Arch::Amd64 => Config::amd64(),
-        Arch::Arm64 => Config::arm64(),
-    };
-    let mut m = Model::new(Config { trace: false, ..cfg });
-    m.register_program(TRAMP, Arc::new(Trampoline));
+    let mut m = model_with_trampoline(arch);
     m.register_program(CODE, child);
     m
 }

@@ -103,3 +103,31 @@ pub fn tcr(root: &mut HostThread<'_>) -> u64 {
     use l4_sys::Kernel;
     root.utcb().tcr_error
 }
+
+/// A computing child at CODE: r0 += 1 and store it at DATA, forever, one
+/// step each.
+pub fn counter(m: &mut Model) {
+    program(m, CODE, |cpu| {
+        let n = cpu.r(0) + 1;
+        cpu.set_r(0, n);
+        cpu.store_u64(DATA, n)?;
+        Ok(())
+    });
+}
+
+/// A program at `entry` that runs `f` once (its kernel call, if any, then
+/// the rest of `f` after the call) and then sleeps forever.
+pub fn program_once<F>(m: &mut Model, entry: u64, f: F)
+where
+    F: Fn(&mut fiasco_model::Cpu<'_>) -> Result<(), fiasco_model::Trap> + Send + Sync + 'static,
+{
+    program(m, entry, move |cpu| {
+        if cpu.state() == 0 {
+            f(cpu)?;
+            cpu.goto(1);
+        } else {
+            let _ = fiasco_model::sys!(cpu, l4_sys::ipc::sleep(cpu, l4_sys::Timeout::NEVER));
+        }
+        Ok(())
+    });
+}
