@@ -41,9 +41,7 @@ fn counter() -> Arc<dyn fiasco_model::Program> {
 }
 
 fn counter_of(m: &fiasco_model::Model, sup: &Supervisor) -> u64 {
-    let root = m.boot_objects().root_task;
-    let t = m.object_at(root, sup.child_task().idx().0).unwrap();
-    u64::from_le_bytes(m.peek(t, DATA, 8).unwrap().try_into().unwrap())
+    child_u64(m, sup, DATA)
 }
 
 #[test]
@@ -237,11 +235,6 @@ fn relative_sleeper() -> Arc<dyn fiasco_model::Program> {
     Arc::new(R)
 }
 
-fn word_at(m: &mut fiasco_model::Model, sup: &Supervisor, addr: u64) -> u64 {
-    let t = m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).unwrap();
-    u64::from_le_bytes(m.peek(t, addr, 8).unwrap().try_into().unwrap())
-}
-
 #[test]
 fn a_checkpoint_does_not_stretch_a_relative_sleep() {
     for arch in [Arch::Amd64, Arch::Arm64] {
@@ -258,7 +251,7 @@ fn a_checkpoint_does_not_stretch_a_relative_sleep() {
         assert!((14_000..=15_500).contains(&left), "{arch:?}: about 15 ms left in the image: {left}");
         sup.serve(&mut env, 50, Timeout::from_us(100_000)).unwrap();
         let m = env.0.model();
-        let (slept_at, woke) = (word_at(m, &sup, DATA + 8), word_at(m, &sup, DATA));
+        let (slept_at, woke) = (child_u64(m, &sup, DATA + 8), child_u64(m, &sup, DATA));
         assert!(woke != 0, "{arch:?}: the sleep ended");
         let took = woke - slept_at;
         assert!((40_000..=41_000).contains(&took), "{arch:?}: 40 ms sleep took {took} µs across a checkpoint");
@@ -286,7 +279,7 @@ fn a_relative_sleep_restored_elsewhere_sleeps_what_was_left() {
     let mut sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
     let restored_at = env.0.model().clock_us();
     sup.serve(&mut env, 50, Timeout::from_us(100_000)).unwrap();
-    let woke = word_at(env.0.model(), &sup, DATA);
+    let woke = child_u64(env.0.model(), &sup, DATA);
     // about 10 ms were left at the cut
     let after = woke - restored_at;
     assert!((9_000..=11_000).contains(&after), "woke {after} µs after the restore");

@@ -11,9 +11,7 @@ use rtcr_core::driver::{Driver, Event, Policy};
 use rtcr_image::{MemRegion, Store};
 
 fn counter(env: &mut ModelEnv<'_, '_>, d: &Driver<MemRegion>) -> u64 {
-    let m = env.0.model();
-    let t = m.object_at(m.boot_objects().root_task, d.sup.child_task().idx().0).unwrap();
-    u64::from_le_bytes(m.peek(t, COUNTER, 8).unwrap().try_into().unwrap())
+    child_u64(env.0.model(), &d.sup, COUNTER)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use rtcr_sim::*;
 
-use fiasco_model::{sys, Cpu, Model, Trap};
+use fiasco_model::{sys, Cpu, Trap};
 use l4_sys::exc::Arch;
 use l4_sys::Timeout;
 use rtcr_core::Supervisor;
@@ -11,10 +11,6 @@ use std::sync::Arc;
 
 fn page_writer() -> Arc<dyn fiasco_model::Program> {
     Arc::new(PageWriter)
-}
-
-fn child(m: &Model, sup: &Supervisor) -> fiasco_model::ObjId {
-    m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).unwrap()
 }
 
 #[test]
@@ -25,7 +21,7 @@ fn a_checkpoint_copies_exactly_the_pages_written_since_the_last() {
     let mut sup = Supervisor::spawn(&mut env, spec("writer")).unwrap();
     // DATA is demand-zero: fault it in, then set k = 8, round 1
     sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
-    let ct = child(env.0.model(), &sup);
+    let ct = child_obj(env.0.model(), &sup);
     assert!(env.0.model().poke(ct, DATA, &8u64.to_le_bytes()));
     assert!(env.0.model().poke(ct, DATA + 8, &1u64.to_le_bytes()));
     sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
@@ -82,7 +78,7 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
         sup.destroy(&mut env).unwrap();
         sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence)
             .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
-        let ct = child(env.0.model(), &sup);
+        let ct = child_obj(env.0.model(), &sup);
         for p in &cp.pages {
             assert_eq!(env.0.model().peek(ct, p.vaddr, 4096).unwrap(), p.data, "cycle {cycle}, page {:#x}", p.vaddr);
         }
@@ -101,7 +97,7 @@ fn a_page_written_before_it_is_copied_keeps_its_contents_at_the_cut() {
     let mut env = ModelEnv(&mut r);
     let mut sup = Supervisor::spawn(&mut env, spec("cow")).unwrap();
     sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();
-    let ct = child(env.0.model(), &sup);
+    let ct = child_obj(env.0.model(), &sup);
     env.0.model().poke(ct, DATA, &4u64.to_le_bytes());
     env.0.model().poke(ct, DATA + 8, &7u64.to_le_bytes());
     sup.serve(&mut env, 100, Timeout::from_us(1000)).unwrap();

@@ -17,18 +17,10 @@ use rtcr_core::supervisor::ServeOutcome;
 use rtcr_core::Supervisor;
 use rtcr_image::record::ThreadState;
 
-fn child_task(m: &Model, sup: &Supervisor) -> fiasco_model::ObjId {
-    m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).unwrap()
-}
-
-fn u64_at(m: &Model, sup: &Supervisor, a: u64) -> u64 {
-    u64::from_le_bytes(m.peek(child_task(m, sup), a, 8).unwrap().try_into().unwrap())
-}
-
 /// Slot, type, rights, label of every capability of the child (object ids
 /// and bound-thread ids differ between kernels and are left out).
 fn cap_view(m: &Model, sup: &Supervisor) -> Vec<(u64, ObjKindName, u8, Option<u64>)> {
-    m.cap_table(child_task(m, sup)).into_iter().map(|r| (r.idx, r.kind, r.rights, r.label)).collect()
+    m.cap_table(child_obj(m, sup)).into_iter().map(|r| (r.idx, r.kind, r.rights, r.label)).collect()
 }
 
 fn image_of(cp: &rtcr_image::Checkpoint, seq: u64, arch: Arch) -> Vec<u8> {
@@ -86,10 +78,10 @@ fn scenario(arch: Arch) {
         let bytes = image_of(&cp, stats.seq, arch);
         // the child goes on after the checkpoint
         run(&mut env, &mut sup, 5);
-        assert!(u64_at(env.0.model(), &sup, COUNTER) > counter);
+        assert!(child_u64(env.0.model(), &sup, COUNTER) > counter);
         // and then crashes: main's check fails
-        let ct = child_task(env.0.model(), &sup);
-        let at = u64_at(env.0.model(), &sup, COUNTER) + 5;
+        let ct = child_obj(env.0.model(), &sup);
+        let at = child_u64(env.0.model(), &sup, COUNTER) + 5;
         env.0.model().poke(ct, CRASH_AT, &at.to_le_bytes());
         let out = run(&mut env, &mut sup, 50);
         assert!(matches!(out, ServeOutcome::Crash { thread: 0, .. }), "{out:?}");
@@ -107,17 +99,17 @@ fn scenario(arch: Arch) {
     let after = cap_view(env.0.model(), &sup);
     assert_eq!(after, before, "capability tables before the checkpoint and after the restore");
     // memory byte-identical to the cut
-    let ct = child_task(env.0.model(), &sup);
+    let ct = child_obj(env.0.model(), &sup);
     for p in &cp.pages {
         assert_eq!(env.0.model().peek(ct, p.vaddr, 4096).unwrap(), p.data, "page {:#x}", p.vaddr);
     }
-    assert_eq!(u64_at(env.0.model(), &sup, COUNTER), counter_at_cut);
+    assert_eq!(child_u64(env.0.model(), &sup, COUNTER), counter_at_cut);
     // it runs on: the counter continues, every gate and IRQ reaches its thread
     run(&mut env, &mut sup, 20);
-    let now = u64_at(env.0.model(), &sup, COUNTER);
+    let now = child_u64(env.0.model(), &sup, COUNTER);
     assert!(now > counter_at_cut, "counter continues: {counter_at_cut} -> {now}");
     for (i, &l) in [0x100u64, 0x200, 0x300, 0x1010, 0x1020, 0x1030].iter().enumerate() {
-        let n = u64_at(env.0.model(), &sup, label_slot(l));
+        let n = child_u64(env.0.model(), &sup, label_slot(l));
         assert!(n > labels_at_cut[i], "label {l:#x}: {} -> {n}", labels_at_cut[i]);
     }
 }

@@ -218,3 +218,15 @@ impl Program for PageWriter {
         Ok(())
     }
 }
+
+/// The model object of the task of the child `sup` serves (through rtcr's
+/// slot for it). Panics if the child is gone: a harness for tests.
+pub fn child_obj(m: &Model, sup: &rtcr_core::Supervisor) -> fiasco_model::ObjId {
+    m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).expect("the child task exists")
+}
+
+/// The 64-bit word at `addr` in the memory of the child `sup` serves.
+pub fn child_u64(m: &Model, sup: &rtcr_core::Supervisor, addr: u64) -> u64 {
+    let bytes = m.peek(child_obj(m, sup), addr, 8).expect("the child's page is mapped");
+    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+}

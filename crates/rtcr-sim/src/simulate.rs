@@ -59,12 +59,8 @@ impl Report {
     }
 }
 
-fn child_task(m: &Model, sup: &Supervisor) -> fiasco_model::ObjId {
-    m.object_at(m.boot_objects().root_task, sup.child_task().idx().0).expect("child task")
-}
-
 fn counter(m: &Model, sup: &Supervisor) -> u64 {
-    u64::from_le_bytes(m.peek(child_task(m, sup), COUNTER, 8).unwrap_or_default().try_into().unwrap_or([0; 8]))
+    u64::from_le_bytes(m.peek(crate::child_obj(m, sup), COUNTER, 8).unwrap_or_default().try_into().unwrap_or([0; 8]))
 }
 
 fn row_text(r: &CapRow) -> String {
@@ -93,7 +89,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         // set-up: the child creates its threads, gates and IRQs
         d.run_until(&mut env, t0 + opts.interval_us / 2).map_err(|e| format!("{e}"))?;
         let mm = env.0.model();
-        let ct = child_task(mm, &d.sup);
+        let ct = crate::child_obj(mm, &d.sup);
         say(&mut rep, "rtcr: the child's capability space (as rtcr serves it):".to_string());
         for line in mm.cap_listing(ct).lines() {
             say(&mut rep, format!("    {line}"));
@@ -128,10 +124,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             }
         }
         let mm = env.0.model();
-        rep.before = mm.cap_table(child_task(mm, &d.sup));
+        rep.before = mm.cap_table(crate::child_obj(mm, &d.sup));
         // the crash
         let c = counter(env.0.model(), &d.sup);
-        let ct = child_task(env.0.model(), &d.sup);
+        let ct = crate::child_obj(env.0.model(), &d.sup);
         env.0.model().poke(ct, CRASH_AT, &(c + 3).to_le_bytes());
         say(&mut rep, format!("test: main will fail its counter check at {}", c + 3));
         let now = env.0.model().clock_us();
@@ -179,7 +175,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let mut sup =
             Supervisor::restore(&mut env, spec("scenario"), &cp, meta.sequence).map_err(|e| format!("restore: {e}"))?;
         let mm = env.0.model();
-        rep.after = mm.cap_table(child_task(mm, &sup));
+        rep.after = mm.cap_table(crate::child_obj(mm, &sup));
         for _ in 0..10 {
             env.0.model().fire_hw_irq(crate::child::HW_LINE as u32);
             sup.serve(&mut env, 200, l4_sys::Timeout::from_us(2000)).map_err(|e| format!("{e}"))?;
