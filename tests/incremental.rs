@@ -69,15 +69,20 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
     let mut env = ModelEnv(&mut r);
     let mut sup = Supervisor::spawn(&mut env, spec("cycles")).unwrap();
     let mut last = 0u64;
+    let mut taken = None;
     for cycle in 0..100u64 {
         sup.serve(&mut env, 50, Timeout::from_us(500)).unwrap();
         let (cp, st) = sup.checkpoint(&mut env).unwrap();
         let bytes = rtcr_core::encode_image(Arch::Amd64, st.seq, &cp).unwrap();
         let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
         // restore into the same rtcr: the old child and its objects go first
-        sup.destroy(&mut env).unwrap();
-        sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence)
+        let frames = sup.destroy(&mut env).unwrap();
+        sup = Supervisor::restore_into(&mut env, spec("x"), &cp, meta.sequence, Some(frames))
             .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
+        // the restored child reuses the frames the old one left: restoring
+        // again and again takes nothing more from sigma0
+        let now_taken = sup.frames_taken();
+        assert_eq!(*taken.get_or_insert(now_taken), now_taken, "cycle {cycle}: frames taken from sigma0 grew");
         let ct = child_obj(env.0.model(), &sup);
         for p in &cp.pages {
             assert_eq!(env.0.model().peek(ct, p.vaddr, 4096).unwrap(), p.data, "cycle {cycle}, page {:#x}", p.vaddr);

@@ -98,6 +98,14 @@ fn scenario(arch: Arch) {
     // the same slots with the same types, rights and labels: none missing
     let after = cap_view(env.0.model(), &sup);
     assert_eq!(after, before, "capability tables before the checkpoint and after the restore");
+    // rtcr's own check (what it logs on the kernel): every recorded slot
+    // holds the object rtcr gave for it
+    let (good, total) = sup.verify_slots(&mut env).expect("verify");
+    assert_eq!(
+        (good, total),
+        (before.len(), before.len()),
+        "slots verified (the recorded ones and the exception gates)"
+    );
     // memory byte-identical to the cut
     let ct = child_obj(env.0.model(), &sup);
     for p in &cp.pages {
@@ -112,6 +120,19 @@ fn scenario(arch: Arch) {
         let n = child_u64(env.0.model(), &sup, label_slot(l));
         assert!(n > labels_at_cut[i], "label {l:#x}: {} -> {n}", labels_at_cut[i]);
     }
+    // the check finds a slot that lost its capability, and one that holds
+    // another object than the record says
+    let ct = sup.child_task();
+    l4_sys::task::release_cap(&mut env, ct, GATES[1].0).unwrap();
+    assert_eq!(sup.verify_slots(&mut env).unwrap(), (before.len() - 1, before.len()), "a lost slot");
+    let wrong = l4_sys::item::SendItem::map_obj(
+        GATES[1].0,
+        l4_sys::fpage::Fpage::obj(GATES[2].0, 0, l4_sys::fpage::CapRights::all()),
+        l4_sys::item::ObjAttr::empty(),
+        false,
+    );
+    l4_sys::task::map(&mut env, ct, ct, wrong).unwrap();
+    assert_eq!(sup.verify_slots(&mut env).unwrap(), (before.len() - 1, before.len()), "a slot with another object");
 }
 
 #[test]

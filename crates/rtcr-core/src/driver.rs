@@ -210,8 +210,8 @@ impl<R: Region> Driver<R> {
             rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| Error::Image(format!("{e}")))?;
         let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
-        old.destroy(env)?;
-        self.sup = Supervisor::restore(env, self.spec.clone(), &cp, meta.sequence)?;
+        let frames = old.destroy(env)?;
+        self.sup = Supervisor::restore_into(env, self.spec.clone(), &cp, meta.sequence, Some(frames))?;
         let t2 = env.clock_us();
         self.restoring_us += t2 - t1;
         self.last_restore = Some(t2);

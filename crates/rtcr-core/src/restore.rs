@@ -29,10 +29,28 @@ impl Supervisor {
     /// Restores `cp` as a new child of this rtcr. `spec` gives rtcr's side
     /// (where it keeps frames, the trampoline); the child's side comes from
     /// the record.
-    pub fn restore<E: Env>(env: &mut E, mut spec: ChildSpec, cp: &Checkpoint, seq: u64) -> Result<Self, Error> {
+    pub fn restore<E: Env>(env: &mut E, spec: ChildSpec, cp: &Checkpoint, seq: u64) -> Result<Self, Error> {
+        Self::restore_into(env, spec, cp, seq, None)
+    }
+
+    /// [`Supervisor::restore`] into the frames a destroyed child left
+    /// ([`Supervisor::destroy`]), so that restoring again and again takes no
+    /// more memory from sigma0 than the child needs.
+    pub fn restore_into<E: Env>(
+        env: &mut E,
+        mut spec: ChildSpec,
+        cp: &Checkpoint,
+        seq: u64,
+        frames: Option<Frames>,
+    ) -> Result<Self, Error> {
         spec.utcb_area = cp.utcb_area;
         spec.name = cp.child.clone();
         let mut s = Supervisor::new_for_restore(spec, env.arch());
+        if let Some(f) = frames {
+            s.free_frames = f.free;
+            s.frames_next = f.next;
+            s.kip = f.kip;
+        }
         s.seq = seq;
         l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
         s.create_task(env)?;
@@ -198,11 +216,20 @@ impl Supervisor {
     }
 
     /// Removes the child and every object rtcr held for it (before a restore
-    /// in the same rtcr).
-    pub fn destroy<E: Env>(self, env: &mut E) -> Result<(), Error> {
+    /// in the same rtcr). Returns the frames it used, for
+    /// [`Supervisor::restore_into`]: they stay mapped in rtcr.
+    pub fn destroy<E: Env>(self, env: &mut E) -> Result<Frames, Error> {
         let me = crate::supervisor::ME;
+        let mut free: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
+        free.extend(self.exchange.iter().copied());
+        if self.tramp != 0 {
+            free.push(self.tramp);
+        }
+        // the lowest addresses are handed out first
+        free.sort_unstable_by(|a, b| b.cmp(a));
+        let frames = Frames { free, next: self.frames_next, kip: self.kip };
         if self.child_task.0 == 0 {
-            return Ok(());
+            return Ok(frames);
         }
         for o in &self.objects {
             let _ = l4_sys::task::delete_obj(env, me, o.cap);
@@ -214,6 +241,14 @@ impl Supervisor {
             let _ = l4_sys::task::delete_obj(env, me, t.exc_gate);
         }
         l4_sys::task::delete_obj(env, me, self.child_task)?;
-        Ok(())
+        Ok(frames)
     }
+}
+
+/// rtcr's frames a destroyed child left behind (still mapped in rtcr).
+#[derive(Clone, Debug, Default)]
+pub struct Frames {
+    free: Vec<u64>,
+    next: u64,
+    kip: Option<(u64, u64)>,
 }

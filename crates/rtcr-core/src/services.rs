@@ -554,7 +554,7 @@ impl Supervisor {
         let first = (self.frames_next + size - 1) & !(size - 1);
         self.frames_next = first;
         for i in 0..n {
-            let b = self.frame(env).ok()?;
+            let b = self.fresh_frame(env).ok()?;
             debug_assert_eq!(b, first + 4096 * i);
             self.pages.insert((va >> 12) + i, Page { backing: b, rights: 7, writable: true, dirty: true });
             self.dirty.insert((va >> 12) + i);

@@ -30,6 +30,8 @@ pub(crate) const SIGMA0: Cap<kind::Sigma0> = Cap::new(base::PAGER);
 /// Where rtcr receives capabilities a child sends (a LOCAL_ID buffer; with
 /// LOCAL_ID nothing lands there for rtcr's own gates).
 pub(crate) const SCRATCH: CapIdx = CapIdx(0xff);
+/// A second scratch slot of rtcr's (the slot check compares two mappings).
+pub(crate) const SCRATCH_2: CapIdx = CapIdx(0xfe);
 /// Child slots where rtcr keeps each thread's exception gate.
 pub const PRIV_BASE: u64 = 0xF00;
 /// Priority rtcr runs at: above any child, so a checkpoint is never starved.
@@ -65,6 +67,10 @@ pub struct ChildSpec {
     pub regions: Vec<Region>,
     /// Where rtcr maps its trampoline into the child.
     pub trampoline: u64,
+    /// The trampoline's machine code (see [`crate::checkpoint::trampoline`]),
+    /// copied into the trampoline's frame. Empty where the kernel model
+    /// runs the trampoline as a program at that address.
+    pub trampoline_code: Vec<u8>,
     /// Where rtcr maps one exchange page per thread (UTCB save/load).
     pub shared: u64,
     /// rtcr's own virtual range for the frames it gives the child.
@@ -182,6 +188,8 @@ pub struct Supervisor {
     pub(crate) threads: Vec<ThreadRec>,
     pub(crate) pages: BTreeMap<u64, Page>,
     pub(crate) frames_next: u64,
+    /// Frames of rtcr's range a destroyed child no longer uses.
+    pub(crate) free_frames: Vec<u64>,
     pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
     /// Pages written since the last checkpoint.
     pub(crate) dirty: alloc::collections::BTreeSet<u64>,
@@ -217,6 +225,7 @@ impl Supervisor {
         Supervisor {
             next_slot: spec.rtcr_slots,
             frames_next: spec.rtcr_mem,
+            free_frames: Vec::new(),
             spec,
             arch,
             child_task: CapIdx(0),
@@ -270,6 +279,39 @@ impl Supervisor {
                 (*s, k, c.rights)
             })
             .collect()
+    }
+
+    /// Checks the child's capability space against the record, slot by
+    /// slot (the recorded slots and each thread's exception gate): each must
+    /// hold a capability (`cap_valid`), and that capability, mapped back into
+    /// rtcr, must equal (`cap_equal`: same object, same W/S rights, same
+    /// client/server interface) the one rtcr maps from its own object with
+    /// the recorded rights. Returns (slots that check out, slots checked).
+    pub fn verify_slots<E: Env>(&mut self, env: &mut E) -> Result<(usize, usize), Error> {
+        let mut expect: Vec<(u64, CapIdx, u8, bool)> =
+            self.caps.iter().map(|(s, c)| (*s, self.objects[c.obj as usize].child_view, c.rights, c.server)).collect();
+        expect.extend(self.threads.iter().map(|t| (t.exc_slot, t.exc_gate, 7, false)));
+        let mut good = 0;
+        for &(slot, view, rights, server) in &expect {
+            if !task::cap_valid(env, self.child_task(), CapIdx(slot))? {
+                continue;
+            }
+            let all = CapRights::all();
+            // with the server attribute, so a server capability stays one
+            // (a map never adds what the source does not have)
+            let back = SendItem::map_obj(SCRATCH, Fpage::obj(CapIdx(slot), 0, all), ObjAttr::IPCGATE_SVR, false);
+            task::map(env, ME, self.child_task(), back)?;
+            let attr = if server { ObjAttr::IPCGATE_SVR } else { ObjAttr::empty() };
+            let rights = CapRights::from_bits_truncate(rights as u64);
+            let ours = SendItem::map_obj(SCRATCH_2, Fpage::obj(view, 0, rights), attr, false);
+            task::map(env, ME, ME, ours)?;
+            if task::cap_equal(env, ME, SCRATCH, SCRATCH_2)? {
+                good += 1;
+            }
+            task::release_cap(env, ME, SCRATCH)?;
+            task::release_cap(env, ME, SCRATCH_2)?;
+        }
+        Ok((good, expect.len()))
     }
 
     /// rtcr's addresses of every frame it maps into the child (its memory,
@@ -333,14 +375,32 @@ impl Supervisor {
         Ok(())
     }
 
-    /// A frame for the child, mapped in rtcr at the next free address.
+    /// A zeroed frame for the child: one a destroyed child left, or a new
+    /// one from sigma0.
     pub(crate) fn frame<E: Env>(&mut self, env: &mut E) -> Result<u64, Error> {
+        match self.free_frames.pop() {
+            Some(va) => {
+                env.write_mem(va, &[0u8; 4096])?;
+                Ok(va)
+            }
+            None => self.fresh_frame(env),
+        }
+    }
+
+    /// A frame from sigma0, mapped in rtcr at the next free address of its
+    /// range (so consecutive calls give contiguous frames).
+    pub(crate) fn fresh_frame<E: Env>(&mut self, env: &mut E) -> Result<u64, Error> {
         let va = self.frames_next;
         sigma0::map_any(env, SIGMA0, 12, Fpage::mem(va, 12, MemRights::empty()))?;
         self.frames_next += 4096;
         // frames from sigma0 are not necessarily zero
         env.write_mem(va, &[0u8; 4096])?;
         Ok(va)
+    }
+
+    /// How far into its range rtcr has taken frames from sigma0 (bytes).
+    pub fn frames_taken(&self) -> u64 {
+        self.frames_next - self.spec.rtcr_mem
     }
 
     /// Maps page `vpn` into the child with `rights`.
@@ -438,6 +498,11 @@ impl Supervisor {
     /// The trampoline code and the exchange pages (not part of the image).
     pub(crate) fn map_trampoline<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
         let b = self.frame(env)?;
+        if self.spec.trampoline_code.len() > 4096 {
+            return Err(Error::Protocol("the trampoline does not fit a page"));
+        }
+        let code = self.spec.trampoline_code.clone();
+        env.write_mem(b, &code)?;
         self.map_page(env, self.spec.trampoline >> 12, b, 5)?;
         self.tramp = b;
         self.exchange.clear();

@@ -144,6 +144,7 @@ pub fn spec(name: &str) -> ChildSpec {
             Region { start: STACK_TOP - 0x1_0000, len: 0x1_0000, rights: 6 },
         ],
         trampoline: TRAMP,
+        trampoline_code: Vec::new(),
         shared: SHARED,
         rtcr_mem: 0x1_0000_0000,
         rtcr_slots: 0x100,
