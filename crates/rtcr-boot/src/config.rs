@@ -29,6 +29,14 @@ pub struct Config<'a> {
     /// A boot module holding a checkpoint image to restore at boot (from
     /// another ECU), instead of starting the child afresh.
     pub restore: Option<&'a str>,
+    /// Test hook: this many ms after the child started, rtcr makes the
+    /// child's first thread jump to address 0 (as a wild jump would), once,
+    /// to show a crash and the restore on a real board.
+    pub crash_ms: Option<u64>,
+    /// This many ms after the child started, rtcr writes the newest
+    /// checkpoint image to the log as `rtcr-image` lines (once), for
+    /// `rtcrctl reassemble` to turn back into an image file for another ECU.
+    pub dump_ms: Option<u64>,
     /// Run the kernel verify-list probes (`probe`, `probe-dump`).
     pub probe: bool,
     /// Include the debugger object-dump probe.
@@ -45,6 +53,8 @@ impl Default for Config<'_> {
             max_threads: 16,
             max_pages: 4096,
             restore: None,
+            crash_ms: None,
+            dump_ms: None,
             probe: false,
             probe_dump: false,
         }
@@ -84,7 +94,7 @@ impl fmt::Display for ConfigError<'_> {
             ConfigError::Unknown(w) => write!(
                 f,
                 "unknown word '{w}' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-                 restore= probe probe-dump)"
+                 restore= crash_ms= dump_ms= probe probe-dump)"
             ),
             ConfigError::Repeated(k) => write!(f, "{k}= given twice"),
             ConfigError::Empty(k) => write!(f, "{k}= has no value"),
@@ -133,8 +143,17 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
                 continue;
             }
         };
-        const KEYS: [&str; 7] =
-            ["child", "interval_ms", "store_kib", "max_objects", "max_threads", "max_pages", "restore"];
+        const KEYS: [&str; 9] = [
+            "child",
+            "interval_ms",
+            "store_kib",
+            "max_objects",
+            "max_threads",
+            "max_pages",
+            "restore",
+            "crash_ms",
+            "dump_ms",
+        ];
         let Some(k) = KEYS.iter().position(|&k| k == key) else { return Err(ConfigError::Unknown(word)) };
         if seen & (1 << k) != 0 {
             return Err(ConfigError::Repeated(key));
@@ -154,7 +173,9 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             3 => c.max_objects = number(key, value, 1, 1 << 20)? as u32,
             4 => c.max_threads = number(key, value, 1, 4096)? as u32,
             5 => c.max_pages = number(key, value, 1, 1 << 24)? as u32,
-            _ => c.restore = Some(value),
+            6 => c.restore = Some(value),
+            7 => c.crash_ms = Some(number(key, value, 1, 86_400_000)?),
+            _ => c.dump_ms = Some(number(key, value, 1, 86_400_000)?),
         }
     }
     if !child_given {

@@ -11,6 +11,9 @@
 //! (the linker packs them); the loader gives such a page the union of their
 //! rights.
 
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// `e_machine` of x86-64.
@@ -242,5 +245,31 @@ impl<'a> Image<'a> {
     /// The file bytes of a segment.
     pub fn file_bytes(&self, s: &Segment) -> &'a [u8] {
         &self.bytes[s.file_start..s.file_end]
+    }
+
+    /// The child's memory as whole 4 KiB pages, in address order: each
+    /// page's contents (file bytes, zero past them) and rights (the union of
+    /// the rights of every segment that touches the page, as the page is
+    /// mapped whole).
+    pub fn pages(&self) -> Vec<(u64, Vec<u8>, u8)> {
+        let mut pages: BTreeMap<u64, (Vec<u8>, u8)> = BTreeMap::new();
+        for s in self.segments() {
+            let file = self.file_bytes(&s);
+            let end = s.vaddr + s.mem_size;
+            let mut page = s.vaddr & !0xfff;
+            while page < end {
+                let e = pages.entry(page).or_insert_with(|| (vec![0u8; 4096], 0));
+                e.1 |= s.rights;
+                // the file bytes that fall into this page
+                let from = page.max(s.vaddr);
+                let to = (page + 4096).min(s.vaddr + file.len() as u64);
+                if from < to {
+                    let src = &file[(from - s.vaddr) as usize..(to - s.vaddr) as usize];
+                    e.0[(from - page) as usize..(to - page) as usize].copy_from_slice(src);
+                }
+                page += 4096;
+            }
+        }
+        pages.into_iter().map(|(va, (bytes, rights))| (va, bytes, rights)).collect()
     }
 }

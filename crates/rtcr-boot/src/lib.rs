@@ -15,5 +15,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod config;
 pub mod elf;

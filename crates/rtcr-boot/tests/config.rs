@@ -15,7 +15,8 @@ fn defaults_and_the_child() {
 #[test]
 fn every_key() {
     let c = parse(
-        "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img probe",
+        "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
+         crash_ms=1500 dump_ms=0x7d0 probe",
     )
     .unwrap();
     assert_eq!(
@@ -28,6 +29,8 @@ fn every_key() {
             max_threads: 4,
             max_pages: 100,
             restore: Some("img"),
+            crash_ms: Some(1500),
+            dump_ms: Some(2000),
             probe: true,
             probe_dump: false,
         }
@@ -46,6 +49,8 @@ fn mistakes_are_named() {
     let e = parse("child=a interval_ms=0").unwrap_err();
     assert_eq!(e, ConfigError::BadNumber { key: "interval_ms", value: "0", min: 1, max: 3_600_000 });
     assert!(matches!(parse("child=a store_kib=4"), Err(ConfigError::BadNumber { key: "store_kib", .. })));
+    assert!(matches!(parse("child=a crash_ms=0"), Err(ConfigError::BadNumber { key: "crash_ms", .. })));
+    assert_eq!(parse("child=a dump_ms=1 dump_ms=2"), Err(ConfigError::Repeated("dump_ms")));
     assert!(matches!(parse("child=a max_pages=lots"), Err(ConfigError::BadNumber { key: "max_pages", .. })));
     assert!(matches!(parse("child=a max_threads=0x"), Err(ConfigError::BadNumber { .. })));
     assert!(matches!(parse("child=a max_objects=99999999999999999999999"), Err(ConfigError::BadNumber { .. })));

@@ -137,6 +137,31 @@ fn segments_may_share_a_page() {
     assert_eq!(Image::parse(&b, EM_AARCH64, RANGE).unwrap().segments().count(), 2);
 }
 
+#[test]
+fn pages_hold_the_file_bytes_zero_past_them_with_the_union_of_rights() {
+    let mut b = elf(
+        EM_X86_64,
+        0x40_1000,
+        &[load(5, 0x1000, 0x40_1000, 0x80, 0x80), load(6, 0x1080, 0x40_1080, 0x20, 0x1f80 + 0x10)],
+        0x2000,
+    );
+    b[0x1000..0x1080].fill(0x90);
+    b[0x1080..0x10a0].fill(0xaa);
+    let img = Image::parse(&b, EM_X86_64, RANGE).unwrap();
+    let pages = img.pages();
+    let addrs: Vec<u64> = pages.iter().map(|p| p.0).collect();
+    // the second segment ends at 0x40_3010: three pages
+    assert_eq!(addrs, [0x40_1000, 0x40_2000, 0x40_3000]);
+    let (_, first, rights) = &pages[0];
+    assert_eq!(*rights, 5 | 6, "text and data share the first page");
+    assert!(first[..0x80].iter().all(|&x| x == 0x90));
+    assert!(first[0x80..0xa0].iter().all(|&x| x == 0xaa));
+    assert!(first[0xa0..].iter().all(|&x| x == 0), "bss is zero");
+    assert_eq!(pages[1].2, 6);
+    assert!(pages[1].1.iter().chain(pages[2].1.iter()).all(|&x| x == 0));
+    assert!(pages.iter().all(|p| p.1.len() == 4096));
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
