@@ -126,3 +126,26 @@ fn an_image_from_outside_is_verified_before_use() {
     let d = Driver::start(&mut env, spec("y"), store, Policy::default()).unwrap();
     assert!(matches!(&d.events[..], [Event::ImageRefused(_)]), "{:?}", d.events);
 }
+
+#[test]
+fn a_wild_jump_crashes_the_child_and_it_is_restored_with_every_slot() {
+    let mut m = scenario_model(Arch::Arm64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("wild"), store, Policy::default()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 25_000).unwrap();
+    let slots_before = d.sup.recorded_slots();
+    // the test hook of rtcr's crash_ms=: the main thread jumps to 0
+    d.sup.inject_wild_jump(&mut env, 0).unwrap();
+    assert!(d.sup.inject_wild_jump(&mut env, 99).is_err(), "no such thread");
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 5_000).unwrap();
+    assert!(d.events.iter().any(|e| matches!(e, Event::Crash { thread: 0, .. })), "{:?}", d.events);
+    assert!(d.events.iter().any(|e| matches!(e, Event::Restored { .. })), "{:?}", d.events);
+    assert_eq!(d.sup.recorded_slots(), slots_before);
+    let (good, total) = d.sup.verify_slots(&mut env).unwrap();
+    assert_eq!(good, total);
+    assert_eq!(total, slots_before.len() + 4, "recorded slots and four exception gates");
+}

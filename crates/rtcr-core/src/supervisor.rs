@@ -574,6 +574,20 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Test hook (rtcr's `crash_ms=`): sends the child's thread `t` to
+    /// address 0, as a wild jump would (`l4_thread_ex_regs` with CANCEL, so
+    /// a thread blocked in a call goes at once). Address 0 is never child
+    /// memory, so the thread faults, rtcr's pager refuses the fault, and the
+    /// exception reaches rtcr as a crash.
+    pub fn inject_wild_jump<E: Env>(&mut self, env: &mut E, t: u32) -> Result<(), Error> {
+        if t as usize >= self.threads.len() {
+            return Err(Error::Protocol("no such thread"));
+        }
+        let flags = self.start_flags() | ExRegsFlags::CANCEL;
+        thread::ex_regs(env, self.thread_cap(t), 0, thread::KEEP, flags)?;
+        Ok(())
+    }
+
     /// Serves the child until no message arrives for `idle`, the budget of
     /// messages is used up, or a child thread crashes.
     pub fn serve<E: Env>(&mut self, env: &mut E, budget: usize, idle: Timeout) -> Result<ServeOutcome, Error> {
