@@ -23,6 +23,8 @@ mod heap;
 #[cfg(target_os = "none")]
 mod probe;
 #[cfg(target_os = "none")]
+mod run;
+#[cfg(target_os = "none")]
 mod stub;
 #[cfg(target_os = "none")]
 mod trampoline;

@@ -22,8 +22,8 @@ const ME: Cap<kind::Task> = Cap::new(base::TASK);
 /// Physical memory as the root task sees it: sigma0 maps the root task's
 /// Bootloader regions (its ELF, the modules, the module info) 1:1 on first
 /// touch, so a physical address is a valid pointer to them.
-struct Identity;
-static IDENTITY: Identity = Identity;
+pub(crate) struct Identity;
+pub(crate) static IDENTITY: Identity = Identity;
 
 impl PhysMem for Identity {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
@@ -123,11 +123,52 @@ pub extern "C" fn rtcr_main() -> ! {
     if config.probe {
         crate::probe::run(&mut k, utcb, kip, config.probe_dump);
     }
+    if let (Some(child), Some(kip)) = (config.child, kip) {
+        let child_bytes = match find_module(&mut k, kip, child) {
+            Ok(b) => b,
+            Err(why) => stop(&mut k, format_args!("child module '{child}': {why}")),
+        };
+        let restore = match config.restore.map(|r| (r, find_module(&mut k, kip, r))) {
+            None => None,
+            Some((r, Ok(b))) => Some((r, b)),
+            Some((r, Err(why))) => stop(&mut k, format_args!("image module '{r}': {why}")),
+        };
+        let env = crate::env::KernelEnv::new(k, kip, crate::probe::stamp_hz(kip), crate::run::windows());
+        crate::run::run(env, &config, (child, child_bytes), restore);
+    }
 
     say!(&mut k, "rtcr: stub done, sleeping");
     loop {
         let _ = ipc::sleep(&mut k, Timeout::NEVER);
     }
+}
+
+/// Stops rtcr with a last line.
+fn stop(k: &mut CurrentThread, why: core::fmt::Arguments<'_>) -> ! {
+    say!(k, "rtcr: {why}");
+    say!(k, "rtcr: stopped");
+    loop {
+        let _ = ipc::sleep(k, Timeout::NEVER);
+    }
+}
+
+/// The bytes of the boot module named `name`.
+fn find_module(k: &mut CurrentThread, kip_addr: u64, name: &str) -> Result<&'static [u8], &'static str> {
+    // SAFETY: as in `report_kip`: sigma0 mapped the KIP page at `kip_addr`.
+    let page = unsafe { core::slice::from_raw_parts(kip_addr as *const u8, 4096) };
+    let kip = Kip::parse(page).map_err(|_| "no KIP")?;
+    let bi = BootInfo::parse(&IDENTITY, kip.user_ptr()).map_err(|_| "no boot-module info from bootstrap")?;
+    let m = bi.find(name).ok_or("no boot module of that name (modules.list 'module' lines)")?;
+    // sigma0 hands a module's pages to the root task (they are its
+    // Bootloader memory) but maps them only on an explicit request, not on
+    // a page fault: ask for each page at its physical address
+    let mut page = m.start & !0xfff;
+    while page < m.end {
+        let window = Fpage::mem(page, 12, MemRights::empty());
+        sigma0::map_ram(k, Cap::new(base::PAGER), page, 12, window).map_err(|_| "sigma0 refused the module's pages")?;
+        page += 4096;
+    }
+    crate::run::module_bytes(&m).ok_or("module memory not readable")
 }
 
 /// Reports the KIP and the boot modules; returns rtcr's own arguments.
@@ -215,8 +256,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
 }
 
-/// Pages of heap rtcr asks sigma0 for (4 MiB).
-const HEAP_PAGES: u64 = 1024;
+/// Pages of heap rtcr asks sigma0 for (16 MiB: the shadow copy of the
+/// child's memory and one image being encoded live here).
+const HEAP_PAGES: u64 = 4096;
 
 /// The image format and the A/B store, run on the kernel rtcr boots on:
 /// a checkpoint of one page is written twice into a store in heap memory,

@@ -90,3 +90,12 @@ pub fn code() -> (u64, u64) {
         (core::ptr::addr_of!(rtcr_trampoline_start) as u64, core::ptr::addr_of!(rtcr_trampoline_end) as u64);
     (start, end - start)
 }
+
+/// The trampoline's machine code, to be copied into a child.
+pub fn bytes() -> &'static [u8] {
+    let (start, len) = code();
+    // SAFETY: [start, start + len) is the trampoline's code between the two
+    // symbols of the global_asm above, in this image's text segment, which
+    // is mapped readable for rtcr's whole life and never written.
+    unsafe { core::slice::from_raw_parts(start as *const u8, len as usize) }
+}

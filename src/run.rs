@@ -1,0 +1,300 @@
+//! rtcr as the root task of one child: the child's layout, the checkpoint
+//! store, and the server loop that runs rtcr-core's driver on the kernel,
+//! logging what it does.
+//!
+//! The child's virtual layout (the child contract, README "Writing a
+//! child"): its ELF in [`CHILD_RANGE`], RAM its pager hands out in
+//! [`SIGMA0_RANGE`], a spare stack below [`STACK_TOP`], rtcr's exchange
+//! pages and trampoline at [`SHARED`] and [`TRAMPOLINE`], the UTCB area at
+//! [`UTCB_AREA`]. rtcr's own side: the frames it gives the child from
+//! [`FRAMES_VA`], the store at [`STORE_VA`]; neither is ever mapped into the
+//! child.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use l4_sys::cap::{base, kind, Cap};
+use l4_sys::fpage::{Fpage, MemRights};
+use l4_sys::log::LogWriter;
+use l4_sys::{ipc, sigma0, Timeout};
+use rtcr_boot::config::Config;
+use rtcr_boot::elf::Image;
+use rtcr_core::driver::{Driver, Event, Policy};
+use rtcr_core::{ChildSpec, Env};
+use rtcr_image::store::RegionError;
+use rtcr_image::{Region, Store};
+
+use crate::env::KernelEnv;
+
+/// Where a child's ELF segments may lie.
+pub const CHILD_RANGE: (u64, u64) = (0x1_0000, 0x6000_0000);
+/// Where RAM a child asks its pager for ("any RAM") is placed (start, length).
+pub const SIGMA0_RANGE: (u64, u64) = (0x6000_0000, 0x0f00_0000);
+/// Top of the stack rtcr provides for the first thread (1 MiB, demand-zero).
+pub const STACK_TOP: u64 = 0x7000_0000;
+/// rtcr's exchange pages in the child (one per thread).
+pub const SHARED: u64 = 0x7e00_0000;
+/// rtcr's trampoline in the child (one page, read + execute).
+pub const TRAMPOLINE: u64 = 0x7f00_0000;
+/// The child's UTCB area (1 KiB per thread).
+pub const UTCB_AREA: u64 = 0xB300_0000;
+/// rtcr's own addresses of the frames it gives the child (a 32 GiB window).
+pub const FRAMES_VA: u64 = 0x40_0000_0000;
+const FRAMES_LEN: u64 = 0x8_0000_0000;
+/// rtcr's own address of the checkpoint store.
+pub const STORE_VA: u64 = 0x38_0000_0000;
+/// rtcr's first capability slot for the objects it holds for the child.
+const RTCR_SLOTS: u64 = 0x100;
+/// How often the loop looks at the clock for the test hooks (µs).
+const SLICE_US: u64 = 50_000;
+
+const LOG: Cap<kind::Log> = Cap::new(base::LOG);
+
+macro_rules! say {
+    ($k:expr, $($arg:tt)*) => {{
+        let _ = writeln!(LogWriter::new($k, LOG), $($arg)*);
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+const MACHINE: u16 = rtcr_boot::elf::EM_X86_64;
+#[cfg(target_arch = "aarch64")]
+const MACHINE: u16 = rtcr_boot::elf::EM_AARCH64;
+
+/// The child's layout from its ELF image and the configuration.
+pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSpec {
+    // 1 KiB of UTCB per thread, at least one page
+    let utcb_order = (config.max_threads as u64 * 1024).next_power_of_two().trailing_zeros().max(12) as u8;
+    ChildSpec {
+        name: String::from(name),
+        entry: image.entry,
+        stack_top: STACK_TOP,
+        prio: 10,
+        utcb_area: (UTCB_AREA, utcb_order),
+        load: image.pages(),
+        regions: alloc::vec![rtcr_core::Region { start: STACK_TOP - 0x10_0000, len: 0x10_0000, rights: 6 }],
+        trampoline: TRAMPOLINE,
+        trampoline_code: crate::trampoline::bytes().to_vec(),
+        shared: SHARED,
+        rtcr_mem: FRAMES_VA,
+        rtcr_slots: RTCR_SLOTS,
+        child_slots: rtcr_core::supervisor::PRIV_BASE,
+        max_threads: config.max_threads.min(((TRAMPOLINE - SHARED) >> 12) as u32),
+        max_objects: config.max_objects,
+        max_pages: config.max_pages,
+        server_thread: base::THREAD.0,
+        sigma0_range: SIGMA0_RANGE,
+    }
+}
+
+/// The checkpoint store: RAM from sigma0, mapped into rtcr only.
+struct StoreRam {
+    len: usize,
+}
+
+impl StoreRam {
+    /// Maps `kib` KiB of RAM at [`STORE_VA`] and zeroes it.
+    fn map(env: &mut KernelEnv, kib: u64) -> Result<Self, l4_sys::Error> {
+        for i in 0..kib / 4 {
+            sigma0::map_any(env, Cap::new(base::PAGER), 12, Fpage::mem(STORE_VA + i * 4096, 12, MemRights::empty()))?;
+        }
+        let len = (kib / 4 * 4096) as usize;
+        // SAFETY: [STORE_VA, STORE_VA + len) was just mapped read-write from
+        // sigma0, one page at a time, and nothing else refers to it.
+        unsafe { core::ptr::write_bytes(STORE_VA as *mut u8, 0, len) };
+        Ok(StoreRam { len })
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), RegionError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(RegionError::OutOfBounds { offset, len, region_len: self.len }),
+        }
+    }
+}
+
+impl Region for StoreRam {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
+        self.check(offset, buf.len())?;
+        // SAFETY: the range was checked to lie in the store mapped by `map`,
+        // which stays mapped and is only reached through this StoreRam.
+        unsafe {
+            core::ptr::copy_nonoverlapping((STORE_VA as usize + offset) as *const u8, buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
+        self.check(offset, data.len())?;
+        // SAFETY: as in `read`; `&mut self` makes this the only access.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (STORE_VA as usize + offset) as *mut u8, data.len()) };
+        Ok(())
+    }
+}
+
+/// Stops rtcr with a last line (the child, if any, stays as it is).
+fn stop(env: &mut KernelEnv, why: core::fmt::Arguments<'_>) -> ! {
+    say!(env, "rtcr: {why}");
+    say!(env, "rtcr: stopped");
+    loop {
+        let _ = ipc::sleep(env, Timeout::NEVER);
+    }
+}
+
+/// Runs `child` (its module name and bytes) under rtcr-core's driver, for
+/// ever. `restore` is an image from another boot to start from.
+pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restore: Option<(&str, &[u8])>) -> ! {
+    let (name, bytes) = child;
+    let image = match Image::parse(bytes, MACHINE, CHILD_RANGE) {
+        Ok(i) => i,
+        Err(e) => stop(
+            &mut env,
+            format_args!(
+                "child module '{name}' is not a static ELF rtcr can load into {:#x}-{:#x}: {e}",
+                CHILD_RANGE.0, CHILD_RANGE.1
+            ),
+        ),
+    };
+    let spec = child_spec(name, &image, config);
+    say!(
+        &mut env,
+        "rtcr: child '{name}': entry {:#x}, {} pages from {} segments",
+        spec.entry,
+        spec.load.len(),
+        image.segments().count()
+    );
+    let ram = match StoreRam::map(&mut env, config.store_kib) {
+        Ok(r) => r,
+        Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB checkpoint store: {e}", config.store_kib)),
+    };
+    let mut store = Store::new(ram);
+    if let Some((rname, rbytes)) = restore {
+        match store.write(rbytes) {
+            Ok(_) => say!(&mut env, "rtcr: image module '{rname}' ({} bytes) put into the store", rbytes.len()),
+            Err(e) => say!(&mut env, "rtcr: image module '{rname}' does not fit the store: {e}"),
+        }
+    }
+    let policy = Policy { interval_us: config.interval_ms * 1000, ..Policy::default() };
+    let t_start = env.clock_us();
+    let mut d = match Driver::start(&mut env, spec, store, policy) {
+        Ok(d) => d,
+        Err(e) => stop(&mut env, format_args!("could not start the child: {e}")),
+    };
+    let how = if d.sup.seq > 0 { "restored from the image" } else { "started" };
+    say!(
+        &mut env,
+        "rtcr: child '{name}' {how} ({} pages), checkpoint every {} ms",
+        d.sup.page_count(),
+        config.interval_ms
+    );
+    report(&mut env, &mut d);
+    if d.sup.seq > 0 {
+        verify(&mut env, &mut d);
+    }
+    let (mut crash_due, mut dump_due) = (config.crash_ms, config.dump_ms);
+    loop {
+        let now = env.clock_us();
+        let elapsed_ms = now.saturating_sub(t_start) / 1000;
+        if crash_due.is_some_and(|ms| elapsed_ms >= ms) {
+            crash_due = None;
+            say!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
+            if let Err(e) = d.sup.inject_wild_jump(&mut env, 0) {
+                say!(&mut env, "rtcr: test hook crash_ms failed: {e}");
+            }
+        }
+        if dump_due.is_some_and(|ms| elapsed_ms >= ms) {
+            dump_due = None;
+            dump_image(&mut env, &d);
+        }
+        if let Err(e) = d.run_until(&mut env, now + SLICE_US) {
+            report(&mut env, &mut d);
+            stop(&mut env, format_args!("supervising '{name}' failed: {e}"));
+        }
+        report(&mut env, &mut d);
+    }
+}
+
+/// Logs (and forgets) what the driver did since the last call.
+fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
+    for e in core::mem::take(&mut d.events) {
+        match e {
+            Event::Checkpoint { stats, slot, bytes } => say!(
+                env,
+                "rtcr: checkpoint {}: {} pages copied, pause {} us, {} threads, image {} bytes in slot {}",
+                stats.seq,
+                stats.pages_copied,
+                stats.pause_us,
+                stats.threads,
+                bytes,
+                if slot == 0 { 'A' } else { 'B' }
+            ),
+            Event::Crash { thread, code } => {
+                say!(env, "rtcr: child thread {thread} crashed (trap/exception class {code:#x})")
+            }
+            Event::Restored { seq, backoff_us, took_us } => {
+                say!(env, "rtcr: restored from checkpoint {seq} in {took_us} us (after a backoff of {backoff_us} us)");
+                verify(env, d);
+            }
+            Event::CheckpointFailed(why) => say!(env, "rtcr: checkpoint failed (the previous image stays): {why}"),
+            Event::ImageRefused(why) => say!(env, "rtcr: image refused, starting the child afresh: {why}"),
+        }
+    }
+}
+
+/// rtcr's own check of the child's capability space after a restore.
+fn verify(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
+    match d.sup.verify_slots(env) {
+        Ok((good, total)) => say!(env, "rtcr: slots verified: {good}/{total}"),
+        Err(e) => say!(env, "rtcr: slot check failed: {e}"),
+    }
+}
+
+/// Bytes per `rtcr-image` line (hex: twice as many characters).
+const DUMP_LINE: usize = 96;
+
+/// Writes the newest image in the store to the log as `rtcr-image` lines:
+/// `rtcr-image <seq> <offset hex> <bytes hex>`, then
+/// `rtcr-image-end <seq> <length>`; `rtcrctl reassemble` reads them back.
+fn dump_image(env: &mut KernelEnv, d: &Driver<StoreRam>) {
+    let (_, bytes) = match d.store.latest() {
+        Ok(x) => x,
+        Err(e) => {
+            say!(env, "rtcr: no image to dump: {e}");
+            return;
+        }
+    };
+    let seq = match rtcr_image::decode(&bytes) {
+        Ok((meta, _)) => meta.sequence,
+        Err(e) => {
+            say!(env, "rtcr: the newest image does not decode, not dumped: {e}");
+            return;
+        }
+    };
+    say!(env, "rtcr: dumping checkpoint {seq} ({} bytes) as rtcr-image lines", bytes.len());
+    let mut line = String::with_capacity(32 + 2 * DUMP_LINE);
+    for (i, chunk) in bytes.chunks(DUMP_LINE).enumerate() {
+        line.clear();
+        let _ = write!(line, "rtcr-image {seq} {:08x} ", i * DUMP_LINE);
+        for b in chunk {
+            let _ = write!(line, "{b:02x}");
+        }
+        say!(env, "{line}");
+    }
+    say!(env, "rtcr-image-end {seq} {}", bytes.len());
+}
+
+/// Bytes of a boot module (rtcr reads modules through its 1:1 view).
+pub fn module_bytes(m: &l4_sys::bootinfo::Module<'_>) -> Option<&'static [u8]> {
+    use l4_sys::bootinfo::PhysMem;
+    crate::stub::IDENTITY.bytes(m.start, m.len() as usize)
+}
+
+/// The memory rtcr-core may use: the child's frames.
+pub fn windows() -> Vec<(u64, u64)> {
+    alloc::vec![(FRAMES_VA, FRAMES_VA + FRAMES_LEN)]
+}
