@@ -75,7 +75,7 @@ pub struct Stats {
     pub seq: u64,
     /// Pages copied (those written since the last checkpoint).
     pub pages_copied: usize,
-    /// The child's pause, from the kernel clock (µs).
+    /// The child's pause (µs), from the stamp counter (TSC / CNTVCT).
     pub pause_us: u64,
     /// Threads stopped.
     pub threads: usize,
@@ -394,7 +394,10 @@ impl Supervisor {
                 self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
             }
         }
-        let pause_us = env.clock_us().saturating_sub(t0);
+        // from the stamp counter: the KIP clock may tick in whole
+        // milliseconds (x86 Fiasco), far coarser than a pause
+        let ticks = env.stamp_now().wrapping_sub(stamp0) as u128;
+        let pause_us = (ticks * 1_000_000 / env.stamp_hz().max(1) as u128) as u64;
         self.seq += 1;
         let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() };
         Ok((saved, stats, t0))

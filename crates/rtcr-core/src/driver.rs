@@ -38,7 +38,8 @@ pub enum Event {
         seq: u64,
         /// How long rtcr waited before restoring (the backoff), µs.
         backoff_us: u64,
-        /// How long the restore took, µs (kernel clock).
+        /// How long the restore took, µs (kernel clock): reading and
+        /// checking the image, removing the old child, building the new one.
         took_us: u64,
     },
     /// A checkpoint failed; the previous image is still the one to restore.
@@ -205,10 +206,11 @@ impl<R: Region> Driver<R> {
         if self.backoff > 0 {
             let _ = l4_sys::ipc::sleep(env, Timeout::from_us(self.backoff));
         }
+        // the restore's time starts here: reading and checking the image is part of it
+        let t1 = env.clock_us();
         let (_, bytes) = self.store.latest().map_err(|e| Error::Image(format!("{e}")))?;
         let (meta, cp) =
             rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| Error::Image(format!("{e}")))?;
-        let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
         let frames = old.destroy(env)?;
         self.sup = Supervisor::restore_into(env, self.spec.clone(), &cp, meta.sequence, Some(frames))?;
