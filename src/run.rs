@@ -254,12 +254,8 @@ fn verify(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
     }
 }
 
-/// Bytes per `rtcr-image` line (hex: twice as many characters).
-const DUMP_LINE: usize = 96;
-
-/// Writes the newest image in the store to the log as `rtcr-image` lines:
-/// `rtcr-image <seq> <offset hex> <bytes hex>`, then
-/// `rtcr-image-end <seq> <length>`; `rtcrctl reassemble` reads them back.
+/// Writes the newest image in the store to the log as `rtcr-image` lines
+/// (`rtcr_image::dump`); `rtcrctl reassemble` reads them back.
 fn dump_image(env: &mut KernelEnv, d: &Driver<StoreRam>) {
     let (_, bytes) = match d.store.latest() {
         Ok(x) => x,
@@ -276,16 +272,7 @@ fn dump_image(env: &mut KernelEnv, d: &Driver<StoreRam>) {
         }
     };
     say!(env, "rtcr: dumping checkpoint {seq} ({} bytes) as rtcr-image lines", bytes.len());
-    let mut line = String::with_capacity(32 + 2 * DUMP_LINE);
-    for (i, chunk) in bytes.chunks(DUMP_LINE).enumerate() {
-        line.clear();
-        let _ = write!(line, "rtcr-image {seq} {:08x} ", i * DUMP_LINE);
-        for b in chunk {
-            let _ = write!(line, "{b:02x}");
-        }
-        say!(env, "{line}");
-    }
-    say!(env, "rtcr-image-end {seq} {}", bytes.len());
+    rtcr_image::dump::write_lines(seq, &bytes, |line| say!(env, "{line}"));
 }
 
 /// Bytes of a boot module (rtcr reads modules through its 1:1 view).

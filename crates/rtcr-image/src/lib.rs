@@ -20,6 +20,7 @@
 extern crate alloc;
 
 pub mod crc;
+pub mod dump;
 pub mod image;
 pub mod record;
 pub mod store;

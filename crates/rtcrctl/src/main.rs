@@ -17,6 +17,7 @@
 
 mod diff;
 mod inspect;
+mod reassemble;
 mod show;
 mod simulate;
 mod verify;
@@ -39,6 +40,8 @@ commands:
   verify IMAGE          check an image: exit 0 if valid, 1 with the reason if not
   verify --store FILE   check both slots of an A/B store file (the raw region)
   diff A B              compare two images: exit 0 if identical, 1 if not, 2 on error
+  reassemble LOG OUT    the last image rtcr dumped to its console (dump_ms=) back
+                        into a file: exit 0 if it is complete and valid, 1 if not
   simulate [--arch x86_64|aarch64] [--interval-us N] [--checkpoints N] [--out DIR]
                         run the scenario child under rtcr on the kernel model:
                         checkpoints, a crash, the restore, a migration; exit 0
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Some("inspect") => inspect::run(rest),
         Some("verify") => verify::run(rest),
         Some("diff") => diff::run(rest),
+        Some("reassemble") => reassemble::run(rest),
         Some("simulate") => simulate::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

@@ -368,3 +368,32 @@ fn simulate_runs_the_scenario_and_writes_its_images() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn reassemble_turns_a_console_dump_back_into_the_image() {
+    let d = dir("reassemble");
+    let m = meta(Arch::Amd64, 7);
+    let img = std::fs::read(write_image(&d, "orig.img", &m, &checkpoint(&m))).unwrap();
+    // a console log: rtcr's lines among the kernel's and the child's
+    let mut log = String::from("rtcr: checkpoint 7: 3 pages copied\nKERNEL: Warning: x\n");
+    rtcr_image::dump::write_lines(7, &img, |l| {
+        log.push_str(l);
+        log.push_str("\r\nrtcr-demo: demo: count 64\n");
+    });
+    std::fs::write(d.join("boot.log"), &log).unwrap();
+    let out = d.join("back.img");
+    let (code, stdout, _) = rtcrctl(&["reassemble", path(&d.join("boot.log")), path(&out)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("checkpoint 7"), "{stdout}");
+    assert_eq!(std::fs::read(&out).unwrap(), img);
+    // a log whose dump lost a line: refused, nothing written
+    let cut: String = log.lines().filter(|l| !l.contains(" 00000060 ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("cut.log"), cut).unwrap();
+    let (code, stdout, _) = rtcrctl(&["reassemble", path(&d.join("cut.log")), path(&d.join("none.img"))]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("missing") && stdout.contains("0x60"), "{stdout}");
+    assert!(!d.join("none.img").exists());
+    // a log that cannot be read
+    let (code, stdout, _) = rtcrctl(&["reassemble", path(&d.join("nothing.log")), "x"]);
+    assert_eq!(code, 2, "{stdout}");
+}
