@@ -8,19 +8,39 @@
 //! Run: `cargo test -p rtcr --test qemu -- --nocapture`
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
+    boot_with(arch, fvar, lvar, keys, timeout, &[], args)
+}
+
+/// Boots with extra boot modules (files).
+fn boot_with(
+    arch: &str,
+    fvar: &str,
+    lvar: &str,
+    keys: &str,
+    timeout: u32,
+    modules: &[PathBuf],
+    args: &str,
+) -> Option<String> {
     if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
         eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
         return None;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys, "--", args])
-        .output()
-        .expect("cannot run scripts/qemu-boot.sh");
+    let mut cmd = Command::new(root.join("scripts/qemu-boot.sh"));
+    cmd.args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys]);
+    for m in modules {
+        assert!(
+            m.exists(),
+            "{} missing: cargo build --release -p rtcr-child --target {arch}-unknown-none",
+            m.display()
+        );
+        cmd.arg("--module").arg(m);
+    }
+    let out = cmd.args(["--", args]).output().expect("cannot run scripts/qemu-boot.sh");
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
     Some(log)
@@ -47,7 +67,7 @@ fn check_stub(log: &str, arch: &str) {
     assert!(cfg.contains("child none, checkpoint every 100 ms"), "the defaults: {cfg}");
     // a heap from sigma0, and rtcr-image's store working on this kernel
     let heap = expect_line(log, "rtcr: heap ");
-    assert!(heap.contains("4096 KiB"), "{heap}");
+    assert!(heap.contains("16384 KiB"), "{heap}");
     let sc = expect_line(log, "rtcr: image self-check on this kernel");
     assert!(sc.contains("newest reads back equal: true"), "{sc}");
     assert!(sc.contains("falls back to sequence 1: true"), "{sc}");
@@ -136,4 +156,139 @@ fn x86_64_a_bad_configuration_stops_with_the_reason() {
     expect_line(&log, "rtcr: stopped");
     assert!(!log.contains("rtcr: probe: start"), "nothing runs on a bad configuration");
     assert!(!log.contains("rtcr: PANIC"), "{log}");
+}
+
+/// The demo child's binary for `arch`.
+fn demo_child(arch: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{arch}-unknown-none/release/rtcr-demo"))
+}
+
+/// A number after `key ` in `line`.
+fn num_after(line: &str, key: &str) -> u64 {
+    line.split(key)
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+}
+
+/// What the demo child printed: (count, gate and IRQ counts summed).
+fn demo_count(line: &str) -> (u64, u64) {
+    let count = num_after(line, "demo: count ");
+    let rest = line.split(" gates ").nth(1).unwrap_or("");
+    let sum = rest.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum();
+    (count, sum)
+}
+
+/// Checks 1-4 of the issue on one boot log: the child runs and counts; it
+/// is checkpointed periodically; after the crash it is restored from the
+/// last checkpoint and continues from there, its gates and IRQs still
+/// delivering; rtcr's own slot check passes. Returns the count the child
+/// had printed before each checkpoint (by sequence).
+fn check_child_run(log: &str) -> std::collections::BTreeMap<u64, u64> {
+    expect_line(log, "rtcr: child 'rtcr-demo' started");
+    expect_line(log, "demo: threads, gates and IRQs set up");
+    assert!(!log.contains("rtcr: PANIC") && !log.contains("rtcr: stopped"), "{log}");
+    assert!(!log.contains("demo: BAD REPLY") && !log.contains("unexpected label"), "{log}");
+    let mut last_count = 0;
+    let mut at_checkpoint = std::collections::BTreeMap::new();
+    let mut restored_from = None;
+    let mut after_restore = Vec::new();
+    let mut seqs = Vec::new();
+    for l in log.lines() {
+        if l.contains("demo: count ") {
+            let (c, labels) = demo_count(l);
+            if restored_from.is_some() {
+                after_restore.push((c, labels));
+            } else {
+                // before the crash the counter only grows
+                assert!(c >= last_count, "the counter went back without a restore: {l}");
+            }
+            last_count = c;
+        } else if l.contains("rtcr: checkpoint ") && l.contains(" pages copied, pause ") {
+            let seq = num_after(l, "rtcr: checkpoint ");
+            // sequence, pages and the pause are all there
+            num_after(l, "pages copied, pause ");
+            seqs.push(seq);
+            if restored_from.is_none() {
+                at_checkpoint.insert(seq, last_count);
+            }
+        } else if l.contains("rtcr: restored from checkpoint ") {
+            restored_from = Some(num_after(l, "restored from checkpoint "));
+        } else if l.contains("demo: started") {
+            assert!(restored_from.is_none(), "the child started afresh instead of being restored");
+        }
+    }
+    // 2. periodic: at least five checkpoints, numbered in order
+    assert!(seqs.len() >= 5, "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // 3. the crash and the restore from the last checkpoint before it
+    expect_line(log, "rtcr: test hook crash_ms");
+    expect_line(log, "rtcr: child thread 0 crashed");
+    let from = restored_from.expect("no restore in the log");
+    let last_before = *at_checkpoint.keys().last().unwrap();
+    assert_eq!(from, last_before, "restored from the newest checkpoint");
+    let at_cut = at_checkpoint[&from];
+    assert!(after_restore.len() >= 3, "the restored child keeps counting: {after_restore:?}");
+    let (first, labels_first) = after_restore[0];
+    assert!(first >= at_cut && first <= at_cut + 64, "continues from the checkpoint's {at_cut}, printed {first}");
+    let (last, labels_last) = *after_restore.last().unwrap();
+    assert!(last > first && labels_last > labels_first, "gates and IRQs keep delivering: {after_restore:?}");
+    // 4. rtcr's own check of the restored capability space
+    let v = expect_line(log, "rtcr: slots verified: ");
+    let (good, total) = (num_after(&v, "verified: "), num_after(&v, "/"));
+    assert!(good == total && total >= 20, "{v}");
+    at_checkpoint
+}
+
+/// Check 6: the image dumped on the console goes back together, and a
+/// fresh boot with it as a module restores the child, which counts on.
+fn check_migration(
+    arch: &str,
+    fvar: &str,
+    lvar: &str,
+    timeout: u32,
+    first_log: &str,
+    counts: &std::collections::BTreeMap<u64, u64>,
+) {
+    let mut r = rtcr_image::dump::Reassembler::new();
+    first_log.lines().for_each(|l| r.feed(l));
+    let (seq, image) = r.finish().expect("an image dump in the first boot's log");
+    rtcr_image::decode(&image).expect("the dumped image is valid");
+    let dir = std::env::temp_dir().join(format!("rtcr-qemu-{arch}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("migrated.img");
+    std::fs::write(&img, &image).unwrap();
+    let log =
+        boot_with(arch, fvar, lvar, "", timeout, &[demo_child(arch), img], "child=rtcr-demo restore=migrated.img")
+            .expect("the first boot ran, so the second can");
+    let _ = std::fs::remove_dir_all(&dir);
+    expect_line(&log, "rtcr: image module 'migrated.img'");
+    expect_line(&log, "rtcr: child 'rtcr-demo' restored from the image");
+    let v = expect_line(&log, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert!(!log.contains("demo: started"), "the migrated child must not start afresh");
+    let printed: Vec<u64> = log.lines().filter(|l| l.contains("demo: count ")).map(|l| demo_count(l).0).collect();
+    // the dumped checkpoint may have been taken after the first boot's restore
+    let at_cut = counts.get(&seq).copied().unwrap_or(0);
+    assert!(printed.len() >= 3, "the migrated child counts: {printed:?}");
+    assert!(printed[0] >= at_cut && printed.windows(2).all(|w| w[1] > w[0]), "{printed:?} from {at_cut}");
+}
+
+#[test]
+fn x86_64_child_is_checkpointed_crashes_is_restored_and_migrates() {
+    let args = "child=rtcr-demo crash_ms=3000 dump_ms=5000";
+    let (f, l) = ("FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64");
+    let Some(log) = boot_with("x86_64", f, l, "", 20, &[demo_child("x86_64")], args) else { return };
+    let counts = check_child_run(&log);
+    check_migration("x86_64", f, l, 16, &log, &counts);
+}
+
+#[test]
+fn aarch64_child_is_checkpointed_crashes_is_restored_and_migrates() {
+    let args = "child=rtcr-demo crash_ms=3000 dump_ms=5000";
+    let (f, l) = ("FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64");
+    let Some(log) = boot_with("aarch64", f, l, "", 28, &[demo_child("aarch64")], args) else { return };
+    let counts = check_child_run(&log);
+    check_migration("aarch64", f, l, 24, &log, &counts);
 }
