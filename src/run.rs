@@ -2,13 +2,10 @@
 //! store, and the server loop that runs rtcr-core's driver on the kernel,
 //! logging what it does.
 //!
-//! The child's virtual layout (the child contract, README "Writing a
-//! child"): its ELF in [`CHILD_RANGE`], RAM its pager hands out in
-//! [`SIGMA0_RANGE`], a spare stack below [`STACK_TOP`], rtcr's exchange
-//! pages and trampoline at [`SHARED`] and [`TRAMPOLINE`], the UTCB area at
-//! [`UTCB_AREA`]. rtcr's own side: the frames it gives the child from
-//! [`FRAMES_VA`], the store at [`STORE_VA`]; neither is ever mapped into the
-//! child.
+//! The child's virtual layout is `rtcr_boot::layout` (part of the child
+//! contract, README "Writing a child"). rtcr's own side: the frames it
+//! gives the child from [`FRAMES_VA`], the store at [`STORE_VA`]; neither
+//! is ever mapped into the child.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,18 +24,8 @@ use rtcr_image::{Region, Store};
 
 use crate::env::KernelEnv;
 
-/// Where a child's ELF segments may lie.
-pub const CHILD_RANGE: (u64, u64) = (0x1_0000, 0x6000_0000);
-/// Where RAM a child asks its pager for ("any RAM") is placed (start, length).
-pub const SIGMA0_RANGE: (u64, u64) = (0x6000_0000, 0x0f00_0000);
-/// Top of the stack rtcr provides for the first thread (1 MiB, demand-zero).
-pub const STACK_TOP: u64 = 0x7000_0000;
-/// rtcr's exchange pages in the child (one per thread).
-pub const SHARED: u64 = 0x7e00_0000;
-/// rtcr's trampoline in the child (one page, read + execute).
-pub const TRAMPOLINE: u64 = 0x7f00_0000;
-/// The child's UTCB area (1 KiB per thread).
-pub const UTCB_AREA: u64 = 0xB300_0000;
+use rtcr_boot::layout::{CHILD_RANGE, SHARED, SIGMA0_RANGE, STACK_SIZE, STACK_TOP, TRAMPOLINE, UTCB_AREA};
+
 /// rtcr's own addresses of the frames it gives the child (a 32 GiB window).
 pub const FRAMES_VA: u64 = 0x40_0000_0000;
 const FRAMES_LEN: u64 = 0x8_0000_0000;
@@ -64,8 +51,10 @@ const MACHINE: u16 = rtcr_boot::elf::EM_AARCH64;
 
 /// The child's layout from its ELF image and the configuration.
 pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSpec {
-    // 1 KiB of UTCB per thread, at least one page
-    let utcb_order = (config.max_threads as u64 * 1024).next_power_of_two().trailing_zeros().max(12) as u8;
+    let max_threads = config.max_threads.min(rtcr_boot::layout::MAX_THREADS);
+    // UTCB_STRIDE bytes per thread, at least one page
+    let utcb_bytes = max_threads as u64 * rtcr_boot::layout::UTCB_STRIDE;
+    let utcb_order = utcb_bytes.next_power_of_two().trailing_zeros().max(12) as u8;
     ChildSpec {
         name: String::from(name),
         entry: image.entry,
@@ -73,14 +62,14 @@ pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSp
         prio: 10,
         utcb_area: (UTCB_AREA, utcb_order),
         load: image.pages(),
-        regions: alloc::vec![rtcr_core::Region { start: STACK_TOP - 0x10_0000, len: 0x10_0000, rights: 6 }],
+        regions: alloc::vec![rtcr_core::Region { start: STACK_TOP - STACK_SIZE, len: STACK_SIZE, rights: 6 }],
         trampoline: TRAMPOLINE,
         trampoline_code: crate::trampoline::bytes().to_vec(),
         shared: SHARED,
         rtcr_mem: FRAMES_VA,
         rtcr_slots: RTCR_SLOTS,
         child_slots: rtcr_core::supervisor::PRIV_BASE,
-        max_threads: config.max_threads.min(((TRAMPOLINE - SHARED) >> 12) as u32),
+        max_threads,
         max_objects: config.max_objects,
         max_pages: config.max_pages,
         server_thread: base::THREAD.0,

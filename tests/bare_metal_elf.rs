@@ -160,3 +160,35 @@ fn the_child_loader_accepts_our_own_x86_64_binary() {
 fn the_child_loader_accepts_our_own_aarch64_binary() {
     loader_accepts("RTCR_ELF_AARCH64", 183, 0x4800_0000);
 }
+
+/// The children rtcr-child builds, checked as rtcr loads them: the same
+/// ELF checks and the contract's address range (rtcr_boot::layout), whole
+/// pages with the segments' rights, and the entry in executable memory.
+fn children(var: &str, machine: u16) {
+    let Some(root) = env::var_os(var) else {
+        eprintln!("SKIPPED: {var} not set (scripts/check.sh builds the binaries and sets it)");
+        return;
+    };
+    let dir = std::path::Path::new(&root).parent().unwrap().to_path_buf();
+    for name in ["rtcr-demo", "rtcr-minimal"] {
+        let file = fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let img = rtcr_boot::elf::Image::parse(&file, machine, rtcr_boot::layout::CHILD_RANGE)
+            .unwrap_or_else(|e| panic!("{name}: rtcr would refuse it: {e}"));
+        let pages = img.pages();
+        assert!(!pages.is_empty(), "{name}: no pages");
+        let exec = pages.iter().find(|p| img.entry >= p.0 && img.entry < p.0 + 4096).map(|p| p.2);
+        assert!(exec.is_some_and(|r| r & 1 != 0), "{name}: entry {:#x} not in executable memory", img.entry);
+        // text is not writable and data not executable: the segments do not share pages
+        assert!(pages.iter().all(|p| p.2 & 3 != 3), "{name}: a page both writable and executable");
+    }
+}
+
+#[test]
+fn x86_64_children_are_what_rtcr_loads() {
+    children("RTCR_ELF_X86_64", 62);
+}
+
+#[test]
+fn aarch64_children_are_what_rtcr_loads() {
+    children("RTCR_ELF_AARCH64", 183);
+}

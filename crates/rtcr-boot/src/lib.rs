@@ -11,6 +11,7 @@
 //! - [`elf`]: a static ELF64 executable → its entry and loadable segments,
 //!   each checked against the file and against the address range the child
 //!   may use.
+//! - [`layout`]: where rtcr puts things in the child's address space.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -19,3 +20,4 @@ extern crate alloc;
 
 pub mod config;
 pub mod elf;
+pub mod layout;
