@@ -225,3 +225,66 @@ fn memory_from_the_sigma0_protocol_is_checkpointed_too() {
     let t = mm.object_at(mm.boot_objects().root_task, sup.child_task().idx().0).unwrap();
     assert_eq!(mm.peek(t, at + 0x3000, 8).unwrap(), 0xfeedu64.to_le_bytes());
 }
+
+/// Maps the KIP through its pager (the sigma0 protocol, whole address
+/// space as a root task does), then reads its clock word again and again,
+/// counting the reads at DATA + 8.
+fn kip_reader() -> Arc<dyn fiasco_model::Program> {
+    struct K;
+    impl fiasco_model::Program for K {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            match cpu.state() {
+                0 => {
+                    let whole = l4_sys::Fpage::mem(0, 63, l4_sys::MemRights::empty());
+                    let at = sys!(cpu, l4_sys::sigma0::map_kip(cpu, Cap::new(CapIdx(4)), whole)).unwrap_or(0);
+                    cpu.store_u64(DATA, at)?;
+                    cpu.goto(1);
+                }
+                1 => {
+                    let at = cpu.load_u64(DATA)?;
+                    // the KIP's clock word (offset 0xa0)
+                    let _ = cpu.load_u64(at + 0xa0)?;
+                    let n = cpu.load_u64(DATA + 8)?;
+                    cpu.store_u64(DATA + 8, n + 1)?;
+                    cpu.goto(2);
+                }
+                _ => {
+                    let _ = sys!(cpu, ipc::sleep(cpu, Timeout::from_us(100)));
+                    cpu.goto(1);
+                }
+            }
+            Ok(())
+        }
+    }
+    Arc::new(K)
+}
+
+#[test]
+fn a_restored_child_finds_the_kip_where_it_was() {
+    let mut m = model(Arch::Arm64, kip_reader());
+    let bytes;
+    {
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("kip")).unwrap();
+        for _ in 0..10 {
+            assert!(!matches!(sup.serve(&mut env, 100, Timeout::from_us(500)).unwrap(), ServeOutcome::Crash { .. }));
+        }
+        assert_eq!(child_u64(env.0.model(), &sup, DATA), env.0.model().kip_phys());
+        let (cp, st) = sup.checkpoint(&mut env).unwrap();
+        // the KIP is the kernel's, not the child's memory: not in the image
+        assert!(cp.pages.iter().all(|p| p.vaddr != env.0.model().kip_phys()));
+        bytes = rtcr_core::encode_image(Arch::Arm64, st.seq, &cp).unwrap();
+    }
+    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+    let mut m2 = model(Arch::Arm64, kip_reader());
+    let mut r = m2.root();
+    let mut env = ModelEnv(&mut r);
+    let mut sup = Supervisor::restore(&mut env, spec("x"), &cp, meta.sequence).unwrap();
+    let reads = child_u64(env.0.model(), &sup, DATA + 8);
+    for _ in 0..10 {
+        let out = sup.serve(&mut env, 100, Timeout::from_us(500)).unwrap();
+        assert!(!matches!(out, ServeOutcome::Crash { .. }), "the restored child faulted on its KIP: {out:?}");
+    }
+    assert!(child_u64(env.0.model(), &sup, DATA + 8) > reads, "it reads the KIP on");
+}

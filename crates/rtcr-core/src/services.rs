@@ -514,7 +514,12 @@ impl Supervisor {
                 false,
             ));
         }
-        let region = self.spec.regions.iter().find(|r| addr >= r.start && addr < r.start + r.len).copied()?;
+        let Some(region) = self.spec.regions.iter().find(|r| addr >= r.start && addr < r.start + r.len).copied() else {
+            // the KIP where the kernel has it: a child asked for it before
+            // a restore, and the restored child reads it on (the KIP is the
+            // kernel's page, never part of an image)
+            return if write { None } else { self.kip_fault(env, vpn) };
+        };
         if write && region.rights & 2 == 0 {
             return None;
         }
@@ -561,6 +566,14 @@ impl Supervisor {
         }
         self.sigma0_next = va + size;
         Some(SendItem::map_mem(va, Fpage::mem(first, order, MemRights::RWX), Cache::Keep, false))
+    }
+
+    /// The KIP for a read fault on its page (at its physical address, where
+    /// the sigma0 protocol maps it).
+    fn kip_fault<E: Env>(&mut self, env: &mut E, vpn: u64) -> Option<SendItem> {
+        let item = self.kip_item(env)?;
+        let (_, phys) = self.kip?;
+        (phys >> 12 == vpn).then_some(item)
     }
 
     fn kip_item<E: Env>(&mut self, env: &mut E) -> Option<SendItem> {

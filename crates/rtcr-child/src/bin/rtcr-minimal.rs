@@ -3,10 +3,14 @@
 //! sigma0 is its pager) and as an rtcr child.
 //!
 //! It says hello, reports which of the initial capabilities 1–7 are valid,
-//! asks its pager for the KIP (mapped at its physical address, as a root task
-//! does) and for one page of RAM at [`PAGE_VA`], keeps a counter in that page
-//! and then ticks: every 100 ms it increments the counter and logs it with the
-//! KIP clock. Errors are logged, never panicked on.
+//! asks its pager for the KIP and for one page of RAM — both received into
+//! the whole address space, as a root task does, so each lands where the
+//! pager says: sigma0 maps them 1:1 at their physical address, rtcr at the
+//! address it records for the child (its "sigma0 range"; rtcr cannot see a
+//! smaller receive window, and a page received elsewhere would be unknown to
+//! it after the first checkpoint) — keeps a counter in that page and then
+//! ticks: every 100 ms it increments the counter and logs it with the KIP
+//! clock. Errors are logged, never panicked on.
 //!
 //! On a host OS this file builds a tiny program that says how to build the
 //! real thing.
@@ -24,10 +28,6 @@ mod minimal {
     use rtcr_child::{say, slots, Line};
 
     rtcr_child::entry!(crate::minimal::minimal_main);
-
-    /// Where the RAM page from the pager is received (the same on both
-    /// architectures, outside the image).
-    pub const PAGE_VA: u64 = 0x6F00_0000;
 
     extern "C" {
         /// First byte of the image (linker script).
@@ -106,8 +106,8 @@ mod minimal {
         loop {
             let n = match page {
                 Some(p) => {
-                    // SAFETY: `p` is the page the pager mapped read-write at
-                    // PAGE_VA (aligned, 4 KiB); only this thread uses it.
+                    // SAFETY: `p` is the page the pager mapped read-write
+                    // (see `ram_page`, aligned, 4 KiB); only this thread uses it.
                     unsafe {
                         let n = p.read_volatile().wrapping_add(1);
                         p.write_volatile(n);
@@ -126,29 +126,29 @@ mod minimal {
         }
     }
 
-    /// One page of RAM from the pager at PAGE_VA with a zero counter in it.
+    /// One page of RAM from the pager, with a zero counter in it.
     fn ram_page(k: &mut CurrentThread) -> Option<*mut u64> {
-        let (start, end) = image();
-        if PAGE_VA < end && start < PAGE_VA + 4096 {
-            say!(k, "minimal: RAM page failed: {PAGE_VA:#x} is inside the image {start:#x}-{end:#x}");
-            return None;
-        }
-        let window = Fpage::mem(PAGE_VA, 12, MemRights::empty());
-        match sigma0::map_any(k, slots::PAGER, 12, window) {
-            Ok(phys) => {
-                let p = PAGE_VA as *mut u64;
-                // SAFETY: the pager mapped a page of RAM read-write into the
-                // receive window at PAGE_VA (outside the image, checked
-                // above); nothing else in this task refers to it.
-                unsafe { p.write_volatile(0) };
-                say!(k, "minimal: RAM page {phys:#x} at {PAGE_VA:#x}, counter there");
-                Some(p)
-            }
+        let whole = Fpage::mem(0, 63, MemRights::empty());
+        let at = match sigma0::map_any(k, slots::PAGER, 12, whole) {
+            Ok(at) => at,
             Err(e) => {
                 say!(k, "minimal: RAM page failed: {e}");
-                None
+                return None;
             }
+        };
+        let (start, end) = image();
+        if at == 0 || (at < end && start < at + 4096) {
+            say!(k, "minimal: RAM page failed: {at:#x} is null or inside the image {start:#x}-{end:#x}");
+            return None;
         }
+        let p = at as *mut u64;
+        // SAFETY: the pager mapped a page of RAM read-write at `at` (the
+        // address it sent, received into the whole address space), which is
+        // page aligned, not null and outside the image (checked above);
+        // nothing else in this task refers to it.
+        unsafe { p.write_volatile(0) };
+        say!(k, "minimal: RAM page at {at:#x}, counter there");
+        Some(p)
     }
 }
 
