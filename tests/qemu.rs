@@ -292,3 +292,66 @@ fn aarch64_child_is_checkpointed_crashes_is_restored_and_migrates() {
     let counts = check_child_run(&log);
     check_migration("aarch64", f, l, 24, &log, &counts);
 }
+
+/// The child contract: a program written as a Fiasco root task (rtcr-minimal
+/// uses only slots 1-7 and the sigma0 protocol) runs unchanged both as the
+/// real root task and as rtcr's child, and survives a crash there.
+fn minimal_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{arch}-unknown-none/release/rtcr-minimal"));
+    if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
+        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+        return;
+    }
+    // as the root task, on sigma0 and the kernel's own objects
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/qemu-boot.sh"))
+        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--elf"])
+        .arg(&bin)
+        .args(["--", "minimal-as-root"])
+        .output()
+        .expect("cannot run scripts/qemu-boot.sh");
+    let as_root = String::from_utf8_lossy(&out.stdout).into_owned();
+    expect_line(&as_root, "minimal: hello");
+    assert!(expect_line(&as_root, "minimal: caps valid:").contains("1 2 3 4 5 6 7"));
+    expect_line(&as_root, "minimal: tick 3 ");
+    // as rtcr's child, crashed and restored
+    let log = boot_with(arch, fvar, lvar, "", timeout, &[bin], "child=rtcr-minimal crash_ms=2000").unwrap();
+    expect_line(&log, "rtcr-minimal: minimal: hello");
+    assert!(expect_line(&log, "rtcr-minimal: minimal: caps valid:").contains("1 2 3 4 5 6 7"));
+    expect_line(&log, "rtcr-minimal: minimal: KIP at ");
+    let ram = expect_line(&log, "rtcr-minimal: minimal: RAM page at ");
+    assert!(ram.contains(&format!("{:#x}", rtcr_boot::layout::SIGMA0_RANGE.0)), "{ram}");
+    let from = num_after(&expect_line(&log, "rtcr: restored from checkpoint "), "checkpoint ");
+    let v = expect_line(&log, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    // the ticks go on from the checkpoint, not from 1
+    let mut at_cut = None;
+    let mut last = 0;
+    let mut after = Vec::new();
+    for l in log.lines() {
+        if l.contains("minimal: tick ") {
+            last = num_after(l, "minimal: tick ");
+            if at_cut.is_some() {
+                after.push(last);
+            }
+        } else if l.contains(&format!("rtcr: checkpoint {from}:")) {
+            at_cut = Some(last);
+        } else if l.contains("rtcr: restored from") {
+            after.clear();
+        }
+    }
+    let at_cut = at_cut.expect("the checkpoint restored from is in the log");
+    // (the counter may be one ahead of the last tick printed before the cut)
+    assert!(after.len() >= 3 && after[0] >= at_cut && after[0] <= at_cut + 2, "{after:?} from {at_cut}");
+    assert!(!log.contains("rtcr: PANIC") && !log.contains("rtcr: stopped"), "{log}");
+}
+
+#[test]
+fn x86_64_a_root_task_program_runs_unchanged_as_a_child() {
+    minimal_child("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 12);
+}
+
+#[test]
+fn aarch64_a_root_task_program_runs_unchanged_as_a_child() {
+    minimal_child("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 18);
+}
