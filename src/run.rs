@@ -181,7 +181,7 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         d.sup.page_count(),
         config.interval_ms
     );
-    report(&mut env, &mut d);
+    report(&mut env, &mut d, config.jdb);
     if d.sup.seq > 0 {
         verify(&mut env, &mut d);
     }
@@ -191,6 +191,12 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         let elapsed_ms = now.saturating_sub(t_start) / 1000;
         if crash_due.is_some_and(|ms| elapsed_ms >= ms) {
             crash_due = None;
+            if config.jdb {
+                jdb(&mut env, "rtcr: before the checkpoint; compare the child's object space, then g");
+                // the checkpoint the restore will use, taken now
+                d.checkpoint(&mut env);
+                report(&mut env, &mut d, config.jdb);
+            }
             say!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
             if let Err(e) = d.sup.inject_wild_jump(&mut env, 0) {
                 say!(&mut env, "rtcr: test hook crash_ms failed: {e}");
@@ -201,15 +207,15 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             dump_image(&mut env, &d);
         }
         if let Err(e) = d.run_until(&mut env, now + SLICE_US) {
-            report(&mut env, &mut d);
+            report(&mut env, &mut d, config.jdb);
             stop(&mut env, format_args!("supervising '{name}' failed: {e}"));
         }
-        report(&mut env, &mut d);
+        report(&mut env, &mut d, config.jdb);
     }
 }
 
 /// Logs (and forgets) what the driver did since the last call.
-fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
+fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool) {
     for e in core::mem::take(&mut d.events) {
         match e {
             Event::Checkpoint { stats, slot, bytes } => say!(
@@ -228,10 +234,24 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
             Event::Restored { seq, backoff_us, took_us } => {
                 say!(env, "rtcr: restored from checkpoint {seq} in {took_us} us (after a backoff of {backoff_us} us)");
                 verify(env, d);
+                if jdb_after_restore {
+                    jdb(env, "rtcr: after the restore; compare the child's object space, then g");
+                }
             }
             Event::CheckpointFailed(why) => say!(env, "rtcr: checkpoint failed (the previous image stays): {why}"),
             Event::ImageRefused(why) => say!(env, "rtcr: image refused, starting the child afresh: {why}"),
         }
+    }
+}
+
+/// Enters the kernel debugger with `why` (`l4_kd_enter`), if rtcr has one.
+fn jdb(env: &mut KernelEnv, why: &str) {
+    let dbg = Cap::<kind::Debugger>::new(base::DEBUGGER);
+    if let Ok(true) = l4_sys::task::cap_valid(env, Cap::new(base::TASK), base::DEBUGGER) {
+        say!(env, "{why}");
+        let _ = l4_sys::debugger::enter(env, dbg, why);
+    } else {
+        say!(env, "rtcr: jdb asked for, but the kernel gave rtcr no debugger capability");
     }
 }
 

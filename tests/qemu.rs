@@ -355,3 +355,75 @@ fn x86_64_a_root_task_program_runs_unchanged_as_a_child() {
 fn aarch64_a_root_task_program_runs_unchanged_as_a_child() {
     minimal_child("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 18);
 }
+
+/// The child's object space as JDB's `o` view shows it: slot → object type,
+/// from rows like `000010:00017-SW Gate    0001a-SW Gate    --   ...`.
+fn jdb_slots(screen: &str) -> std::collections::BTreeMap<u64, String> {
+    let mut slots = std::collections::BTreeMap::new();
+    let b = screen.as_bytes();
+    let mut i = 6;
+    while i < b.len() {
+        let row = &screen[i - 6..i];
+        if b[i] == b':' && row.bytes().all(|c| c.is_ascii_hexdigit()) && (i < 7 || !b[i - 7].is_ascii_hexdigit()) {
+            let base = u64::from_str_radix(row, 16).unwrap();
+            let mut tokens = screen[i + 1..].split_whitespace();
+            let mut col = 0;
+            while col < 4 {
+                match tokens.next() {
+                    Some("--") => {}
+                    Some(t) if t.len() > 6 && t.as_bytes()[5] == b'-' => {
+                        slots.insert(base + col, tokens.next().unwrap_or("?").to_string());
+                    }
+                    _ => break,
+                }
+                col += 1;
+            }
+        }
+        i += 1;
+    }
+    slots
+}
+
+/// Check 5: the child's object space in JDB right before the checkpoint
+/// and right after the restore from it: the same slots, the same types.
+/// rtcr enters JDB itself at both moments (`jdb` on its line), and the
+/// keys open the object space of the fourth task (KERNEL, sigma0, rtcr,
+/// the child). The keys are timed: generous waits for a loaded machine.
+fn jdb_dumps(arch: &str, fvar: &str, lvar: &str, first_wait: u32, timeout: u32) {
+    let view = "s @1 DOWN DOWN DOWN o @3 ESC @1 ESC @1 g";
+    let keys = format!("@{first_wait} {view} @8 {view}");
+    let Some(log) =
+        boot_with(arch, fvar, lvar, &keys, timeout, &[demo_child(arch)], "child=rtcr-demo crash_ms=2000 jdb")
+    else {
+        return;
+    };
+    let before_at = log.find("user \"rtcr: before the checkpoint").expect("rtcr entered JDB before the checkpoint");
+    let after_at = log.find("user \"rtcr: after the restore").expect("rtcr entered JDB after the restore");
+    assert!(before_at < after_at);
+    let before = jdb_slots(&log[before_at..after_at]);
+    let after = jdb_slots(&log[after_at..]);
+    eprintln!("JDB object space of the child, before the checkpoint: {before:x?}");
+    eprintln!("JDB object space of the child, after the restore:     {after:x?}");
+    // slots 1-7, the three threads, gates and IRQs of the demo
+    for s in [1, 2, 3, 4, 5, 6, 7, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32] {
+        assert!(before.contains_key(&s), "slot {s:#x} missing before the checkpoint: {before:x?}");
+    }
+    assert_eq!(before, after, "the same slots with the same types after the restore");
+    let from = num_after(&expect_line(&log, "rtcr: restored from checkpoint "), "checkpoint ");
+    let v = expect_line(&log, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert!(
+        log[before_at..after_at].contains(&format!("rtcr: checkpoint {from}:")),
+        "restored from the JDB checkpoint"
+    );
+}
+
+#[test]
+fn x86_64_jdb_shows_the_same_object_space_before_the_checkpoint_and_after_the_restore() {
+    jdb_dumps("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 14, 36);
+}
+
+#[test]
+fn aarch64_jdb_shows_the_same_object_space_before_the_checkpoint_and_after_the_restore() {
+    jdb_dumps("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 20, 44);
+}

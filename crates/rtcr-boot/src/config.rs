@@ -37,6 +37,11 @@ pub struct Config<'a> {
     /// checkpoint image to the log as `rtcr-image` lines (once), for
     /// `rtcrctl reassemble` to turn back into an image file for another ECU.
     pub dump_ms: Option<u64>,
+    /// `jdb`: with `crash_ms=`, enter the kernel debugger right before the
+    /// checkpoint taken at that moment and right after the restore, so a
+    /// person (or a script on the serial line) can compare the child's
+    /// object space in JDB; `g` continues.
+    pub jdb: bool,
     /// Run the kernel verify-list probes (`probe`, `probe-dump`).
     pub probe: bool,
     /// Include the debugger object-dump probe.
@@ -55,6 +60,7 @@ impl Default for Config<'_> {
             restore: None,
             crash_ms: None,
             dump_ms: None,
+            jdb: false,
             probe: false,
             probe_dump: false,
         }
@@ -94,7 +100,7 @@ impl fmt::Display for ConfigError<'_> {
             ConfigError::Unknown(w) => write!(
                 f,
                 "unknown word '{w}' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-                 restore= crash_ms= dump_ms= probe probe-dump)"
+                 restore= crash_ms= dump_ms= jdb probe probe-dump)"
             ),
             ConfigError::Repeated(k) => write!(f, "{k}= given twice"),
             ConfigError::Empty(k) => write!(f, "{k}= has no value"),
@@ -134,6 +140,7 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             None => {
                 match word {
                     "probe" => c.probe = true,
+                    "jdb" => c.jdb = true,
                     "probe-dump" => {
                         c.probe = true;
                         c.probe_dump = true

@@ -16,7 +16,7 @@ fn defaults_and_the_child() {
 fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
-         crash_ms=1500 dump_ms=0x7d0 probe",
+         crash_ms=1500 dump_ms=0x7d0 jdb probe",
     )
     .unwrap();
     assert_eq!(
@@ -31,6 +31,7 @@ fn every_key() {
             restore: Some("img"),
             crash_ms: Some(1500),
             dump_ms: Some(2000),
+            jdb: true,
             probe: true,
             probe_dump: false,
         }
