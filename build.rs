@@ -20,6 +20,8 @@ fn main() {
     let path = dir.join(script);
     println!("cargo:rerun-if-changed={}", path.display());
     println!("cargo:rustc-link-arg-bins=-T{}", path.display());
+    // defmt's table of log strings (a non-allocated section the host decoder reads)
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     println!("cargo:rustc-link-arg-bins=--no-pie");
     println!("cargo:rustc-link-arg-bins=-static");
     println!("cargo:rustc-link-arg-bins=--build-id=none");

@@ -3,7 +3,7 @@
 # L4Re build (nothing here builds or fetches them).
 #
 #   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--timeout SECONDS]
-#                        [--keys "KEYS"] [--elf PATH] [--module FILE]...
+#                        [--keys "KEYS"] [--elf PATH] [--module FILE]... [--raw]
 #                        [-- ROOTTASK-ARGS...]
 #
 # ROOTTASK-ARGS is rtcr's configuration (crates/rtcr-boot/src/config.rs),
@@ -15,14 +15,18 @@
 #                                         bin/<arch>_*/plain/bootstrap and
 #                                         bin/<arch>_*/l4f/sigma0
 # --keys drives JDB through the serial line (the kernel runs -serial_esc):
-#   tokens separated by blanks: @N waits N seconds, ESC, DOWN, UP, ENTER, and
-#   anything else is typed as is. Example, dump rtcr's object space:
+#   tokens separated by blanks: @N waits N seconds, ?TEXT waits until the
+#   serial output shows TEXT (no blanks; at most the timeout), ESC, DOWN,
+#   UP, ENTER, and anything else is typed as is. Example, dump rtcr's
+#   object space:
 #   --keys "@8 ESC @2 s @1 DOWN DOWN o @3"
-# The serial log goes to stdout with CRs and colour codes removed.
+# The serial log goes to stdout with CRs and colour codes removed, and
+# rtcr's defmt lines (rtcr-defmt <hex>) decoded to text on the fly by
+# `rtcrctl log --elf` (built here on first use); --raw leaves them encoded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-arch=x86_64 timeout=30 keys="" elf="" modules=()
+arch=x86_64 timeout=30 keys="" elf="" modules=() raw=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
@@ -30,8 +34,9 @@ while [ $# -gt 0 ]; do
     --keys) keys=$2; shift 2 ;;
     --elf) elf=$2; shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
+    --raw) raw=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -53,10 +58,18 @@ sigma0=$(find_one "*/${l4arch}_*/l4f/sigma0")
 [ -n "$elf" ] || elf=$here/target/$target/release/rtcr
 [ -f "$elf" ] || { echo "qemu-boot: $elf missing: cargo build --release -p rtcr --target $target" >&2; exit 3; }
 
+# what QEMU printed so far, for the ?TEXT waits of --keys
+seen=$(mktemp "${TMPDIR:-/tmp}/rtcr-qemu-boot.XXXXXX")
+cleanup() { rm -f "$seen"; }
+trap cleanup EXIT
 feed() {
   for t in $keys; do
     case "$t" in
       @*) sleep "${t#@}" ;;
+      \?*)
+        # wait (at most the timeout) until the serial output shows TEXT
+        n=0
+        until LC_ALL=C grep -qa -- "${t#?}" "$seen" || [ "$n" -ge $((timeout * 5)) ]; do sleep 0.2; n=$((n + 1)); done ;;
       ESC) printf '\033' ;;
       DOWN) printf '\033[B' ;;
       UP) printf '\033[A' ;;
@@ -66,6 +79,11 @@ feed() {
   done
 }
 clean() { tr -d '\r' | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+decode() { cat; }
+if [ "$raw" = 0 ] && LC_ALL=C grep -qa '\.defmt' "$elf"; then
+  (cd "$here" && cargo build -q --release -p rtcrctl) || { echo "qemu-boot: cannot build rtcrctl for the log decoder" >&2; exit 3; }
+  decode() { "$here/target/release/rtcrctl" log --elf "$elf"; }
+fi
 
 case "$arch" in
   x86_64)
@@ -77,15 +95,15 @@ case "$arch" in
     for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
     feed | timeout "$timeout" qemu-system-x86_64 -M q35 -m 512 -cpu max -no-reboot \
       -display none -monitor none -serial stdio \
-      -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | clean || true
+      -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | tee "$seen" | clean | decode || true
     ;;
   aarch64)
     image=$("$here/scripts/arm64-image.sh" "$fiasco" "$sigma0" "$lobj" "$elf" "$rt_args" "${modules[@]}")
-    trap 'rm -rf "$(dirname "$image")"' EXIT
+    trap 'cleanup; rm -rf "$(dirname "$image")"' EXIT
     # a kernel built for EL2 (CONFIG_CPU_VIRT) needs the virtualization extension
     machine=virt
     if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then machine=virt,virtualization=true; fi
     feed | timeout "$timeout" qemu-system-aarch64 -M "$machine" -cpu cortex-a57 -m 1024 \
-      -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | clean || true
+      -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
     ;;
 esac

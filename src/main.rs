@@ -21,6 +21,8 @@ mod env;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
+mod logger;
+#[cfg(target_os = "none")]
 mod probe;
 #[cfg(target_os = "none")]
 mod run;

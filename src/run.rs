@@ -23,6 +23,7 @@ use rtcr_image::store::RegionError;
 use rtcr_image::{Region, Store};
 
 use crate::env::KernelEnv;
+use crate::logger::log;
 
 use rtcr_boot::layout::{CHILD_RANGE, SHARED, SIGMA0_RANGE, STACK_SIZE, STACK_TOP, TRAMPOLINE, UTCB_AREA};
 
@@ -150,9 +151,10 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         ),
     };
     let spec = child_spec(name, &image, config);
-    say!(
+    log!(
         &mut env,
-        "rtcr: child '{name}': entry {:#x}, {} pages from {} segments",
+        "rtcr: child '{=str}': entry {=u64:#x}, {=usize} pages from {=usize} segments",
+        name,
         spec.entry,
         spec.load.len(),
         image.segments().count()
@@ -164,8 +166,15 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
     let mut store = Store::new(ram);
     if let Some((rname, rbytes)) = restore {
         match store.write(rbytes) {
-            Ok(_) => say!(&mut env, "rtcr: image module '{rname}' ({} bytes) put into the store", rbytes.len()),
-            Err(e) => say!(&mut env, "rtcr: image module '{rname}' does not fit the store: {e}"),
+            Ok(_) => {
+                log!(&mut env, "rtcr: image module '{=str}' ({=usize} bytes) put into the store", rname, rbytes.len())
+            }
+            Err(e) => log!(
+                &mut env,
+                "rtcr: image module '{=str}' does not fit the store: {}",
+                rname,
+                defmt::Display2Format(&e)
+            ),
         }
     }
     let policy = Policy { interval_us: config.interval_ms * 1000, ..Policy::default() };
@@ -175,9 +184,11 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         Err(e) => stop(&mut env, format_args!("could not start the child: {e}")),
     };
     let how = if d.sup.seq > 0 { "restored from the image" } else { "started" };
-    say!(
+    log!(
         &mut env,
-        "rtcr: child '{name}' {how} ({} pages), checkpoint every {} ms",
+        "rtcr: child '{=str}' {=str} ({=usize} pages), checkpoint every {=u64} ms",
+        name,
+        how,
         d.sup.page_count(),
         config.interval_ms
     );
@@ -192,14 +203,14 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         if crash_due.is_some_and(|ms| elapsed_ms >= ms) {
             crash_due = None;
             if config.jdb {
-                jdb(&mut env, "rtcr: before the checkpoint; compare the child's object space, then g");
+                jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
                 // the checkpoint the restore will use, taken now
                 d.checkpoint(&mut env);
                 report(&mut env, &mut d, config.jdb);
             }
-            say!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
+            log!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
             if let Err(e) = d.sup.inject_wild_jump(&mut env, 0) {
-                say!(&mut env, "rtcr: test hook crash_ms failed: {e}");
+                log!(&mut env, "rtcr: test hook crash_ms failed: {}", defmt::Display2Format(&e));
             }
         }
         if dump_due.is_some_and(|ms| elapsed_ms >= ms) {
@@ -218,9 +229,10 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
 fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool) {
     for e in core::mem::take(&mut d.events) {
         match e {
-            Event::Checkpoint { stats, slot, bytes } => say!(
+            Event::Checkpoint { stats, slot, bytes } => log!(
                 env,
-                "rtcr: checkpoint {}: {} pages copied, pause {} us, {} threads, image {} bytes in slot {}",
+                "rtcr: checkpoint {=u64}: {=usize} pages copied, pause {=u64} us, {=usize} threads, image {=usize} bytes in \
+                 slot {=char}",
                 stats.seq,
                 stats.pages_copied,
                 stats.pause_us,
@@ -229,17 +241,25 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                 if slot == 0 { 'A' } else { 'B' }
             ),
             Event::Crash { thread, code } => {
-                say!(env, "rtcr: child thread {thread} crashed (trap/exception class {code:#x})")
+                log!(env, "rtcr: child thread {=u32} crashed (trap/exception class {=u64:#x})", thread, code)
             }
             Event::Restored { seq, backoff_us, took_us } => {
-                say!(env, "rtcr: restored from checkpoint {seq} in {took_us} us (after a backoff of {backoff_us} us)");
+                log!(
+                    env,
+                    "rtcr: restored from checkpoint {=u64} in {=u64} us (after a backoff of {=u64} us)",
+                    seq,
+                    took_us,
+                    backoff_us
+                );
                 verify(env, d);
                 if jdb_after_restore {
-                    jdb(env, "rtcr: after the restore; compare the child's object space, then g");
+                    jdb(env, "rtcr: jdb-after-restore: look at the child's object space, then g");
                 }
             }
-            Event::CheckpointFailed(why) => say!(env, "rtcr: checkpoint failed (the previous image stays): {why}"),
-            Event::ImageRefused(why) => say!(env, "rtcr: image refused, starting the child afresh: {why}"),
+            Event::CheckpointFailed(why) => {
+                log!(env, "rtcr: checkpoint failed (the previous image stays): {=str}", why.as_str())
+            }
+            Event::ImageRefused(why) => log!(env, "rtcr: image refused, starting the child afresh: {=str}", why.as_str()),
         }
     }
 }
@@ -258,8 +278,8 @@ fn jdb(env: &mut KernelEnv, why: &str) {
 /// rtcr's own check of the child's capability space after a restore.
 fn verify(env: &mut KernelEnv, d: &mut Driver<StoreRam>) {
     match d.sup.verify_slots(env) {
-        Ok((good, total)) => say!(env, "rtcr: slots verified: {good}/{total}"),
-        Err(e) => say!(env, "rtcr: slot check failed: {e}"),
+        Ok((good, total)) => log!(env, "rtcr: slots verified: {=usize}/{=usize}", good, total),
+        Err(e) => log!(env, "rtcr: slot check failed: {}", defmt::Display2Format(&e)),
     }
 }
 
@@ -269,18 +289,18 @@ fn dump_image(env: &mut KernelEnv, d: &Driver<StoreRam>) {
     let (_, bytes) = match d.store.latest() {
         Ok(x) => x,
         Err(e) => {
-            say!(env, "rtcr: no image to dump: {e}");
+            log!(env, "rtcr: no image to dump: {}", defmt::Display2Format(&e));
             return;
         }
     };
     let seq = match rtcr_image::decode(&bytes) {
         Ok((meta, _)) => meta.sequence,
         Err(e) => {
-            say!(env, "rtcr: the newest image does not decode, not dumped: {e}");
+            log!(env, "rtcr: the newest image does not decode, not dumped: {}", defmt::Display2Format(&e));
             return;
         }
     };
-    say!(env, "rtcr: dumping checkpoint {seq} ({} bytes) as rtcr-image lines", bytes.len());
+    log!(env, "rtcr: dumping checkpoint {=u64} ({=usize} bytes) as rtcr-image lines", seq, bytes.len());
     rtcr_image::dump::write_lines(seq, &bytes, |line| say!(env, "{line}"));
 }
 

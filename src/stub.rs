@@ -66,7 +66,10 @@ pub extern "C" fn rtcr_main() -> ! {
     // The KIP from sigma0, mapped 1:1 at its physical address.
     let whole = Fpage::mem(0, 63, MemRights::empty());
     let (args, kip) = match sigma0::map_kip(&mut k, Cap::new(base::PAGER), whole) {
-        Ok(kip_addr) => (report_kip(&mut k, kip_addr), Some(kip_addr)),
+        Ok(kip_addr) => {
+            crate::logger::set_kip(kip_addr);
+            (report_kip(&mut k, kip_addr), Some(kip_addr))
+        }
         Err(e) => {
             say!(&mut k, "rtcr: sigma0 KIP request failed: {e}");
             ("", None)

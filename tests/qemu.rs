@@ -386,19 +386,19 @@ fn jdb_slots(screen: &str) -> std::collections::BTreeMap<u64, String> {
 
 /// Check 5: the child's object space in JDB right before the checkpoint
 /// and right after the restore from it: the same slots, the same types.
-/// rtcr enters JDB itself at both moments (`jdb` on its line), and the
-/// keys open the object space of the fourth task (KERNEL, sigma0, rtcr,
-/// the child). The keys are timed: generous waits for a loaded machine.
-fn jdb_dumps(arch: &str, fvar: &str, lvar: &str, first_wait: u32, timeout: u32) {
-    let view = "s @1 DOWN DOWN DOWN o @3 ESC @1 ESC @1 g";
-    let keys = format!("@{first_wait} {view} @8 {view}");
+/// rtcr enters JDB itself at both moments (`jdb` on its line); the keys
+/// wait for its marker, then open the object space of the fourth task
+/// (KERNEL, sigma0, rtcr, the child) and continue.
+fn jdb_dumps(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
+    let view = "@2 s @1 DOWN DOWN DOWN o @3 ESC @1 ESC @1 g";
+    let keys = format!("?jdb-before-checkpoint {view} ?jdb-after-restore {view}");
     let Some(log) =
         boot_with(arch, fvar, lvar, &keys, timeout, &[demo_child(arch)], "child=rtcr-demo crash_ms=2000 jdb")
     else {
         return;
     };
-    let before_at = log.find("user \"rtcr: before the checkpoint").expect("rtcr entered JDB before the checkpoint");
-    let after_at = log.find("user \"rtcr: after the restore").expect("rtcr entered JDB after the restore");
+    let before_at = log.find("user \"rtcr: jdb-before-checkpoint").expect("rtcr entered JDB before the checkpoint");
+    let after_at = log.find("user \"rtcr: jdb-after-restore").expect("rtcr entered JDB after the restore");
     assert!(before_at < after_at);
     let before = jdb_slots(&log[before_at..after_at]);
     let after = jdb_slots(&log[after_at..]);
@@ -420,10 +420,10 @@ fn jdb_dumps(arch: &str, fvar: &str, lvar: &str, first_wait: u32, timeout: u32) 
 
 #[test]
 fn x86_64_jdb_shows_the_same_object_space_before_the_checkpoint_and_after_the_restore() {
-    jdb_dumps("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 14, 36);
+    jdb_dumps("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 40);
 }
 
 #[test]
 fn aarch64_jdb_shows_the_same_object_space_before_the_checkpoint_and_after_the_restore() {
-    jdb_dumps("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 20, 44);
+    jdb_dumps("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 50);
 }

@@ -17,6 +17,7 @@
 
 mod diff;
 mod inspect;
+mod log;
 mod reassemble;
 mod show;
 mod simulate;
@@ -40,6 +41,8 @@ commands:
   verify IMAGE          check an image: exit 0 if valid, 1 with the reason if not
   verify --store FILE   check both slots of an A/B store file (the raw region)
   diff A B              compare two images: exit 0 if identical, 1 if not, 2 on error
+  log --elf RTCR [LOG]  rtcr's console output with its defmt lines decoded
+                        (from LOG or standard input), other lines as they are
   reassemble LOG OUT    the last image rtcr dumped to its console (dump_ms=) back
                         into a file: exit 0 if it is complete and valid, 1 if not
   simulate [--arch x86_64|aarch64] [--interval-us N] [--checkpoints N] [--out DIR]
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Some("verify") => verify::run(rest),
         Some("diff") => diff::run(rest),
         Some("reassemble") => reassemble::run(rest),
+        Some("log") => log::run(rest),
         Some("simulate") => simulate::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
