@@ -195,7 +195,7 @@ macro_rules! say {
 
 /// The labels the demo child's gates and IRQs carry, in counter order:
 /// gates 0x100, 0x200, 0x300, IRQs 0x1010, 0x1020, 0x1030.
-pub const DEMO_LABELS: [u64; 6] = [0x100, 0x200, 0x300, 0x1010, 0x1020, 0x1030];
+pub const DEMO_LABELS: [u64; 7] = [0x100, 0x200, 0x300, 0x1010, 0x1020, 0x1030, 0x1040];
 
 /// What a received label is to the demo child (after masking the two low
 /// bits, which carry the sender capability's rights).
@@ -203,7 +203,7 @@ pub const DEMO_LABELS: [u64; 6] = [0x100, 0x200, 0x300, 0x1010, 0x1020, 0x1030];
 pub enum Received {
     /// A call through gate `DEMO_LABELS[i]` (i = 0..3): answer it.
     Gate(usize),
-    /// IRQ `DEMO_LABELS[i]` (i = 3..6).
+    /// IRQ `DEMO_LABELS[i]` (i = 3..7; 6 is the hardware line).
     Irq(usize),
     /// Anything else, with the masked label.
     Unexpected(u64),
@@ -225,14 +225,14 @@ impl Received {
 /// completed calls. Atomic, so threads share it safely; a `static` of it
 /// lives in the child's .bss, which rtcr checkpoints.
 pub struct DemoCounts {
-    by_label: [AtomicU64; 6],
+    by_label: [AtomicU64; 7],
     client_calls: AtomicU64,
 }
 
 impl DemoCounts {
     /// All zero.
     pub const fn new() -> Self {
-        DemoCounts { by_label: [const { AtomicU64::new(0) }; 6], client_calls: AtomicU64::new(0) }
+        DemoCounts { by_label: [const { AtomicU64::new(0) }; 7], client_calls: AtomicU64::new(0) }
     }
 
     /// Counts one delivery of `DEMO_LABELS[i]`.
@@ -269,13 +269,14 @@ impl fmt::Display for DemoCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "gates {}/{}/{} irqs {}/{}/{} client {}",
+            "gates {}/{}/{} irqs {}/{}/{} hw {} client {}",
             self.get(0),
             self.get(1),
             self.get(2),
             self.get(3),
             self.get(4),
             self.get(5),
+            self.get(6),
             self.client()
         )
     }
@@ -386,21 +387,22 @@ mod tests {
         assert_eq!(Received::of(0x1021), Received::Irq(4));
         assert_eq!(Received::of(0x1030), Received::Irq(5));
         assert_eq!(Received::of(0x400), Received::Unexpected(0x400));
-        assert_eq!(Received::of(0x1041), Received::Unexpected(0x1040));
+        assert_eq!(Received::of(0x1041), Received::Irq(6));
+        assert_eq!(Received::of(0x1051), Received::Unexpected(0x1050));
     }
 
     #[test]
     fn counts_print_as_the_count_line_tail() {
         let c = DemoCounts::new();
-        for (i, n) in [1, 2, 3, 4, 5, 6].into_iter().enumerate() {
+        for (i, n) in [1, 2, 3, 4, 5, 6, 7].into_iter().enumerate() {
             for _ in 0..n {
                 c.bump(i);
             }
         }
-        c.bump(6); // out of range: ignored
+        c.bump(7); // out of range: ignored
         c.bump_client();
         c.bump_client();
-        assert_eq!(std::format!("{c}"), "gates 1/2/3 irqs 4/5/6 client 2");
+        assert_eq!(std::format!("{c}"), "gates 1/2/3 irqs 4/5/6 hw 7 client 2");
     }
 
     #[test]
@@ -413,7 +415,7 @@ mod tests {
         assert_eq!(e.inv.dest, 0x5000 | op::SEND);
         let len = e.words()[1] as usize;
         let bytes: std::vec::Vec<u8> = e.words()[2..].iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
-        assert_eq!(bytes, b"demo: count 64 gates 0/0/0 irqs 0/0/0 client 0\n");
+        assert_eq!(bytes, b"demo: count 64 gates 0/0/0 irqs 0/0/0 hw 0 client 0\n");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   client (0x11); T3, an IRQ waiter (0x12) — three IPC gates bound to T1
 //!   (0x20–0x22, labels 0x100/0x200/0x300) and three IRQs (0x30–0x32, labels
 //!   0x1010 to T1, 0x1020 to T3, 0x1030 to T1; the client triggers them by
-//!   software), runs the threads at priorities 12, 11, 12 and starts them;
+//!   software), on x86_64 a fourth (0x33, label 0x1040, to T1) bound to a
+//!   hardware line through the ICU, runs the threads at priorities 12, 11,
+//!   12 and starts them;
 //! * then main counts: a counter and its mirror (3 × counter) in .bss, checked
 //!   every step (a mismatch is a deliberate crash), one step per 2 ms; every
 //!   64 steps it calls gate 0x20 (the entrypoint answers counter + 1000) and
@@ -31,7 +33,7 @@ mod demo {
     use l4_sys::msgtag::{MsgTag, TagFlags};
     use l4_sys::scheduler::{self, SchedParam};
     use l4_sys::thread::{self, Control};
-    use l4_sys::{factory, ipc, irq, Error, Kernel, Timeout, TimeoutPair};
+    use l4_sys::{factory, icu, ipc, irq, Error, Kernel, Timeout, TimeoutPair};
     use rtcr_child::{say, slots, DemoCounts, Received, Stack};
 
     rtcr_child::entry!(crate::demo::demo_main);
@@ -47,6 +49,21 @@ mod demo {
     /// The IRQs: slot, label, and the thread they are bound to.
     const IRQS: [(CapIdx, u64, CapIdx); 3] =
         [(CapIdx(0x30), 0x1010, T1), (CapIdx(0x31), 0x1020, T3), (CapIdx(0x32), 0x1030, T1)];
+
+    /// The IRQ bound to a hardware line through the ICU (label 0x1040, to T1).
+    const HW_IRQ: CapIdx = CapIdx(0x33);
+    /// The hardware line bound through the ICU (rtcr records it and binds it
+    /// again after a restore): on x86 GSI 2, the PIT's line through the I/O
+    /// APIC. It shows the ICU path on the kernel, but under QEMU it does not
+    /// fire (the kernel stops the PIT after calibrating its timer, and a
+    /// child has no I/O ports to start a device), so the `hw` count stays 0
+    /// there; on a board, bind a line a device really drives. QEMU's arm64
+    /// `virt` has no free line that fires without programming a device, so
+    /// the demo binds none there.
+    #[cfg(target_arch = "x86_64")]
+    const HW_LINE: Option<u64> = Some(2);
+    #[cfg(target_arch = "aarch64")]
+    const HW_LINE: Option<u64> = None;
 
     /// The three threads main starts: slot, function, priority, stack.
     const THREADS: [(CapIdx, extern "C" fn() -> !, u64); 3] =
@@ -89,6 +106,17 @@ mod demo {
         }
         for (q, label, to) in IRQS {
             irq::bind_thread(k, irq_cap(q), Cap::new(to), label).map_err(|e| Failed("bind IRQ", q, e))?;
+        }
+        if let Some(line) = HW_LINE {
+            factory::create_irq(k, slots::FACTORY, HW_IRQ).map_err(|e| Failed("create IRQ", HW_IRQ, e))?;
+            irq::bind_thread(k, irq_cap(HW_IRQ), Cap::new(T1), 0x1040).map_err(|e| Failed("bind IRQ", HW_IRQ, e))?;
+            match icu::bind(k, slots::ICU, line, irq_cap(HW_IRQ)) {
+                Ok(_) => {
+                    let _ = irq::unmask(k, irq_cap(HW_IRQ));
+                    say!(k, "demo: IRQ 0x1040 bound to hardware line {line}");
+                }
+                Err(e) => say!(k, "demo: no hardware line {line}: {e}"),
+            }
         }
         for (i, &(slot, entry, prio)) in THREADS.iter().enumerate() {
             scheduler::run_thread(k, slots::SCHEDULER, Cap::new(slot), &SchedParam::prio(prio))
@@ -166,6 +194,10 @@ mod demo {
                             if let Err(e) = irq::unmask(k, irq_cap(IRQS[2].0)) {
                                 say!(k, "demo: unmask of IRQ 0x1030 failed: {e}");
                             }
+                        }
+                        if i == 6 {
+                            // a hardware line stays masked until unmasked
+                            let _ = irq::unmask(k, irq_cap(HW_IRQ));
                         }
                         ipc::wait(k, TimeoutPair::NEVER)
                     }
