@@ -118,6 +118,8 @@ fn x86_64_kernel_entries_are_restartable() {
     // mov rax, r9; mov rsi, r10; mov rdx, r12; mov r8, r13; syscall
     let stamp = [0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xd0, 0x49, 0x89, 0xc6];
     let seq = [0x4c, 0x89, 0xc8, 0x4c, 0x89, 0xd6, 0x4c, 0x89, 0xe2, 0x4d, 0x89, 0xe8, 0x0f, 0x05];
+    // rtcr-core tells a thread in a kernel call by these bytes before its IP
+    assert_eq!(l4_sys::exc::Arch::Amd64.restart_sequence(), seq);
     restart_sequences("RTCR_ELF_X86_64", l4_sys::exc::Arch::Amd64, &stamp, &seq, &[0x0f, 0x05]);
 }
 
@@ -127,6 +129,7 @@ fn aarch64_kernel_entries_are_restartable() {
     // preceded by the stamp: mrs x8, cntvct_el0
     let words: [u32; 5] = [0xaa04_03e0, 0xaa05_03e1, 0xaa06_03e2, 0xaa07_03e3, 0xd400_0001];
     let seq: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    assert_eq!(l4_sys::exc::Arch::Arm64.restart_sequence(), seq);
     let stamp = 0xd53b_e048u32.to_le_bytes();
     restart_sequences("RTCR_ELF_AARCH64", l4_sys::exc::Arch::Arm64, &stamp, &seq, &0xd400_0001u32.to_le_bytes());
 }

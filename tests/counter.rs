@@ -6,7 +6,7 @@ use rtcr_sim::*;
 
 use fiasco_model::{sys, Cpu, Trap};
 use l4_sys::exc::Arch;
-use l4_sys::Timeout;
+use l4_sys::{Kernel, Timeout};
 use rtcr_core::supervisor::ServeOutcome;
 use rtcr_core::Supervisor;
 use std::sync::Arc;
@@ -283,4 +283,47 @@ fn a_relative_sleep_restored_elsewhere_sleeps_what_was_left() {
     // about 10 ms were left at the cut
     let after = woke - restored_at;
     assert!((9_000..=11_000).contains(&after), "woke {after} µs after the restore");
+}
+
+/// Runs ordinary code (no kernel call) whose registers look like a
+/// cancelled call: the tag register has the error bit and the UTCB's error
+/// word says "cancelled" (left over from an earlier call, as on the kernel).
+fn looks_cancelled() -> Arc<dyn fiasco_model::Program> {
+    struct L;
+    impl fiasco_model::Program for L {
+        fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+            let tag = match cpu.arch() {
+                Arch::Amd64 => l4_sys::exc::amd64::mr::RAX,
+                Arch::Arm64 => l4_sys::exc::arm64::mr::X0,
+            };
+            let n = cpu.load_u64(DATA)?;
+            if n > 0 && cpu.reg(tag) != 0x8000 | n {
+                // the register was not what this code left in it
+                return Err(cpu.crash());
+            }
+            cpu.utcb().tcr_error = l4_sys::error::tcr::RECANCELED;
+            cpu.store_u64(DATA, n + 1)?;
+            cpu.set_reg(tag, 0x8000 | (n + 1));
+            Ok(())
+        }
+    }
+    Arc::new(L)
+}
+
+#[test]
+fn a_thread_stopped_in_ordinary_code_is_not_rewound_whatever_its_registers_say() {
+    for arch in [Arch::Amd64, Arch::Arm64] {
+        let mut m = model(arch, looks_cancelled());
+        let mut r = m.root();
+        let mut env = ModelEnv(&mut r);
+        let mut sup = Supervisor::spawn(&mut env, spec("looks")).unwrap();
+        for round in 0..20 {
+            let out = sup.serve(&mut env, 20, Timeout::from_us(200)).unwrap();
+            assert!(!matches!(out, ServeOutcome::Crash { .. }), "{arch:?} round {round}: {out:?}");
+            let (cp, _) = sup.checkpoint(&mut env).unwrap();
+            // stopped between two instructions, not inside a kernel call
+            assert_eq!(cp.threads[0].state, rtcr_image::record::ThreadState::Running, "{arch:?} round {round}");
+        }
+        assert!(child_u64(env.0.model(), &sup, DATA) > 20, "{arch:?}: it ran on");
+    }
 }

@@ -25,6 +25,16 @@ pub const RESTART_LEN_AMD64: u64 = 4 * 3 + 2;
 /// Bytes of the arm64 restartable entry: 4 x `mov xd, xn` + `svc #0`, 4 bytes each.
 pub const RESTART_LEN_ARM64: u64 = 5 * 4;
 
+const RESTART_SEQUENCE_AMD64: [u8; RESTART_LEN_AMD64 as usize] =
+    [0x4c, 0x89, 0xc8, 0x4c, 0x89, 0xd6, 0x4c, 0x89, 0xe2, 0x4d, 0x89, 0xe8, 0x0f, 0x05];
+const RESTART_SEQUENCE_ARM64: [u8; RESTART_LEN_ARM64 as usize] = [
+    0xe0, 0x03, 0x04, 0xaa, // orr x0, xzr, x4
+    0xe1, 0x03, 0x05, 0xaa, // orr x1, xzr, x5
+    0xe2, 0x03, 0x06, 0xaa, // orr x2, xzr, x6
+    0xe3, 0x03, 0x07, 0xaa, // orr x3, xzr, x7
+    0x01, 0x00, 0x00, 0xd4, // svc #0
+];
+
 /// Where the restartable entry keeps a kernel call's inputs: message
 /// word indices of the exception register set. They still hold the inputs
 /// when the call returns or is cancelled (the kernel preserves them), so a
@@ -66,6 +76,19 @@ impl Arch {
         match self {
             Arch::Amd64 => RESTART_LEN_AMD64,
             Arch::Arm64 => RESTART_LEN_ARM64,
+        }
+    }
+
+    /// The machine code of l4-sys's restartable kernel entry, as it stands
+    /// before the IP of a thread inside a kernel call: amd64 `mov rax, r9;
+    /// mov rsi, r10; mov rdx, r12; mov r8, r13; syscall`; arm64 `mov x0,
+    /// x4; mov x1, x5; mov x2, x6; mov x3, x7; svc #0`. A thread whose code
+    /// before its IP is not this was not in a kernel call (whatever its
+    /// registers say), and must not be rewound.
+    pub const fn restart_sequence(self) -> &'static [u8] {
+        match self {
+            Arch::Amd64 => &RESTART_SEQUENCE_AMD64,
+            Arch::Arm64 => &RESTART_SEQUENCE_ARM64,
         }
     }
 

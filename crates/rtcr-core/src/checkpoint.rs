@@ -308,6 +308,26 @@ impl Supervisor {
         Ok((cp, stats))
     }
 
+    /// Is the child's code just before `ip` l4-sys's restartable kernel
+    /// entry (`Arch::restart_sequence`)? Read from the frames rtcr gave the
+    /// child; code rtcr never mapped does not count.
+    pub(crate) fn follows_kernel_entry<E: Env>(&self, env: &mut E, ip: u64) -> bool {
+        let seq = self.arch.restart_sequence();
+        let Some(start) = ip.checked_sub(seq.len() as u64) else { return false };
+        let mut code = alloc::vec![0u8; seq.len()];
+        let mut at = start;
+        while at < ip {
+            let Some(p) = self.pages.get(&(at >> 12)) else { return false };
+            let n = (((at | 0xfff) + 1).min(ip) - at) as usize;
+            let off = (at - start) as usize;
+            if env.read_mem(p.backing + (at & 0xfff), &mut code[off..off + n]).is_err() {
+                return false;
+            }
+            at += n as u64;
+        }
+        code == seq
+    }
+
     /// The part of a checkpoint the child notices: stop, save, copy,
     /// protect, resume. Returns the saved threads for [`Self::record`].
     #[allow(clippy::type_complexity)]
@@ -331,8 +351,15 @@ impl Supervisor {
             env.read_mem(b, &mut page)?;
             let words: Vec<u64> = page.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
             let tcr = words[123] & l4_sys::error::tcr::MASK;
+            // a kernel call cut by the stop: the call returned cancelled,
+            // and the code before the IP is l4-sys's restartable entry. The
+            // code check matters: a running thread's registers and a stale
+            // error word can look like a cancelled call (seen on the kernel
+            // with a thread stopped in the middle of ordinary code), and
+            // rewinding it would resume it inside an instruction.
             let cancelled = r[ri.tag] & 0x8000 != 0
-                && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED);
+                && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED)
+                && self.follows_kernel_entry(env, r[ri.ip]);
             let mut regs = r;
             let mut timeouts = Vec::new();
             if cancelled {

@@ -130,7 +130,21 @@ pub fn model(arch: Arch, child: Arc<dyn Program>) -> Model {
     m
 }
 
-/// The scenario child's layout.
+/// `pages` pages of model code for `arch`: the model places each state of
+/// a program in 32 bytes with its kernel entry at offset 8 (fiasco-model's
+/// `RESTART_POINT`), so each 32-byte block holds l4-sys's restartable
+/// entry there, the bytes rtcr-core looks for before a stopped thread's IP.
+pub fn code_pages(arch: Arch, pages: usize) -> Vec<u8> {
+    let seq = arch.restart_sequence();
+    let mut code = vec![0x90; pages * 4096];
+    for block in code.chunks_mut(32) {
+        block[8..8 + seq.len()].copy_from_slice(seq);
+    }
+    code
+}
+
+/// The scenario child's layout (its code for the architecture of the model
+/// made last on this thread).
 pub fn spec(name: &str) -> ChildSpec {
     ChildSpec {
         name: name.to_string(),
@@ -138,7 +152,7 @@ pub fn spec(name: &str) -> ChildSpec {
         stack_top: STACK_TOP,
         prio: 10,
         utcb_area: (0xB300_0000, 14),
-        load: vec![(CODE, vec![0x90; 4 * 4096], 5)],
+        load: vec![(CODE, code_pages(ARCH.with(|a| *a.borrow()), 4), 5)],
         regions: vec![
             Region { start: DATA, len: 0x8_0000, rights: 6 },
             Region { start: STACK_TOP - 0x1_0000, len: 0x1_0000, rights: 6 },
