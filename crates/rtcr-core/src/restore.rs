@@ -7,8 +7,9 @@
 //! bound to the restored threads with the recorded labels; memory is copied
 //! into fresh frames and mapped write-protected (so dirty tracking goes on);
 //! each thread gets its UTCB back through the trampoline
-//! ([`crate::checkpoint::trampoline::OP_LOAD`]) and then its registers, and
-//! runs. A thread that was inside a kernel call re-issues it.
+//! ([`crate::checkpoint::trampoline::OP_LOAD`]) and, once every thread is
+//! ready, its registers, and runs. A thread that was inside a kernel call
+//! re-issues it.
 
 use alloc::vec::Vec;
 
@@ -165,9 +166,11 @@ impl Supervisor {
                 s.sigma0_next = s.sigma0_next.max(end);
             }
         }
-        // threads: bind, schedule, UTCB, registers
+        // threads: bind, schedule, UTCB; each stays stopped until all are
+        // ready, so none runs (or crashes) while the others are restored
         let ri = regs(s.arch);
         let flags = s.start_flags();
+        let mut ready: Vec<(u32, Vec<u64>, &[u8], bool)> = Vec::new();
         for (t, tr) in cp.threads.iter().enumerate() {
             let t = t as u32;
             if tr.utcb != 0 {
@@ -199,17 +202,20 @@ impl Supervisor {
             let mut start = first;
             start[ri.sp] = tr.regs[ri.sp];
             s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
-            let mut regs = tr.regs.clone();
-            if tr.state == ThreadState::InKernel {
+            ready.push((t, tr.regs.clone(), &tr.fpu, tr.state == ThreadState::InKernel));
+        }
+        // registers: all threads go at once
+        let stamp = env.arch().restart_regs().stamp;
+        for (t, mut regs, fpu, in_kernel) in ready {
+            if in_kernel {
                 // the image holds what was left of a re-issued call's
                 // relative timeouts at the cut; it starts counting now, on
                 // this ECU's counter
-                let stamp = env.arch().restart_regs().stamp;
                 if let Some(r) = regs.get_mut(stamp) {
                     *r = env.stamp_now();
                 }
             }
-            s.resume_with(env, t, &regs, &tr.fpu)?;
+            s.resume_with(env, t, &regs, fpu)?;
             s.threads[t as usize].started = true;
         }
         Ok(s)
