@@ -180,6 +180,17 @@ fn demo_count(line: &str) -> (u64, u64) {
     (count, sum)
 }
 
+/// The demo's per-label counts: (gates 0x100/0x200/0x300, IRQs
+/// 0x1010/0x1020/0x1030).
+fn demo_labels(line: &str) -> ([u64; 3], [u64; 3]) {
+    let three = |key: &str| -> [u64; 3] {
+        let t = line.split(key).nth(1).and_then(|t| t.split(' ').next()).unwrap_or("");
+        let v: Vec<u64> = t.split('/').filter_map(|n| n.parse().ok()).collect();
+        v.try_into().unwrap_or_else(|_| panic!("no {key:?} triple in {line:?}"))
+    };
+    (three(" gates "), three(" irqs "))
+}
+
 /// Checks 1-4 of the issue on one boot log: the child runs and counts; it
 /// is checkpointed periodically; after the crash it is restored from the
 /// last checkpoint and continues from there, its gates and IRQs still
@@ -203,6 +214,12 @@ fn check_child_run(log: &str) -> std::collections::BTreeMap<u64, u64> {
             } else {
                 // before the crash the counter only grows
                 assert!(c >= last_count, "the counter went back without a restore: {l}");
+                // and no IRQ trigger is lost to the checkpoints: each round the
+                // client calls gate 0x200 and triggers the three IRQs once
+                let (gates, irqs) = demo_labels(l);
+                for (i, n) in irqs.iter().enumerate() {
+                    assert!(n.abs_diff(gates[1]) <= 1, "IRQ {i} delivered {n} times for {} rounds: {l}", gates[1]);
+                }
             }
             last_count = c;
         } else if l.contains("rtcr: checkpoint ") && l.contains(" pages copied, pause ") {

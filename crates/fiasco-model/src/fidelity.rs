@@ -54,6 +54,13 @@
 //!   `trampoline` probe: the thread's values come back when the exception
 //!   is answered). rtcr never reads a UTCB while its thread is in an
 //!   exception; it lets the thread run the trampoline first.
+//! * Time-slice donation and the direct switch of IPC (`thread-ipc.cpp`,
+//!   `do_direct_switch`): on the kernel a send without the SCHEDULE tag
+//!   flag switches straight to the receiver whenever the sender runs on a
+//!   donated time slice, even a lower-priority receiver; the model always
+//!   lets the scheduler choose. Found on the kernel (lost zero-timeout IRQ
+//!   triggers after each checkpoint); rtcr sends everything to a child with
+//!   SCHEDULE (rtcr-core `NO_DONATION`), which the model's behaviour matches.
 //! * Multiple CPUs, CPU affinity beyond validation, migration.
 //! * Preemption inside a step: a thread leaves the CPU only between steps
 //!   (a step is one atomic stretch of a program's computation).

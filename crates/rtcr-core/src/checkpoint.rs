@@ -49,7 +49,7 @@ use l4_sys::{ipc, MsgTag, Timeout, TimeoutPair};
 use rtcr_image::record::{CapRecord, Checkpoint, ObjectRecord, PageRecord, ThreadRecord, ThreadState};
 
 use crate::labels::{self, Service};
-use crate::supervisor::{ObjKind, Supervisor};
+use crate::supervisor::{ObjKind, Supervisor, NO_DONATION};
 use crate::{Env, Error};
 
 /// The trampoline's interface. rtcr maps its code at
@@ -247,10 +247,10 @@ impl Supervisor {
                     if let crate::services::Reply::Words(l, w) = r {
                         let k = w.len().min(63);
                         env.utcb().mr[..k].copy_from_slice(&w[..k]);
-                        let _ = ipc::reply(env, MsgTag::new(l, k, 0, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                        let _ = ipc::reply(env, MsgTag::new(l, k, 0, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
                     } else if let crate::services::Reply::Item(l, it, _) = r {
                         env.utcb().mr[..2].copy_from_slice(&it.words());
-                        let _ = ipc::reply(env, MsgTag::new(l, 0, 1, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                        let _ = ipc::reply(env, MsgTag::new(l, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
                     }
                 }
                 None => {}
@@ -267,7 +267,7 @@ impl Supervisor {
         env.fpu_load(fpu);
         env.utcb().mr[..n].copy_from_slice(r);
         let real = self.thread_cap(t);
-        let tag = MsgTag::new(0, n, 0, l4_sys::msgtag::TagFlags::TRANSFER_FPU);
+        let tag = MsgTag::new(0, n, 0, l4_sys::msgtag::TagFlags::TRANSFER_FPU | NO_DONATION);
         ipc::send(env, real.idx(), tag, TimeoutPair::SEND_ZERO)?;
         Ok(())
     }

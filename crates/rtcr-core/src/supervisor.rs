@@ -37,6 +37,15 @@ pub const PRIV_BASE: u64 = 0xF00;
 /// Priority rtcr runs at: above any child, so a checkpoint is never starved.
 pub const RTCR_PRIO: u64 = 250;
 
+/// The tag flag of every message rtcr sends to the child (replies, resumes):
+/// `L4_MSGTAG_SCHEDULE`, no direct switch. Without it the kernel switches
+/// straight to the receiver whenever rtcr runs on a time slice a child's
+/// call donated, and the child runs before rtcr is back in its receive: a
+/// zero-timeout send of the child to rtcr (`l4_irq_trigger` on an IRQ rtcr
+/// proxies) then fails. Seen on the kernel as lost IRQ triggers right after
+/// each checkpoint (`thread-ipc.cpp`, `do_direct_switch`).
+pub(crate) const NO_DONATION: l4_sys::msgtag::TagFlags = l4_sys::msgtag::TagFlags::SCHEDULE;
+
 /// A demand-zero region of the child's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -616,11 +625,11 @@ impl Supervisor {
                 crate::services::Reply::Words(label, words) => {
                     let n = words.len().min(63);
                     env.utcb().mr[..n].copy_from_slice(&words[..n]);
-                    let _ = ipc::reply(env, MsgTag::new(label, n, 0, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                    let _ = ipc::reply(env, MsgTag::new(label, n, 0, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
                 }
                 crate::services::Reply::Item(label, item, then) => {
                     env.utcb().mr[..2].copy_from_slice(&item.words());
-                    let r = ipc::reply(env, MsgTag::new(label, 0, 1, Default::default()), 0, TimeoutPair::SEND_ZERO);
+                    let r = ipc::reply(env, MsgTag::new(label, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
                     if r.is_ok() {
                         if let Some(obj) = then {
                             self.record_new_slot(env, obj)?;
