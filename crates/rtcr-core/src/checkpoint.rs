@@ -41,11 +41,12 @@
 
 use alloc::vec::Vec;
 
+use l4_sys::cap::{kind, Cap, CapIdx};
 use l4_sys::exc::Arch;
 use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::task::{self, unmap_mask, AccessFlags, UNMAP_MAX};
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
-use l4_sys::{ipc, MsgTag, Timeout, TimeoutPair};
+use l4_sys::{ipc, irq, MsgTag, Timeout, TimeoutPair};
 use rtcr_image::record::{CapRecord, Checkpoint, ObjectRecord, PageRecord, ThreadRecord, ThreadState};
 
 use crate::labels::{self, Service};
@@ -410,6 +411,7 @@ impl Supervisor {
             task::unmap_batch(env, crate::supervisor::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
         }
         self.refresh_gate_labels(env);
+        self.sample_irq_pending(env)?;
         // 4. resume (a re-issued call's relative timeouts lose the pause too)
         for s in &saved {
             if s.state == ThreadState::InKernel {
@@ -442,6 +444,36 @@ impl Supervisor {
         }
     }
 
+    /// Which software IRQs hold a trigger their (stopped) thread has not
+    /// taken yet. The kernel tells only on detach (`l4_irq_detach`: "was
+    /// pending"), which drops the delivery; so each is bound again at once
+    /// and, if one was pending, triggered again: the live child loses
+    /// nothing, and the record says "pending" so that a restore raises it
+    /// too. IRQs on a hardware line are left alone (their binding and mask
+    /// state belong to the ICU; a level-triggered line asserts again).
+    fn sample_irq_pending<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        self.irq_pending.clear();
+        let irqs: Vec<(u32, CapIdx, u64, u32)> = self
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o.kind {
+                ObjKind::Irq { label, bound: Some(t), hw: None } => Some((i as u32, o.cap, label, t)),
+                _ => None,
+            })
+            .collect();
+        for (i, cap, label, t) in irqs {
+            let q: Cap<kind::Irq> = Cap::new(cap);
+            let was = irq::detach(env, q)? == irq::DetachResult::WasPending;
+            irq::bind_thread(env, q, self.thread_cap(t), label)?;
+            if was {
+                irq::trigger(env, q)?;
+                self.irq_pending.insert(i);
+            }
+        }
+        Ok(())
+    }
+
     /// Copies the pages of the last cut that the child has not written yet
     /// (those it wrote were copied when it did, see `resolve_fault`).
     pub fn complete<E: Env>(&mut self, env: &mut E) -> Result<usize, Error> {
@@ -465,7 +497,8 @@ impl Supervisor {
         let objects = self
             .objects
             .iter()
-            .map(|o| match o.kind {
+            .enumerate()
+            .map(|(i, o)| match o.kind {
                 ObjKind::Service(service, label) => ObjectRecord::Service { service, label },
                 ObjKind::Thread(t) => ObjectRecord::Thread { thread: t },
                 ObjKind::Gate { label, bound } => {
@@ -475,7 +508,7 @@ impl Supervisor {
                     label,
                     bound: bound.map(|t| self.threads[t as usize].obj),
                     hw_line: hw,
-                    pending: false,
+                    pending: self.irq_pending.contains(&(i as u32)),
                 },
                 ObjKind::Semaphore => ObjectRecord::Semaphore { count: 0 },
             })

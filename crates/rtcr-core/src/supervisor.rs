@@ -205,6 +205,8 @@ pub struct Supervisor {
     /// Pages of the last cut not copied into the shadow yet.
     pub(crate) pending: alloc::collections::BTreeSet<u64>,
     pub(crate) scan_hint: u64,
+    /// The software IRQs that held an undelivered trigger at the last cut.
+    pub(crate) irq_pending: alloc::collections::BTreeSet<u32>,
     pub(crate) kip: Option<(u64, u64)>,
     pub(crate) exchange: Vec<u64>,
     /// rtcr's address of the trampoline's frame.
@@ -246,6 +248,7 @@ impl Supervisor {
             dirty: alloc::collections::BTreeSet::new(),
             pending: alloc::collections::BTreeSet::new(),
             scan_hint: 8,
+            irq_pending: alloc::collections::BTreeSet::new(),
             kip: None,
             exchange: Vec::new(),
             tramp: 0,
