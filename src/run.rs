@@ -169,9 +169,12 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             Ok(_) => {
                 log!(&mut env, "rtcr: image module '{=str}' ({=usize} bytes) put into the store", rname, rbytes.len())
             }
+            // the store takes only an image that verifies (and fits): a
+            // damaged one is refused here with the reason, before any of it
+            // is used, and the child starts afresh
             Err(e) => log!(
                 &mut env,
-                "rtcr: image module '{=str}' does not fit the store: {}",
+                "rtcr: image module '{=str}' refused, the child starts afresh: {}",
                 rname,
                 defmt::Display2Format(&e)
             ),

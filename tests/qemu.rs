@@ -290,6 +290,22 @@ fn check_migration(
     let at_cut = counts.get(&seq).copied().unwrap_or(0);
     assert!(printed.len() >= 3, "the migrated child counts: {printed:?}");
     assert!(printed[0] >= at_cut && printed.windows(2).all(|w| w[1] > w[0]), "{printed:?} from {at_cut}");
+
+    // a damaged image is refused with the reason, and the child starts afresh
+    let dir = std::env::temp_dir().join(format!("rtcr-qemu-{arch}-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("damaged.img");
+    let mut damaged = image.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x20;
+    std::fs::write(&bad, &damaged).unwrap();
+    let log = boot_with(arch, fvar, lvar, "", timeout, &[demo_child(arch), bad], "child=rtcr-demo restore=damaged.img")
+        .expect("the first boot ran, so this one can");
+    let _ = std::fs::remove_dir_all(&dir);
+    let why = expect_line(&log, "rtcr: image module 'damaged.img' refused, the child starts afresh: ");
+    assert!(why.contains("checksum"), "the reason names the damage: {why}");
+    expect_line(&log, "demo: started");
+    expect_line(&log, "rtcr: child 'rtcr-demo' started");
 }
 
 #[test]
