@@ -106,6 +106,7 @@ pub extern "C" fn rtcr_main() -> ! {
         config.max_pages,
         config.restore.unwrap_or("-")
     );
+    let mut stamp_hz = kip.map(crate::probe::stamp_hz).unwrap_or(1);
     match crate::heap::init(&mut k, HEAP_PAGES) {
         Ok(pages) => {
             say!(&mut k, "rtcr: heap {} KiB at {:#x} from sigma0", pages * 4, crate::heap::HEAP_VA);
@@ -117,8 +118,9 @@ pub extern "C" fn rtcr_main() -> ! {
                     crate::probe::stamp_hz(kip),
                     alloc::vec![(ENV_TEST_VA, ENV_TEST_VA + 4096)],
                 );
-                env_self_check(&mut env);
+                let measured = env_self_check(&mut env);
                 k = env.into_thread();
+                stamp_hz = calibrated_stamp_hz(&mut k, stamp_hz, measured);
             }
         }
         Err(e) => say!(&mut k, "rtcr: no heap: sigma0 gave no RAM: {e}"),
@@ -136,7 +138,7 @@ pub extern "C" fn rtcr_main() -> ! {
             Some((r, Ok(b))) => Some((r, b)),
             Some((r, Err(why))) => stop(&mut k, format_args!("image module '{r}': {why}")),
         };
-        let env = crate::env::KernelEnv::new(k, kip, crate::probe::stamp_hz(kip), crate::run::windows());
+        let env = crate::env::KernelEnv::new(k, kip, stamp_hz, crate::run::windows());
         crate::run::run(env, &config, (child, child_bytes), restore);
     }
 
@@ -319,13 +321,14 @@ const ENV_TEST_VA: u64 = 0x31_0000_0000;
 
 /// rtcr-core's environment on this kernel, checked piece by piece: rtcr's
 /// memory through the window check, the FPU save/load pair, and the
-/// entry-stamp counter against the KIP clock.
-fn env_self_check(env: &mut crate::env::KernelEnv) {
+/// entry-stamp counter against the KIP clock. Returns the counter's rate as
+/// measured against the KIP clock (Hz), if it could be measured.
+fn env_self_check(env: &mut crate::env::KernelEnv) -> Option<u64> {
     use rtcr_core::Env;
     let window = Fpage::mem(ENV_TEST_VA, 12, MemRights::empty());
     if let Err(e) = sigma0::map_any(env, Cap::new(base::PAGER), 12, window) {
         say!(env, "rtcr: env self-check: no page from sigma0: {e}");
-        return;
+        return None;
     }
     let pattern: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     let mut back = alloc::vec![0u8; 4096];
@@ -350,4 +353,17 @@ fn env_self_check(env: &mut crate::env::KernelEnv) {
          ({} bytes) {fpu_ok}, stamp counter vs KIP clock over a 200 ms sleep: {permille} per mille",
         state.len()
     );
+    let elapsed_us = t1.saturating_sub(t0);
+    (elapsed_us >= 100_000).then(|| (s1.saturating_sub(s0) as u128 * 1_000_000 / elapsed_us as u128) as u64)
+}
+
+/// The entry-stamp counter's rate for rtcr-core (see
+/// `rtcr_core::checkpoint::stamp_hz_in_kernel_time`), said when it is not
+/// the nominal one.
+fn calibrated_stamp_hz(k: &mut CurrentThread, nominal: u64, measured: Option<u64>) -> u64 {
+    let hz = rtcr_core::checkpoint::stamp_hz_in_kernel_time(nominal, measured);
+    if hz != nominal {
+        say!(k, "rtcr: stamp counter calibrated against the KIP clock: {hz} Hz (nominal {nominal} Hz)");
+    }
+    hz
 }

@@ -189,6 +189,17 @@ pub fn run_down_relative_timeouts(arch: Arch, regs: &mut [u64], now: u64, hz: u6
     regs[rr.stamp] = now;
 }
 
+/// The entry-stamp counter's rate to use: `nominal` (the KIP's CPU
+/// frequency, CNTFRQ_EL0), unless `measured` against the kernel clock is more
+/// than 2 % off — the TSC under QEMU TCG ran 11–33 % fast — then the measured
+/// one, so that relative timeouts run down in kernel time.
+pub fn stamp_hz_in_kernel_time(nominal: u64, measured: Option<u64>) -> u64 {
+    match measured {
+        Some(m) if m > 0 && m.abs_diff(nominal) * 50 > nominal => m,
+        _ => nominal,
+    }
+}
+
 impl Supervisor {
     /// Waits for the exception of thread `t` (answering anything else the
     /// child sends meanwhile); returns its register set.
@@ -579,5 +590,20 @@ mod tests {
         let mut d: alloc::vec::Vec<u64> = (0..37u64).map(|i| 0x7000 + 4096 * i).collect();
         let total: u64 = runs_to_fpages(&mut d).iter().map(|f| f.size() / 4096).sum();
         assert_eq!(total, 37);
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::stamp_hz_in_kernel_time as hz;
+
+    #[test]
+    fn the_nominal_rate_unless_the_measurement_is_more_than_two_percent_off() {
+        assert_eq!(hz(1_000_000, None), 1_000_000);
+        assert_eq!(hz(1_000_000, Some(1_019_000)), 1_000_000);
+        assert_eq!(hz(1_000_000, Some(981_000)), 1_000_000);
+        assert_eq!(hz(1_000_000, Some(1_250_000)), 1_250_000);
+        assert_eq!(hz(1_000_000, Some(900_000)), 900_000);
+        assert_eq!(hz(1_000_000, Some(0)), 1_000_000, "a failed measurement is ignored");
     }
 }
