@@ -397,3 +397,26 @@ fn reassemble_turns_a_console_dump_back_into_the_image() {
     let (code, stdout, _) = rtcrctl(&["reassemble", path(&d.join("nothing.log")), "x"]);
     assert_eq!(code, 2, "{stdout}");
 }
+
+#[test]
+fn log_reads_rtcrs_defmt_table_and_passes_other_lines_through() {
+    // the bare-metal rtcr that scripts/check.sh builds (its defmt table)
+    let Some(elf) = std::env::var_os("RTCR_ELF_X86_64") else {
+        eprintln!("SKIPPED: RTCR_ELF_X86_64 not set (scripts/check.sh builds rtcr and sets it)");
+        return;
+    };
+    let d = dir("log");
+    let log = d.join("serial.log");
+    std::fs::write(&log, "rtcr: root task up on x86_64\nrtcr-demo: demo: count 64\nrtcr-defmt 0g\nKERNEL: x\n")
+        .unwrap();
+    let (code, out, err) = rtcrctl(&["log", "--elf", elf.to_str().unwrap(), path(&log)]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "rtcr: root task up on x86_64");
+    assert_eq!(lines[1], "rtcr-demo: demo: count 64");
+    assert!(lines[2].contains("damaged rtcr-defmt line"), "{out}");
+    assert_eq!(lines[3], "KERNEL: x");
+    // an ELF without a defmt table is refused with the reason
+    let (code, _, err) = rtcrctl(&["log", "--elf", path(&log), path(&log)]);
+    assert_eq!(code, 2, "{err}");
+}
