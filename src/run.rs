@@ -262,7 +262,14 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
             Event::CheckpointFailed(why) => {
                 log!(env, "rtcr: checkpoint failed (the previous image stays): {=str}", why.as_str())
             }
-            Event::ImageRefused(why) => log!(env, "rtcr: image refused, starting the child afresh: {=str}", why.as_str()),
+            Event::ImageRefused(why) => log!(env, "rtcr: image refused: {=str}", why.as_str()),
+            Event::RestoreFailed { seq, why } => log!(
+                env,
+                "rtcr: restoring checkpoint {=u64} failed, trying the older one: {=str}",
+                seq,
+                why.as_str()
+            ),
+            Event::StartedAfresh => log!(env, "rtcr: no image could be restored: the child started afresh"),
         }
     }
 }

@@ -149,3 +149,78 @@ fn a_wild_jump_crashes_the_child_and_it_is_restored_with_every_slot() {
     assert_eq!(good, total);
     assert_eq!(total, slots_before.len() + 4, "recorded slots and four exception gates");
 }
+
+#[test]
+fn when_the_newest_image_cannot_be_restored_the_older_one_is() {
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("fallback"), store, Policy::default()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 25_000).unwrap();
+    // a newest image that decodes but cannot be restored: its hardware IRQ
+    // names an interrupt line this kernel does not have
+    let (_, newest) = d.store.latest().unwrap();
+    let (meta, mut cp) = rtcr_image::decode(&newest).unwrap();
+    let hw = cp.objects.iter_mut().find_map(|o| match o {
+        rtcr_image::ObjectRecord::Irq { hw_line: Some(line), .. } => Some(line),
+        _ => None,
+    });
+    *hw.expect("the scenario binds a hardware line") = 999;
+    let poisoned = rtcr_core::encode_image(Arch::Amd64, meta.sequence + 1, &cp).unwrap();
+    d.store.write(&poisoned).unwrap();
+    let taken = d.sup.frames_taken();
+    let slots = d.sup.recorded_slots();
+    d.events.clear();
+    // crash: the driver tries the poisoned image, takes it down, restores the older
+    let ct = child_obj(env.0.model(), &d.sup);
+    let c = counter(&mut env, &d);
+    env.0.model().poke(ct, CRASH_AT, &(c + 1).to_le_bytes());
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 5_000).unwrap();
+    let failed =
+        d.events.iter().position(|e| matches!(e, Event::RestoreFailed { seq, .. } if *seq == meta.sequence + 1));
+    let restored = d.events.iter().position(|e| matches!(e, Event::Restored { seq, .. } if *seq == meta.sequence));
+    assert!(failed.is_some() && restored.is_some() && failed < restored, "{:?}", d.events);
+    assert!(!d.events.iter().any(|e| matches!(e, Event::StartedAfresh)), "{:?}", d.events);
+    // the child is whole and runs on; the failed try left nothing behind
+    assert_eq!(d.sup.recorded_slots(), slots);
+    let (good, total) = d.sup.verify_slots(&mut env).unwrap();
+    assert_eq!(good, total);
+    assert_eq!(d.sup.frames_taken(), taken, "the failed restore's frames were reused");
+    let later = env.0.model().clock_us();
+    let before = counter(&mut env, &d);
+    d.run_until(&mut env, later + 3_000).unwrap();
+    assert!(counter(&mut env, &d) > before, "it counts on");
+}
+
+#[test]
+fn when_no_image_can_be_restored_the_child_starts_afresh() {
+    let mut m = scenario_model(Arch::Arm64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("afresh"), store, Policy::default()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 25_000).unwrap();
+    // both slots poisoned
+    for _ in 0..2 {
+        let (_, newest) = d.store.latest().unwrap();
+        let (meta, mut cp) = rtcr_image::decode(&newest).unwrap();
+        for o in cp.objects.iter_mut() {
+            if let rtcr_image::ObjectRecord::Irq { hw_line: Some(line), .. } = o {
+                *line = 999;
+            }
+        }
+        d.store.write(&rtcr_core::encode_image(Arch::Arm64, meta.sequence + 1, &cp).unwrap()).unwrap();
+    }
+    d.events.clear();
+    d.recover(&mut env).unwrap();
+    let fails = d.events.iter().filter(|e| matches!(e, Event::RestoreFailed { .. })).count();
+    assert_eq!(fails, 2, "{:?}", d.events);
+    assert!(matches!(d.events.last(), Some(Event::StartedAfresh)), "{:?}", d.events);
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 5_000).unwrap();
+    assert!(counter(&mut env, &d) > 0, "the fresh child counts");
+}

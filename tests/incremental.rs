@@ -78,7 +78,7 @@ fn a_hundred_checkpoint_restore_cycles_leave_the_child_exact() {
         // restore into the same rtcr: the old child and its objects go first
         let frames = sup.destroy(&mut env).unwrap();
         sup = Supervisor::restore_into(&mut env, spec("x"), &cp, meta.sequence, Some(frames))
-            .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
+            .unwrap_or_else(|e| panic!("cycle {cycle}: {}", e.error));
         // the restored child reuses the frames the old one left: restoring
         // again and again takes nothing more from sigma0
         let now_taken = sup.frames_taken();

@@ -10,6 +10,7 @@ use l4_sys::Timeout;
 use rtcr_image::{ImageMeta, Region, Store};
 
 use crate::checkpoint::Stats;
+use crate::restore::{Frames, RestoreFailed};
 use crate::supervisor::{ChildSpec, ServeOutcome, Supervisor};
 use crate::{Env, Error};
 
@@ -44,9 +45,59 @@ pub enum Event {
     },
     /// A checkpoint failed; the previous image is still the one to restore.
     CheckpointFailed(alloc::string::String),
-    /// At start, the store held no image rtcr may restore (corrupt, or made
-    /// for another architecture or page size): the child starts fresh.
+    /// An image in the store could not be used (corrupt, or made for another
+    /// architecture or page size); the next one is tried, then a fresh start.
     ImageRefused(alloc::string::String),
+    /// Restoring the image with this sequence failed half-way (what was
+    /// built is taken down again); the older image is tried next.
+    RestoreFailed {
+        /// Sequence of the image.
+        seq: u64,
+        /// Why.
+        why: alloc::string::String,
+    },
+    /// No image could be restored: the child started afresh from its ELF.
+    StartedAfresh,
+}
+
+/// Restores from the newest image in `store` that decodes and restores,
+/// trying the older slot when the newest fails; says in `events` what was
+/// passed over and why. Returns the supervisor (or none) and, when none,
+/// the frames the attempts used.
+fn restore_from_store<E: Env, R: Region>(
+    env: &mut E,
+    spec: &ChildSpec,
+    store: &Store<R>,
+    mut frames: Option<Frames>,
+    events: &mut Vec<Event>,
+) -> (Option<Supervisor>, Option<Frames>) {
+    let newest = match store.latest() {
+        Ok(x) => x,
+        Err(rtcr_image::StoreError::Empty) => return (None, frames),
+        Err(e) => {
+            events.push(Event::ImageRefused(format!("{e}")));
+            return (None, frames);
+        }
+    };
+    let older = store.read_slot(newest.0.other()).ok();
+    for bytes in core::iter::once(newest.1).chain(older) {
+        // an image from outside (another ECU) is verified before any of it is used
+        let (meta, cp) = match rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12) {
+            Ok(x) => x,
+            Err(e) => {
+                events.push(Event::ImageRefused(format!("{e}")));
+                continue;
+            }
+        };
+        match Supervisor::restore_into(env, spec.clone(), &cp, meta.sequence, frames.take()) {
+            Ok(sup) => return (Some(sup), None),
+            Err(RestoreFailed { error, frames: left }) => {
+                events.push(Event::RestoreFailed { seq: meta.sequence, why: format!("{error}") });
+                frames = Some(left);
+            }
+        }
+    }
+    (None, frames)
 }
 
 /// Driver settings.
@@ -122,24 +173,9 @@ impl<R: Region> Driver<R> {
     /// otherwise fresh from `spec`.
     pub fn start<E: Env>(env: &mut E, spec: ChildSpec, store: Store<R>, policy: Policy) -> Result<Self, Error> {
         let mut events = Vec::new();
-        // an image from outside (another ECU) is verified before any of it is used
-        let image = match store.latest() {
-            Ok((_, bytes)) => match rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12) {
-                Ok(x) => Some(x),
-                Err(e) => {
-                    events.push(Event::ImageRefused(format!("{e}")));
-                    None
-                }
-            },
-            Err(rtcr_image::StoreError::Empty) => None,
-            Err(e) => {
-                events.push(Event::ImageRefused(format!("{e}")));
-                None
-            }
-        };
-        let sup = match image {
-            Some((meta, cp)) => Supervisor::restore(env, spec.clone(), &cp, meta.sequence)?,
-            None => Supervisor::spawn(env, spec.clone())?,
+        let sup = match restore_from_store(env, &spec, &store, None, &mut events) {
+            (Some(sup), _) => sup,
+            (None, frames) => Supervisor::spawn_into(env, spec.clone(), frames)?,
         };
         let now = env.clock_us();
         Ok(Driver {
@@ -208,17 +244,28 @@ impl<R: Region> Driver<R> {
         }
         // the restore's time starts here: reading and checking the image is part of it
         let t1 = env.clock_us();
-        let (_, bytes) = self.store.latest().map_err(|e| Error::Image(format!("{e}")))?;
-        let (meta, cp) =
-            rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| Error::Image(format!("{e}")))?;
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
         let frames = old.destroy(env)?;
-        self.sup = Supervisor::restore_into(env, self.spec.clone(), &cp, meta.sequence, Some(frames))?;
+        let restored = restore_from_store(env, &self.spec, &self.store, Some(frames), &mut self.events);
+        let seq = match restored {
+            (Some(sup), _) => {
+                self.sup = sup;
+                Some(self.sup.seq)
+            }
+            // nothing to restore from: the child starts again from its ELF
+            (None, frames) => {
+                self.sup = Supervisor::spawn_into(env, self.spec.clone(), frames)?;
+                self.events.push(Event::StartedAfresh);
+                None
+            }
+        };
         let t2 = env.clock_us();
         self.restoring_us += t2 - t1;
         self.last_restore = Some(t2);
         self.next_checkpoint = t2 + self.policy.interval_us;
-        self.events.push(Event::Restored { seq: meta.sequence, backoff_us: t1 - t0, took_us: t2 - t1 });
+        if let Some(seq) = seq {
+            self.events.push(Event::Restored { seq, backoff_us: t1 - t0, took_us: t2 - t1 });
+        }
         Ok(())
     }
 }

@@ -31,194 +31,43 @@ impl Supervisor {
     /// (where it keeps frames, the trampoline); the child's side comes from
     /// the record.
     pub fn restore<E: Env>(env: &mut E, spec: ChildSpec, cp: &Checkpoint, seq: u64) -> Result<Self, Error> {
-        Self::restore_into(env, spec, cp, seq, None)
+        Self::restore_into(env, spec, cp, seq, None).map_err(|f| f.error)
     }
 
     /// [`Supervisor::restore`] into the frames a destroyed child left
     /// ([`Supervisor::destroy`]), so that restoring again and again takes no
-    /// more memory from sigma0 than the child needs.
+    /// more memory from sigma0 than the child needs. A restore that fails
+    /// half-way takes down what it built and gives the frames back with the
+    /// error, for a try with another image.
     pub fn restore_into<E: Env>(
         env: &mut E,
         mut spec: ChildSpec,
         cp: &Checkpoint,
         seq: u64,
         frames: Option<Frames>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, RestoreFailed> {
         spec.utcb_area = cp.utcb_area;
         spec.name = cp.child.clone();
         let mut s = Supervisor::new_for_restore(spec, env.arch());
         if let Some(f) = frames {
-            s.free_frames = f.free;
-            s.frames_next = f.next;
-            s.kip = f.kip;
+            s.take_frames(f);
         }
         s.seq = seq;
-        l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
-        s.create_task(env)?;
-        s.map_trampoline(env)?;
-        let n = cp.objects.len();
-        let mut map: Vec<Option<u32>> = alloc::vec![None; n];
-        // threads first
-        let mut thread_objs: Vec<(usize, u32)> = cp
-            .objects
-            .iter()
-            .enumerate()
-            .filter_map(|(i, o)| match o {
-                ObjectRecord::Thread { thread } => Some((i, *thread)),
-                _ => None,
-            })
-            .collect();
-        thread_objs.sort_by_key(|x| x.1);
-        for (expect, (i, t)) in thread_objs.iter().enumerate() {
-            if *t as usize != expect || cp.threads.len() <= *t as usize {
-                return Err(bad("thread records are not numbered 0..n"));
-            }
-            let idx = s.new_thread(env, None)?;
-            map[*i] = Some(s.threads[idx as usize].obj);
-        }
-        let thread_of = |map: &Vec<Option<u32>>, s: &Supervisor, r: u32| -> Result<u32, Error> {
-            let o = map.get(r as usize).copied().flatten().ok_or_else(|| bad("binding names a non-thread"))?;
-            match s.objects[o as usize].kind {
-                ObjKind::Thread(t) => Ok(t),
-                _ => Err(bad("binding names a non-thread")),
-            }
-        };
-        for (i, o) in cp.objects.iter().enumerate() {
-            let new = match o {
-                ObjectRecord::Thread { .. } => continue,
-                ObjectRecord::Task => continue,
-                ObjectRecord::Service { service, label } => {
-                    let (svc, index) = labels::decode(*label).ok_or_else(|| bad("service label"))?;
-                    if svc != *service {
-                        return Err(bad("service label does not name its service"));
-                    }
-                    let g = s.service_gate(env, svc, index)?;
-                    s.add_obj(Obj {
-                        kind: ObjKind::Service(svc, *label),
-                        cap: g,
-                        child_view: g,
-                        rights: 7,
-                        server: false,
-                    })?
-                }
-                ObjectRecord::Gate { label, bound } => {
-                    let b = match bound {
-                        Some(r) => Some((thread_of(&map, &s, *r)?, *label)),
-                        None => None,
-                    };
-                    s.create_gate_for_child(env, b)?
-                }
-                ObjectRecord::Irq { label, bound, hw_line, pending } => {
-                    let o = s.create_irq_for_child(env)?;
-                    let cap: Cap<l4_sys::cap::kind::Irq> = Cap::new(s.objects[o as usize].cap);
-                    let b = match bound {
-                        Some(r) => {
-                            let t = thread_of(&map, &s, *r)?;
-                            irq::bind_thread(env, cap, s.thread_cap(t), *label)?;
-                            Some(t)
-                        }
-                        None => None,
-                    };
-                    if let Some(line) = hw_line {
-                        icu::bind(env, Cap::new(l4_sys::cap::base::ICU), *line as u64, cap)?;
-                    }
-                    s.objects[o as usize].kind = ObjKind::Irq { label: *label, bound: b, hw: *hw_line };
-                    if *pending {
-                        irq::trigger(env, cap)?;
-                    }
-                    o
-                }
-                ObjectRecord::Semaphore { count } => {
-                    let slot = s.slot();
-                    let sem = factory::create_semaphore(env, FACTORY, slot)?;
-                    for _ in 0..*count {
-                        l4_sys::semaphore::up(env, sem)?;
-                    }
-                    s.add_obj(Obj { kind: ObjKind::Semaphore, cap: slot, child_view: slot, rights: 7, server: false })?
-                }
-            };
-            map[i] = Some(new);
-        }
-        s.created =
-            cp.objects.iter().filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task)).count()
-                as u32;
-        // the capability table, slot by slot
-        for c in &cp.caps {
-            let o = map
-                .get(c.object as usize)
-                .copied()
-                .flatten()
-                .ok_or_else(|| bad("capability names an unknown object"))?;
-            let view = s.objects[o as usize].child_view;
-            s.give_cap(env, view, c.slot, c.rights, c.server)?;
-            s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
-        }
-        // memory, write-protected
-        for p in &cp.pages {
-            let vpn = p.vaddr >> 12;
-            let b = s.frame(env)?;
-            env.write_mem(b, &p.data)?;
-            s.map_page(env, vpn, b, p.rights & !2)?;
-            s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-            s.shadow.insert(vpn, p.data.clone());
-            let end = p.vaddr + 4096;
-            if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
-                s.sigma0_next = s.sigma0_next.max(end);
+        match rebuild(&mut s, env, cp) {
+            Ok(()) => Ok(s),
+            Err(error) => {
+                // take down what was built, keep the frames for another try
+                let frames = s.destroy(env).unwrap_or_default();
+                Err(RestoreFailed { error, frames })
             }
         }
-        // threads: bind, schedule, UTCB; each stays stopped until all are
-        // ready, so none runs (or crashes) while the others are restored
-        let ri = regs(s.arch);
-        let flags = s.start_flags();
-        let mut ready: Vec<(u32, Vec<u64>, &[u8], bool)> = Vec::new();
-        for (t, tr) in cp.threads.iter().enumerate() {
-            let t = t as u32;
-            if tr.utcb != 0 {
-                s.bind_thread(env, t, tr.utcb, tr.pager_slot)?;
-            }
-            if tr.prio > 0 {
-                s.run_thread(env, t, tr.prio as u64, tr.quantum_us)?;
-            }
-            if tr.state == ThreadState::Dead || tr.utcb == 0 {
-                continue;
-            }
-            let real = s.thread_cap(t);
-            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION | flags)?;
-            let first = s.wait_exception(env, t)?;
-            let mut words = tr.utcb_words.clone();
-            // deadlines on this ECU's clock
-            let now = env.clock_us();
-            for &(br, left) in &tr.timeouts {
-                if let Some(w) = words.get_mut(65 + br as usize) {
-                    *w = now + left;
-                }
-            }
-            let mut page = alloc::vec![0u8; 1024];
-            for (i, w) in words.iter().enumerate().take(128) {
-                page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-            }
-            let b = s.exchange_backing(t);
-            env.write_mem(b, &page)?;
-            let mut start = first;
-            start[ri.sp] = tr.regs[ri.sp];
-            s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
-            ready.push((t, tr.regs.clone(), &tr.fpu, tr.state == ThreadState::InKernel));
-        }
-        // registers: all threads go at once
-        let stamp = env.arch().restart_regs().stamp;
-        for (t, mut regs, fpu, in_kernel) in ready {
-            if in_kernel {
-                // the image holds what was left of a re-issued call's
-                // relative timeouts at the cut; it starts counting now, on
-                // this ECU's counter
-                if let Some(r) = regs.get_mut(stamp) {
-                    *r = env.stamp_now();
-                }
-            }
-            s.resume_with(env, t, &regs, fpu)?;
-            s.threads[t as usize].started = true;
-        }
-        Ok(s)
+    }
+
+    /// Uses the frames a destroyed child left (before anything is built).
+    pub(crate) fn take_frames(&mut self, f: Frames) {
+        self.free_frames = f.free;
+        self.frames_next = f.next;
+        self.kip = f.kip;
     }
 
     /// Removes the child and every object rtcr held for it (before a restore
@@ -228,6 +77,8 @@ impl Supervisor {
         let me = crate::supervisor::ME;
         let mut free: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
         free.extend(self.exchange.iter().copied());
+        // and those it had been given but not used yet (a restore that failed half-way)
+        free.extend(self.free_frames.iter().copied());
         if self.tramp != 0 {
             free.push(self.tramp);
         }
@@ -257,4 +108,173 @@ pub struct Frames {
     free: Vec<u64>,
     next: u64,
     kip: Option<(u64, u64)>,
+}
+
+/// Builds the child of `cp` into the fresh supervisor `s`.
+fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(), Error> {
+    l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
+    s.create_task(env)?;
+    s.map_trampoline(env)?;
+    let n = cp.objects.len();
+    let mut map: Vec<Option<u32>> = alloc::vec![None; n];
+    // threads first
+    let mut thread_objs: Vec<(usize, u32)> = cp
+        .objects
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            ObjectRecord::Thread { thread } => Some((i, *thread)),
+            _ => None,
+        })
+        .collect();
+    thread_objs.sort_by_key(|x| x.1);
+    for (expect, (i, t)) in thread_objs.iter().enumerate() {
+        if *t as usize != expect || cp.threads.len() <= *t as usize {
+            return Err(bad("thread records are not numbered 0..n"));
+        }
+        let idx = s.new_thread(env, None)?;
+        map[*i] = Some(s.threads[idx as usize].obj);
+    }
+    let thread_of = |map: &Vec<Option<u32>>, s: &Supervisor, r: u32| -> Result<u32, Error> {
+        let o = map.get(r as usize).copied().flatten().ok_or_else(|| bad("binding names a non-thread"))?;
+        match s.objects[o as usize].kind {
+            ObjKind::Thread(t) => Ok(t),
+            _ => Err(bad("binding names a non-thread")),
+        }
+    };
+    for (i, o) in cp.objects.iter().enumerate() {
+        let new = match o {
+            ObjectRecord::Thread { .. } => continue,
+            ObjectRecord::Task => continue,
+            ObjectRecord::Service { service, label } => {
+                let (svc, index) = labels::decode(*label).ok_or_else(|| bad("service label"))?;
+                if svc != *service {
+                    return Err(bad("service label does not name its service"));
+                }
+                let g = s.service_gate(env, svc, index)?;
+                s.add_obj(Obj { kind: ObjKind::Service(svc, *label), cap: g, child_view: g, rights: 7, server: false })?
+            }
+            ObjectRecord::Gate { label, bound } => {
+                let b = match bound {
+                    Some(r) => Some((thread_of(&map, s, *r)?, *label)),
+                    None => None,
+                };
+                s.create_gate_for_child(env, b)?
+            }
+            ObjectRecord::Irq { label, bound, hw_line, pending } => {
+                let o = s.create_irq_for_child(env)?;
+                let cap: Cap<l4_sys::cap::kind::Irq> = Cap::new(s.objects[o as usize].cap);
+                let b = match bound {
+                    Some(r) => {
+                        let t = thread_of(&map, s, *r)?;
+                        irq::bind_thread(env, cap, s.thread_cap(t), *label)?;
+                        Some(t)
+                    }
+                    None => None,
+                };
+                if let Some(line) = hw_line {
+                    icu::bind(env, Cap::new(l4_sys::cap::base::ICU), *line as u64, cap)?;
+                }
+                s.objects[o as usize].kind = ObjKind::Irq { label: *label, bound: b, hw: *hw_line };
+                if *pending {
+                    irq::trigger(env, cap)?;
+                }
+                o
+            }
+            ObjectRecord::Semaphore { count } => {
+                let slot = s.slot();
+                let sem = factory::create_semaphore(env, FACTORY, slot)?;
+                for _ in 0..*count {
+                    l4_sys::semaphore::up(env, sem)?;
+                }
+                s.add_obj(Obj { kind: ObjKind::Semaphore, cap: slot, child_view: slot, rights: 7, server: false })?
+            }
+        };
+        map[i] = Some(new);
+    }
+    s.created =
+        cp.objects.iter().filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task)).count() as u32;
+    // the capability table, slot by slot
+    for c in &cp.caps {
+        let o =
+            map.get(c.object as usize).copied().flatten().ok_or_else(|| bad("capability names an unknown object"))?;
+        let view = s.objects[o as usize].child_view;
+        s.give_cap(env, view, c.slot, c.rights, c.server)?;
+        s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
+    }
+    // memory, write-protected
+    for p in &cp.pages {
+        let vpn = p.vaddr >> 12;
+        let b = s.frame(env)?;
+        env.write_mem(b, &p.data)?;
+        s.map_page(env, vpn, b, p.rights & !2)?;
+        s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
+        s.shadow.insert(vpn, p.data.clone());
+        let end = p.vaddr + 4096;
+        if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
+            s.sigma0_next = s.sigma0_next.max(end);
+        }
+    }
+    // threads: bind, schedule, UTCB; each stays stopped until all are
+    // ready, so none runs (or crashes) while the others are restored
+    let ri = regs(s.arch);
+    let flags = s.start_flags();
+    let mut ready: Vec<(u32, Vec<u64>, &[u8], bool)> = Vec::new();
+    for (t, tr) in cp.threads.iter().enumerate() {
+        let t = t as u32;
+        if tr.utcb != 0 {
+            s.bind_thread(env, t, tr.utcb, tr.pager_slot)?;
+        }
+        if tr.prio > 0 {
+            s.run_thread(env, t, tr.prio as u64, tr.quantum_us)?;
+        }
+        if tr.state == ThreadState::Dead || tr.utcb == 0 {
+            continue;
+        }
+        let real = s.thread_cap(t);
+        thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION | flags)?;
+        let first = s.wait_exception(env, t)?;
+        let mut words = tr.utcb_words.clone();
+        // deadlines on this ECU's clock
+        let now = env.clock_us();
+        for &(br, left) in &tr.timeouts {
+            if let Some(w) = words.get_mut(65 + br as usize) {
+                *w = now + left;
+            }
+        }
+        let mut page = alloc::vec![0u8; 1024];
+        for (i, w) in words.iter().enumerate().take(128) {
+            page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let b = s.exchange_backing(t);
+        env.write_mem(b, &page)?;
+        let mut start = first;
+        start[ri.sp] = tr.regs[ri.sp];
+        s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
+        ready.push((t, tr.regs.clone(), &tr.fpu, tr.state == ThreadState::InKernel));
+    }
+    // registers: all threads go at once
+    let stamp = env.arch().restart_regs().stamp;
+    for (t, mut regs, fpu, in_kernel) in ready {
+        if in_kernel {
+            // the image holds what was left of a re-issued call's
+            // relative timeouts at the cut; it starts counting now, on
+            // this ECU's counter
+            if let Some(r) = regs.get_mut(stamp) {
+                *r = env.stamp_now();
+            }
+        }
+        s.resume_with(env, t, &regs, fpu)?;
+        s.threads[t as usize].started = true;
+    }
+    Ok(())
+}
+
+/// A restore that failed: why, and the frames it used (for another try).
+#[derive(Debug)]
+pub struct RestoreFailed {
+    /// What went wrong.
+    pub error: Error,
+    /// rtcr's frames, free again.
+    pub frames: Frames,
 }

@@ -430,7 +430,19 @@ impl Supervisor {
     /// Creates the child's task, its service gates and first thread, loads
     /// its memory and starts it (the child contract, see the crate docs).
     pub fn spawn<E: Env>(env: &mut E, spec: ChildSpec) -> Result<Self, Error> {
+        Self::spawn_into(env, spec, None)
+    }
+
+    /// [`Supervisor::spawn`] into the frames a destroyed child left.
+    pub fn spawn_into<E: Env>(
+        env: &mut E,
+        spec: ChildSpec,
+        frames: Option<crate::restore::Frames>,
+    ) -> Result<Self, Error> {
         let mut s = Supervisor::new(spec, env.arch());
+        if let Some(f) = frames {
+            s.take_frames(f);
+        }
         scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
         s.create_task(env)?;
         s.create_services(env)?;

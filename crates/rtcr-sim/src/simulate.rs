@@ -143,6 +143,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 Event::Checkpoint { stats, .. } => rep.lines.push(format!("rtcr: checkpoint {}", stats.seq)),
                 Event::CheckpointFailed(w) => rep.lines.push(format!("rtcr: checkpoint failed: {w}")),
                 Event::ImageRefused(w) => rep.lines.push(format!("rtcr: image refused: {w}")),
+                Event::RestoreFailed { seq, why } => {
+                    rep.lines.push(format!("rtcr: restoring checkpoint {seq} failed, trying the older one: {why}"))
+                }
+                Event::StartedAfresh => rep.lines.push("rtcr: no image could be restored: started afresh".into()),
             }
         }
         store_bytes = d.store.region().0.clone();
