@@ -54,10 +54,10 @@ mod demo {
     const HW_IRQ: CapIdx = CapIdx(0x33);
     /// The hardware line bound through the ICU (rtcr records it and binds it
     /// again after a restore): on x86 GSI 2, the PIT's line through the I/O
-    /// APIC. It shows the ICU path on the kernel, but under QEMU it does not
-    /// fire (the kernel stops the PIT after calibrating its timer, and a
-    /// child has no I/O ports to start a device), so the `hw` count stays 0
-    /// there; on a board, bind a line a device really drives. QEMU's arm64
+    /// APIC. It shows the ICU path on the kernel, but under QEMU it did not
+    /// fire (presumably the kernel leaves the PIT stopped after calibrating
+    /// its timer; a child has no I/O ports to start a device), so the `hw`
+    /// count stays 0 there; on a board, bind a line a device really drives. QEMU's arm64
     /// `virt` has no free line that fires without programming a device, so
     /// the demo binds none there.
     #[cfg(target_arch = "x86_64")]
