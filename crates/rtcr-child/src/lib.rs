@@ -1,6 +1,7 @@
 //! What the rtcr children share: the child contract (capability slots, UTCB
 //! layout, how threads are started), a line-at-a-time kernel log, thread
-//! stacks, the entry stub and the panic handler.
+//! stacks and the panic handler. The entry stub is l4-sys's
+//! `root_task_entry!`, the same rtcr uses.
 //!
 //! The contract is the one Fiasco gives a root task, so a child built on it
 //! runs both under rtcr and as the root task itself:
@@ -22,8 +23,8 @@
 //!
 //! The binaries (`src/bin`) are the demo child rtcr supervises and a minimal
 //! child; on a host OS they only say how to build them. The pure parts of this
-//! library are host-tested; the entry stub and panic handler exist only for
-//! the bare-metal targets.
+//! library are host-tested; the panic handler exists only for the
+//! bare-metal targets.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
@@ -280,45 +281,6 @@ impl fmt::Display for DemoCounts {
             self.client()
         )
     }
-}
-
-/// Defines the ELF entry `_start`: loads the stack the linker script
-/// reserves (`__stack_top`; the kernel or rtcr may start the first thread
-/// with sp = 0), clears the frame pointer and calls `$main`, an
-/// `extern "C" fn() -> !`. Use once per binary, bare-metal targets only.
-#[macro_export]
-macro_rules! entry {
-    ($main:path) => {
-        #[cfg(target_arch = "x86_64")]
-        ::core::arch::global_asm!(
-            ".section .text.entry, \"ax\"",
-            ".global _start",
-            "_start:",
-            "    lea rsp, [rip + __stack_top]",
-            "    xor ebp, ebp",
-            "    and rsp, -16",
-            "    call {main}",
-            "2:  ud2",
-            "    jmp 2b",
-            main = sym $main,
-        );
-
-        #[cfg(target_arch = "aarch64")]
-        ::core::arch::global_asm!(
-            ".section .text.entry, \"ax\"",
-            ".global _start",
-            "_start:",
-            "    adrp x9, __stack_top",
-            "    add  x9, x9, :lo12:__stack_top",
-            "    mov  sp, x9",
-            "    mov  x29, xzr",
-            "    mov  x30, xzr",
-            "    bl   {main}",
-            "2:  udf #0",
-            "    b    2b",
-            main = sym $main,
-        );
-    };
 }
 
 /// Stops the calling thread with an undefined-instruction exception

@@ -17,7 +17,8 @@
 //! | own UTCB | `gs:[0]` | TPIDRRO_EL0 |
 //!
 //! Only compiled for the bare-metal targets (`target_os = "none"`): on a host
-//! OS the same instruction would be that OS's system call.
+//! OS the same instruction would be that OS's system call. The program entry
+//! stub ([`crate::root_task_entry`]) lives here too.
 
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]
 mod x86_64;
@@ -98,4 +99,46 @@ mod real {
             Outcome { tag: crate::MsgTag(tag), label }
         }
     }
+}
+
+/// Defines the ELF entry `_start` of a program started the way the kernel
+/// starts a root task (every register zero, the stack pointer included;
+/// fact sheet §3.2; rtcr starts its children the same way or with its own
+/// stack): loads the stack the linker script reserves (`__stack_top`),
+/// clears the frame pointer and calls `$main`, an `extern "C" fn() -> !`.
+/// Use once per binary, bare-metal targets only. The one entry stub of rtcr
+/// and of the children: one small asm site per architecture.
+#[macro_export]
+macro_rules! root_task_entry {
+    ($main:path) => {
+        #[cfg(target_arch = "x86_64")]
+        ::core::arch::global_asm!(
+            ".section .text.entry, \"ax\"",
+            ".global _start",
+            "_start:",
+            "    lea rsp, [rip + __stack_top]",
+            "    xor ebp, ebp",
+            "    and rsp, -16",
+            "    call {main}",
+            "2:  ud2",
+            "    jmp 2b",
+            main = sym $main,
+        );
+
+        #[cfg(target_arch = "aarch64")]
+        ::core::arch::global_asm!(
+            ".section .text.entry, \"ax\"",
+            ".global _start",
+            "_start:",
+            "    adrp x9, __stack_top",
+            "    add  x9, x9, :lo12:__stack_top",
+            "    mov  sp, x9",
+            "    mov  x29, xzr",
+            "    mov  x30, xzr",
+            "    bl   {main}",
+            "2:  udf #0",
+            "    b    2b",
+            main = sym $main,
+        );
+    };
 }

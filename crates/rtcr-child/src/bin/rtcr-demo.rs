@@ -36,7 +36,7 @@ mod demo {
     use l4_sys::{factory, icu, ipc, irq, Error, Kernel, Timeout, TimeoutPair};
     use rtcr_child::{say, slots, DemoCounts, Received, Stack};
 
-    rtcr_child::entry!(crate::demo::demo_main);
+    l4_sys::root_task_entry!(crate::demo::demo_main);
 
     /// The entrypoint thread.
     const T1: CapIdx = CapIdx(0x10);

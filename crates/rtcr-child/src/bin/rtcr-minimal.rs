@@ -27,7 +27,7 @@ mod minimal {
     use l4_sys::{ipc, sigma0, task, Timeout};
     use rtcr_child::{say, slots, Line};
 
-    rtcr_child::entry!(crate::minimal::minimal_main);
+    l4_sys::root_task_entry!(crate::minimal::minimal_main);
 
     extern "C" {
         /// First byte of the image (linker script).
