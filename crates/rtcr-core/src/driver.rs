@@ -79,7 +79,8 @@ fn restore_from_store<E: Env, R: Region>(
             return (None, frames);
         }
     };
-    let older = store.read_slot(newest.0.other()).ok();
+    // the older slot is read (and its CRC checked) only if the newest fails
+    let older = core::iter::once_with(|| store.read_slot(newest.0.other()).ok()).flatten();
     for bytes in core::iter::once(newest.1).chain(older) {
         // an image from outside (another ECU) is verified before any of it is used
         let (meta, cp) = match rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12) {
