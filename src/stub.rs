@@ -159,9 +159,7 @@ fn stop(k: &mut CurrentThread, why: core::fmt::Arguments<'_>) -> ! {
 
 /// The bytes of the boot module named `name`.
 fn find_module(k: &mut CurrentThread, kip_addr: u64, name: &str) -> Result<&'static [u8], &'static str> {
-    // SAFETY: as in `report_kip`: sigma0 mapped the KIP page at `kip_addr`.
-    let page = unsafe { core::slice::from_raw_parts(kip_addr as *const u8, 4096) };
-    let kip = Kip::parse(page).map_err(|_| "no KIP")?;
+    let kip = Kip::parse(kip_page(kip_addr)).map_err(|_| "no KIP")?;
     let bi = BootInfo::parse(&IDENTITY, kip.user_ptr()).map_err(|_| "no boot-module info from bootstrap")?;
     let m = bi.find(name).ok_or("no boot module of that name (modules.list 'module' lines)")?;
     // sigma0 hands a module's pages to the root task (they are its
@@ -176,13 +174,17 @@ fn find_module(k: &mut CurrentThread, kip_addr: u64, name: &str) -> Result<&'sta
     crate::run::module_bytes(&m).ok_or("module memory not readable")
 }
 
+/// The KIP page where sigma0 mapped it (`sigma0::map_kip`'s answer).
+fn kip_page(kip_addr: u64) -> &'static [u8] {
+    // SAFETY: `kip_addr` is where sigma0 mapped the KIP page (4 KiB, read +
+    // execute) into this task, at its physical address, for rtcr's whole
+    // life; the kernel only changes the clock word in it, read as plain data.
+    unsafe { core::slice::from_raw_parts(kip_addr as *const u8, 4096) }
+}
+
 /// Reports the KIP and the boot modules; returns rtcr's own arguments.
 fn report_kip(k: &mut CurrentThread, kip_addr: u64) -> &'static str {
-    // SAFETY: sigma0 just mapped the KIP page (4 KiB, read + execute) at its
-    // physical address `kip_addr` into this task; the kernel only changes the
-    // clock word in it, which we read as plain data.
-    let page = unsafe { core::slice::from_raw_parts(kip_addr as *const u8, 4096) };
-    let kip = match Kip::parse(page) {
+    let kip = match Kip::parse(kip_page(kip_addr)) {
         Ok(kip) => kip,
         Err(e) => {
             say!(k, "rtcr: page at {kip_addr:#x} is not a KIP: {e:?}");
