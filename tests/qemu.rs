@@ -25,25 +25,42 @@ fn boot_with(
     modules: &[PathBuf],
     args: &str,
 ) -> Option<String> {
-    if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
-        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    if !have_kernel(arch, fvar, lvar) {
         return None;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new(root.join("scripts/qemu-boot.sh"));
-    cmd.args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys]);
+    let mut opts: Vec<std::ffi::OsString> = Vec::new();
     for m in modules {
         assert!(
             m.exists(),
             "{} missing: cargo build --release -p rtcr-child --target {arch}-unknown-none",
             m.display()
         );
-        cmd.arg("--module").arg(m);
+        opts.extend(["--module".into(), m.into()]);
     }
-    let out = cmd.args(["--", args]).output().expect("cannot run scripts/qemu-boot.sh");
+    opts.extend(["--".into(), args.into()]);
+    Some(qemu_boot(arch, keys, timeout, &opts))
+}
+
+/// Whether the build variables for `arch` are set; says SKIPPED if not.
+fn have_kernel(arch: &str, fvar: &str, lvar: &str) -> bool {
+    let have = env::var_os(fvar).is_some() && env::var_os(lvar).is_some();
+    if !have {
+        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    }
+    have
+}
+
+/// Runs scripts/qemu-boot.sh with `opts` after the common ones; its log.
+fn qemu_boot(arch: &str, keys: &str, timeout: u32, opts: &[std::ffi::OsString]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/qemu-boot.sh"))
+        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys])
+        .args(opts)
+        .output()
+        .expect("cannot run scripts/qemu-boot.sh");
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    Some(log)
+    log
 }
 
 fn expect_line(log: &str, needle: &str) -> String {
@@ -331,19 +348,12 @@ fn aarch64_child_is_checkpointed_crashes_is_restored_and_migrates() {
 /// real root task and as rtcr's child, and survives a crash there.
 fn minimal_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{arch}-unknown-none/release/rtcr-minimal"));
-    if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
-        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    if !have_kernel(arch, fvar, lvar) {
         return;
     }
     // as the root task, on sigma0 and the kernel's own objects
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--elf"])
-        .arg(&bin)
-        .args(["--", "minimal-as-root"])
-        .output()
-        .expect("cannot run scripts/qemu-boot.sh");
-    let as_root = String::from_utf8_lossy(&out.stdout).into_owned();
+    let as_root =
+        qemu_boot(arch, "", timeout, &["--elf".into(), bin.clone().into(), "--".into(), "minimal-as-root".into()]);
     expect_line(&as_root, "minimal: hello");
     assert!(expect_line(&as_root, "minimal: caps valid:").contains("1 2 3 4 5 6 7"));
     expect_line(&as_root, "minimal: tick 3 ");
