@@ -270,6 +270,22 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                 why.as_str()
             ),
             Event::StartedAfresh => log!(env, "rtcr: no image could be restored: the child started afresh"),
+            Event::LoopCrash { seq: Some(seq), failures } => log!(
+                env,
+                "rtcr: crash loop: the child crashed before a checkpoint since its restore from checkpoint {=u64} \
+                 ({=u32}. time)",
+                seq,
+                failures
+            ),
+            Event::LoopCrash { seq: None, .. } => {
+                log!(env, "rtcr: crash loop: the child crashed before its first checkpoint since a fresh start")
+            }
+            Event::ImageAbandoned { seq, failures } => log!(
+                env,
+                "rtcr: checkpoint {=u64} crashed the child {=u32} times before a checkpoint: not restored again",
+                seq,
+                failures
+            ),
         }
     }
 }

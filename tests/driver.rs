@@ -59,6 +59,8 @@ fn a_crash_loop_is_restored_with_backoff() {
         backoff_max_us: 64_000,
         loop_window_us: 50_000,
         max_restore_permille: 50,
+        // this test is about the backoff: the poisoned image is never abandoned
+        max_image_failures: u32::MAX,
     };
     let mut d = Driver::start(&mut env, spec("looper"), store, policy).unwrap();
     let t0 = env.0.model().clock_us();
@@ -223,4 +225,119 @@ fn when_no_image_can_be_restored_the_child_starts_afresh() {
     let now = env.0.model().clock_us();
     d.run_until(&mut env, now + 5_000).unwrap();
     assert!(counter(&mut env, &d) > 0, "the fresh child counts");
+}
+
+/// Writes a copy of the newest image, one sequence on, whose child crashes
+/// at its next count (its crash marker set); returns the new sequence.
+fn write_poisoned(d: &mut Driver<MemRegion>, arch: Arch) -> u64 {
+    let (_, newest) = d.store.latest().unwrap();
+    let (meta, mut cp) = rtcr_image::decode(&newest).unwrap();
+    let page = cp.pages.iter_mut().find(|p| p.vaddr == CRASH_AT & !0xfff).expect("the data page");
+    let off = (CRASH_AT & 0xfff) as usize;
+    page.data[off..off + 8].copy_from_slice(&1u64.to_le_bytes());
+    let seq = meta.sequence + 1;
+    d.store.write(&rtcr_core::encode_image(arch, seq, &cp).unwrap()).unwrap();
+    seq
+}
+
+/// A policy with no periodic checkpoints (the tests take them) and an image
+/// abandoned after two failures.
+fn escalating() -> Policy {
+    Policy { interval_us: 10_000_000, max_image_failures: 2, ..Policy::default() }
+}
+
+#[test]
+fn a_poisoned_image_is_abandoned_and_the_older_one_restored() {
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("poisoned"), store, escalating()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 5_000).unwrap();
+    d.checkpoint(&mut env);
+    let (_, good) = d.store.latest().unwrap();
+    let good_seq = rtcr_image::decode(&good).unwrap().0.sequence;
+    // the next image is poisoned: a child restored from it crashes at once
+    let bad_seq = write_poisoned(&mut d, Arch::Amd64);
+    assert_eq!(bad_seq, good_seq + 1);
+    d.sup.inject_wild_jump(&mut env, 0).unwrap();
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 300_000).unwrap();
+    let ev = &d.events;
+    let loops: Vec<u32> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::LoopCrash { seq: Some(s), failures } if *s == bad_seq => Some(*failures),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loops, vec![1, 2], "{ev:?}");
+    let abandoned = ev.iter().position(|e| matches!(e, Event::ImageAbandoned { seq, failures: 2 } if *seq == bad_seq));
+    let older = ev.iter().position(|e| matches!(e, Event::Restored { seq, .. } if *seq == good_seq));
+    assert!(abandoned.is_some() && older.is_some() && abandoned < older, "{ev:?}");
+    assert!(!ev.iter().any(|e| matches!(e, Event::StartedAfresh)), "{ev:?}");
+    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Crash { .. })).count(), 3, "the first crash, then two loops");
+    // the child restored from the older image runs and counts on
+    let before = counter(&mut env, &d);
+    let later = env.0.model().clock_us();
+    d.run_until(&mut env, later + 5_000).unwrap();
+    assert!(counter(&mut env, &d) > before, "it counts on");
+}
+
+#[test]
+fn when_both_images_are_poisoned_the_child_starts_afresh_and_stays_up() {
+    let mut m = scenario_model(Arch::Arm64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let mut d = Driver::start(&mut env, spec("both"), store, escalating()).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 5_000).unwrap();
+    d.checkpoint(&mut env);
+    write_poisoned(&mut d, Arch::Arm64);
+    write_poisoned(&mut d, Arch::Arm64);
+    d.sup.inject_wild_jump(&mut env, 0).unwrap();
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 500_000).unwrap();
+    let abandoned = d.events.iter().filter(|e| matches!(e, Event::ImageAbandoned { .. })).count();
+    assert_eq!(abandoned, 2, "{:?}", d.events);
+    let afresh = d.events.iter().position(|e| matches!(e, Event::StartedAfresh));
+    let last_abandon = d.events.iter().rposition(|e| matches!(e, Event::ImageAbandoned { .. }));
+    assert!(afresh > last_abandon, "{:?}", d.events);
+    assert_eq!(d.events.iter().filter(|e| matches!(e, Event::StartedAfresh)).count(), 1, "{:?}", d.events);
+    // the fresh child (its ELF has no crash marker) counts
+    let c = counter(&mut env, &d);
+    let later = env.0.model().clock_us();
+    d.run_until(&mut env, later + 5_000).unwrap();
+    assert!(counter(&mut env, &d) > c && c > 0, "the fresh child counts");
+}
+
+#[test]
+fn a_child_that_crashes_before_its_first_checkpoint_is_restarted_with_a_growing_backoff() {
+    let mut m = scenario_model(Arch::Amd64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    // the crash marker is in the ELF's data: every fresh start crashes at once
+    let mut s = spec("early");
+    let mut data = vec![0u8; 4096];
+    data[(CRASH_AT - DATA) as usize..][..8].copy_from_slice(&1u64.to_le_bytes());
+    s.load.push((DATA, data, 6));
+    let policy = Policy { backoff_min_us: 2_000, backoff_max_us: 16_000, ..escalating() };
+    let mut d = Driver::start(&mut env, s, Store::new(MemRegion::zeroed(2 << 20)), policy).unwrap();
+    let mut backoffs = Vec::new();
+    let t0 = env.0.model().clock_us();
+    while env.0.model().clock_us() < t0 + 200_000 {
+        let until = env.0.model().clock_us() + 1_000;
+        d.run_until(&mut env, until).unwrap();
+        if backoffs.last() != Some(&d.backoff_us()) {
+            backoffs.push(d.backoff_us());
+        }
+    }
+    let loops = d.events.iter().filter(|e| matches!(e, Event::LoopCrash { seq: None, .. })).count();
+    let starts = d.events.iter().filter(|e| matches!(e, Event::StartedAfresh)).count();
+    assert!(loops >= 4 && starts == loops, "{:?}", d.events);
+    assert_eq!(backoffs[..4], [2_000, 4_000, 8_000, 16_000], "doubling to the limit: {backoffs:?}");
+    assert_eq!(*backoffs.last().unwrap(), 16_000);
+    assert!(!d.events.iter().any(|e| matches!(e, Event::Checkpoint { .. })), "it never got that far");
 }

@@ -2,6 +2,15 @@
 //! store, restore it from the newest good image when it crashes — with a
 //! backoff, so a child that crashes right after every restore cannot keep
 //! rtcr busy restoring.
+//!
+//! Crash loops escalate. A child that crashes again before a checkpoint has
+//! been taken since it was (re)started is in a loop: the backoff grows, and
+//! the image it was restored from counts one failure. An image that has
+//! failed [`Policy::max_image_failures`] times is not restored again (the
+//! older store slot is tried, then a fresh start from the ELF), so a
+//! poisoned image — one from which the child crashes before it can be
+//! checkpointed — cannot keep the child down for ever. A fresh start that
+//! crashes before its first checkpoint gets the same backoff.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -58,6 +67,22 @@ pub enum Event {
     },
     /// No image could be restored: the child started afresh from its ELF.
     StartedAfresh,
+    /// The child crashed before a checkpoint since it was started from the
+    /// image with this sequence (or, `None`, afresh): a crash loop.
+    LoopCrash {
+        /// The image it was restored from (`None`: a fresh start).
+        seq: Option<u64>,
+        /// How many times that image has failed so far.
+        failures: u32,
+    },
+    /// The image with this sequence failed [`Policy::max_image_failures`]
+    /// times: it is not restored again.
+    ImageAbandoned {
+        /// Sequence of the image.
+        seq: u64,
+        /// How many times it failed.
+        failures: u32,
+    },
 }
 
 /// Restores from the newest image in `store` that decodes and restores,
@@ -69,6 +94,7 @@ fn restore_from_store<E: Env, R: Region>(
     spec: &ChildSpec,
     store: &Store<R>,
     mut frames: Option<Frames>,
+    abandoned: &[u64],
     events: &mut Vec<Event>,
 ) -> (Option<Supervisor>, Option<Frames>) {
     let newest = match store.latest() {
@@ -90,6 +116,9 @@ fn restore_from_store<E: Env, R: Region>(
                 continue;
             }
         };
+        if abandoned.contains(&meta.sequence) {
+            continue;
+        }
         match Supervisor::restore_into(env, spec.clone(), &cp, meta.sequence, frames.take()) {
             Ok(sup) => return (Some(sup), None),
             Err(RestoreFailed { error, frames: left }) => {
@@ -115,6 +144,10 @@ pub struct Policy {
     /// Most of its time rtcr may spend restoring, in per mille: above it,
     /// the backoff grows even when the crashes are not close together.
     pub max_restore_permille: u64,
+    /// How often an image may crash the child before a checkpoint could be
+    /// taken before it is no longer restored (the older image, then a
+    /// fresh start, come next). At least 1.
+    pub max_image_failures: u32,
 }
 
 impl Default for Policy {
@@ -125,6 +158,7 @@ impl Default for Policy {
             backoff_max_us: 100_000,
             loop_window_us: 20_000,
             max_restore_permille: 50,
+            max_image_failures: 3,
         }
     }
 }
@@ -140,6 +174,15 @@ pub struct Driver<R: Region> {
     next_checkpoint: u64,
     last_restore: Option<u64>,
     backoff: u64,
+    /// Checkpoints taken since the child was last (re)started.
+    checkpoints_since_start: u64,
+    /// The image the running child was restored from (`None`: started afresh).
+    started_from: Option<u64>,
+    /// Failures per image sequence (crashes before a checkpoint after a
+    /// restore from it).
+    failures: Vec<(u64, u32)>,
+    /// Images not to restore again.
+    abandoned: Vec<u64>,
     /// Time spent restoring (without the backoff), µs.
     pub restoring_us: u64,
     /// When the driver started (kernel clock, µs).
@@ -174,9 +217,12 @@ impl<R: Region> Driver<R> {
     /// otherwise fresh from `spec`.
     pub fn start<E: Env>(env: &mut E, spec: ChildSpec, store: Store<R>, policy: Policy) -> Result<Self, Error> {
         let mut events = Vec::new();
-        let sup = match restore_from_store(env, &spec, &store, None, &mut events) {
-            (Some(sup), _) => sup,
-            (None, frames) => Supervisor::spawn_into(env, spec.clone(), frames)?,
+        let (sup, started_from) = match restore_from_store(env, &spec, &store, None, &[], &mut events) {
+            (Some(sup), _) => {
+                let seq = sup.seq;
+                (sup, Some(seq))
+            }
+            (None, frames) => (Supervisor::spawn_into(env, spec.clone(), frames)?, None),
         };
         let now = env.clock_us();
         Ok(Driver {
@@ -187,6 +233,10 @@ impl<R: Region> Driver<R> {
             next_checkpoint: now + policy.interval_us,
             last_restore: None,
             backoff: 0,
+            checkpoints_since_start: 0,
+            started_from,
+            failures: Vec::new(),
+            abandoned: Vec::new(),
             restoring_us: 0,
             started_us: now,
             events,
@@ -222,9 +272,18 @@ impl<R: Region> Driver<R> {
             Ok(Event::Checkpoint { stats, slot: slot.index() as u8, bytes: bytes.len() })
         });
         match r {
-            Ok(e) => self.events.push(e),
+            Ok(e) => {
+                self.checkpoints_since_start += 1;
+                self.events.push(e)
+            }
             Err(e) => self.events.push(Event::CheckpointFailed(format!("{e}"))),
         }
+    }
+
+    /// The backoff of the last recovery, µs (0 when the crash was not part
+    /// of a crash loop).
+    pub fn backoff_us(&self) -> u64 {
+        self.backoff
     }
 
     /// rtcr's time spent restoring so far, per mille of the time since start.
@@ -233,11 +292,44 @@ impl<R: Region> Driver<R> {
         self.restoring_us * 1000 / elapsed
     }
 
+    /// A crash before any checkpoint since the last (re)start: one more
+    /// failure for the image the child came from, which is abandoned when
+    /// it reaches the policy's limit.
+    fn count_loop_failure(&mut self) {
+        let Some(seq) = self.started_from else {
+            self.events.push(Event::LoopCrash { seq: None, failures: 1 });
+            return;
+        };
+        let n = match self.failures.iter_mut().find(|f| f.0 == seq) {
+            Some(f) => {
+                f.1 += 1;
+                f.1
+            }
+            None => {
+                self.failures.push((seq, 1));
+                1
+            }
+        };
+        self.events.push(Event::LoopCrash { seq: Some(seq), failures: n });
+        if n >= self.policy.max_image_failures.max(1) && !self.abandoned.contains(&seq) {
+            self.abandoned.push(seq);
+            self.events.push(Event::ImageAbandoned { seq, failures: n });
+        }
+    }
+
     /// Restores the child from the newest good image (after a backoff if it
-    /// keeps crashing right after restores).
+    /// keeps crashing right after restores). A crash before any checkpoint
+    /// since the last (re)start counts against the image the child came
+    /// from; an image that reached [`Policy::max_image_failures`] is passed
+    /// over for the older one, then for a fresh start.
     pub fn recover<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
         let t0 = env.clock_us();
-        let looping = self.last_restore.is_some_and(|r| t0.saturating_sub(r) < self.policy.loop_window_us);
+        let no_checkpoint = self.checkpoints_since_start == 0;
+        let close = self.last_restore.is_some_and(|r| t0.saturating_sub(r) < self.policy.loop_window_us);
+        let looping = no_checkpoint || close;
+        if no_checkpoint {
+            self.count_loop_failure();
+        }
         self.backoff =
             if looping { (self.backoff * 2).clamp(self.policy.backoff_min_us, self.policy.backoff_max_us) } else { 0 };
         if self.backoff > 0 {
@@ -247,7 +339,8 @@ impl<R: Region> Driver<R> {
         let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
         let frames = old.destroy(env)?;
-        let restored = restore_from_store(env, &self.spec, &self.store, Some(frames), &mut self.events);
+        let restored =
+            restore_from_store(env, &self.spec, &self.store, Some(frames), &self.abandoned, &mut self.events);
         let seq = match restored {
             (Some(sup), _) => {
                 self.sup = sup;
@@ -264,6 +357,8 @@ impl<R: Region> Driver<R> {
         self.restoring_us += t2 - t1;
         self.last_restore = Some(t2);
         self.next_checkpoint = t2 + self.policy.interval_us;
+        self.checkpoints_since_start = 0;
+        self.started_from = seq;
         if let Some(seq) = seq {
             self.events.push(Event::Restored { seq, backoff_us: t1 - t0, took_us: t2 - t1 });
         }

@@ -147,6 +147,12 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                     rep.lines.push(format!("rtcr: restoring checkpoint {seq} failed, trying the older one: {why}"))
                 }
                 Event::StartedAfresh => rep.lines.push("rtcr: no image could be restored: started afresh".into()),
+                Event::LoopCrash { seq, failures } => {
+                    rep.lines.push(format!("rtcr: crash loop (image {seq:?}, failure {failures})"))
+                }
+                Event::ImageAbandoned { seq, failures } => {
+                    rep.lines.push(format!("rtcr: checkpoint {seq} failed {failures} times: not restored again"))
+                }
             }
         }
         store_bytes = d.store.region().0.clone();
