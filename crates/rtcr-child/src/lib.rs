@@ -21,8 +21,10 @@
 //! The first thread starts at the ELF entry with its UTCB first in the UTCB
 //! area; further threads bind theirs at `first + 0x400 · k` (k = 1..15).
 //!
-//! The binaries (`src/bin`) are the demo child rtcr supervises and a minimal
-//! child; on a host OS they only say how to build them. The pure parts of this
+//! The binaries (`src/bin`) are the demo child rtcr supervises, a minimal
+//! child and a foreign-entry child (its own kernel-entry code, L4Re's
+//! register conventions; its checks are [`foreign`]); on a host OS they only
+//! say how to build them. The pure parts of this
 //! library are host-tested; the panic handler exists only for the
 //! bare-metal targets.
 #![cfg_attr(not(test), no_std)]
@@ -30,11 +32,13 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use l4_sys::cap::{kind, Cap};
 use l4_sys::thread::ExRegsFlags;
 use l4_sys::Kernel;
+
+pub mod foreign;
 
 /// The capability slots of the child contract.
 pub mod slots {
@@ -298,11 +302,26 @@ pub fn crash() -> ! {
     }
 }
 
+/// The panic routine a binary installed (see [`set_panic_hook`]); null:
+/// none yet.
+static PANIC_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Makes the panic handler call `hook`. Each binary installs its own as its
+/// first step — [`log_panic`] for those built on l4-sys's kernel entry —
+/// because the panic handler lives in this library, shared by all binaries,
+/// and must not itself link l4-sys's kernel entry into a binary whose every
+/// kernel entry is its own code (`rtcr-foreign`). A panic before a hook is
+/// installed stops the thread with an exception ([`crash`]).
+pub fn set_panic_hook(hook: fn(&core::panic::PanicInfo<'_>) -> !) {
+    PANIC_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// The usual panic routine: logs `child: PANIC: …` through l4-sys's kernel
+/// entry and stops the thread in a sleep that never ends.
 #[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+pub fn log_panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: the panicking thread never returns to the code that holds its
-    // own CurrentThread (panic = abort, this handler diverges), so no borrow
+    // own CurrentThread (panic = abort, the handler diverges), so no borrow
     // of the UTCB made through that one is used again; this handle is the
     // only one that touches the thread's UTCB from here on.
     let mut k = unsafe { l4_sys::arch::CurrentThread::new() };
@@ -310,6 +329,21 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     loop {
         let _ = l4_sys::ipc::sleep(&mut k, l4_sys::Timeout::NEVER);
     }
+}
+
+#[cfg(all(target_os = "none", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let hook = PANIC_HOOK.load(Ordering::Acquire);
+    if hook.is_null() {
+        crash();
+    }
+    // SAFETY: only `set_panic_hook` stores into PANIC_HOOK, and it stores a
+    // `fn(&PanicInfo) -> !` cast to a pointer; function and data pointers
+    // have the same size and representation on both targets, so this is
+    // that function pointer again.
+    let hook: fn(&core::panic::PanicInfo<'_>) -> ! = unsafe { core::mem::transmute(hook) };
+    hook(info)
 }
 
 #[cfg(test)]

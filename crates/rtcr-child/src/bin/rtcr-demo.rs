@@ -130,6 +130,7 @@ mod demo {
 
     /// The first thread: sets up, then counts forever.
     pub extern "C" fn demo_main() -> ! {
+        rtcr_child::set_panic_hook(rtcr_child::log_panic);
         // SAFETY: this is the child's first thread, bound to its UTCB by the
         // kernel or rtcr, and this is the only CurrentThread made on it (the
         // panic handler makes another only once this one can never run again).

@@ -71,6 +71,7 @@ mod minimal {
 
     /// The first (and only) thread.
     pub extern "C" fn minimal_main() -> ! {
+        rtcr_child::set_panic_hook(rtcr_child::log_panic);
         // SAFETY: this is the task's first thread, bound to its UTCB by the
         // kernel or rtcr, and this is the only CurrentThread made on it (the
         // panic handler makes another only once this one can never run again).
