@@ -1,8 +1,10 @@
 //! `rtcrctl log --elf RTCR [LOG]`: rtcr's console output with its defmt
 //! lines (`rtcr-defmt <hex>`, src/logger.rs) turned back into text, every
-//! other line passed through as it is, in order. Reads LOG or standard
-//! input line by line and flushes each line, so it can sit behind QEMU's
-//! serial output while a person watches (scripts/qemu-boot.sh does that).
+//! other line passed through as it is, in order. Reads LOG, or standard
+//! input (no LOG, or `-`) until its end, line by line, and writes each line
+//! out as soon as it is complete, so it works as a live filter behind QEMU's
+//! serial output while a person watches (scripts/qemu-boot.sh does that, as
+//! does `make qemu … | rtcrctl log --elf rtcr` in an L4Re build directory).
 //! The format strings come from the ELF's `.defmt` table, read by
 //! `defmt-decoder` (crates.io), the same decoder probe-rs and defmt-print
 //! use.
@@ -21,6 +23,7 @@ const MARK: &str = "rtcr-defmt ";
 pub fn run(args: &[OsString]) -> ExitCode {
     let (elf, input) = match args {
         [flag, elf] if flag == "--elf" => (elf, None),
+        [flag, elf, log] if flag == "--elf" && log == "-" => (elf, None),
         [flag, elf, log] if flag == "--elf" => (elf, Some(log)),
         _ => return usage_error("log takes --elf RTCR [LOG]"),
     };

@@ -41,8 +41,9 @@ commands:
   verify IMAGE          check an image: exit 0 if valid, 1 with the reason if not
   verify --store FILE   check both slots of an A/B store file (the raw region)
   diff A B              compare two images: exit 0 if identical, 1 if not, 2 on error
-  log --elf RTCR [LOG]  rtcr's console output with its defmt lines decoded
-                        (from LOG or standard input), other lines as they are
+  log --elf RTCR [LOG]  rtcr's console output with its defmt lines decoded, other
+                        lines as they are; from LOG, or standard input until its
+                        end (a live filter: each line out as soon as it is in)
   reassemble LOG OUT    the last image rtcr dumped to its console (dump_ms=) back
                         into a file: exit 0 if it is complete and valid, 1 if not
   simulate [--arch x86_64|aarch64] [--interval-us N] [--checkpoints N] [--out DIR]

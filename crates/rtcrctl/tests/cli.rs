@@ -416,7 +416,118 @@ fn log_reads_rtcrs_defmt_table_and_passes_other_lines_through() {
     assert_eq!(lines[1], "rtcr-demo: demo: count 64");
     assert!(lines[2].contains("damaged rtcr-defmt line"), "{out}");
     assert_eq!(lines[3], "KERNEL: x");
+    // `-` is standard input
+    let piped = Command::new(env!("CARGO_BIN_EXE_rtcrctl"))
+        .args(["log", "--elf", elf.to_str().unwrap(), "-"])
+        .stdin(std::fs::File::open(&log).unwrap())
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8(piped.stdout).unwrap(), out);
     // an ELF without a defmt table is refused with the reason
     let (code, _, err) = rtcrctl(&["log", "--elf", path(&log), path(&log)]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// rzCOBS, the framing defmt uses (what `defmt::Encoder` does on the
+/// target), for a frame whose every run of 7 bytes from the end holds a
+/// zero byte (the test's frames: an index and a zero timestamp), then the
+/// frame separator.
+fn rzcobs(frame: &[u8]) -> Vec<u8> {
+    // the decoder works from the end in groups of 7: zeros after the frame
+    // make it whole groups (the table decoder stops at the frame's end)
+    let mut padded = frame.to_vec();
+    while !padded.len().is_multiple_of(7) {
+        padded.push(0);
+    }
+    let rev: Vec<u8> = padded.into_iter().rev().collect();
+    let mut read_backwards = Vec::new();
+    for group in rev.chunks(7) {
+        let mut control = 0u8;
+        let mut data = Vec::new();
+        for (i, &b) in group.iter().enumerate() {
+            if b == 0 {
+                control |= 1 << (6 - i);
+            } else {
+                data.push(b);
+            }
+        }
+        assert!(control != 0, "a group of 7 without a zero byte needs the long form");
+        read_backwards.push(control);
+        read_backwards.extend(data);
+    }
+    let mut out: Vec<u8> = read_backwards.into_iter().rev().collect();
+    out.push(0);
+    out
+}
+
+#[test]
+fn log_is_a_live_filter_each_line_comes_out_before_the_input_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let Some(elf) = std::env::var_os("RTCR_ELF_X86_64") else {
+        eprintln!("SKIPPED: RTCR_ELF_X86_64 not set (scripts/check.sh builds rtcr and sets it)");
+        return;
+    };
+    // a frame of rtcr's table: a format string without arguments, found by
+    // decoding (index, timestamp 0) with the library rtcrctl uses
+    let bytes = std::fs::read(&elf).unwrap();
+    let table = defmt_decoder::Table::parse(&bytes).unwrap().expect("rtcr has a defmt table");
+    let (frame, text) = table
+        .indices()
+        .find_map(|i| {
+            let mut f = (i as u16).to_le_bytes().to_vec();
+            f.extend([0u8; 8]);
+            let (decoded, used) = table.decode(&f).ok()?;
+            let ts = decoded.display_timestamp().map(|t| format!("{t} ")).unwrap_or_default();
+            (used == f.len()).then(|| (f.clone(), format!("{ts}{}", decoded.display_message())))
+        })
+        .expect("rtcr logs at least one line without arguments");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let encoded = rzcobs(&frame);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtcrctl"))
+        .args(["log", "--elf", elf.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    // each line in gives its line out while the input is still open
+    let send = |stdin: &mut std::process::ChildStdin, input: &str| {
+        stdin.write_all(input.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    let next =
+        |input: &str| rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("nothing out for {input:?}"));
+    for (input, want) in [
+        ("KERNEL: a line of the kernel's\n".to_string(), "KERNEL: a line of the kernel's"),
+        (format!("rtcr-defmt {}\n", hex(&encoded)), text.as_str()),
+        ("rtcr-demo: demo: count 64\r\n".to_string(), "rtcr-demo: demo: count 64"),
+    ] {
+        send(&mut stdin, &input);
+        assert_eq!(next(&input), want, "for {input:?}");
+    }
+    // a frame cut over two lines (the target writes 160 bytes a line): the
+    // text comes with the second
+    let (first, second) = encoded.split_at(encoded.len() / 2);
+    send(&mut stdin, &format!("rtcr-defmt {}\n", hex(first)));
+    assert_eq!(rx.recv_timeout(Duration::from_millis(300)).ok(), None, "half a frame is no line yet");
+    let input = format!("rtcr-defmt {}\n", hex(second));
+    send(&mut stdin, &input);
+    assert_eq!(next(&input), text);
+    // then the end of the input ends rtcrctl, with nothing left over
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).ok(), None);
 }
