@@ -61,10 +61,16 @@ fn scenario(arch: Arch) {
         let (cp, stats) = sup.checkpoint(&mut env).expect("checkpoint");
         assert_eq!(stats.threads, 4);
         let states: Vec<ThreadState> = cp.threads.iter().map(|t| t.state).collect();
+        // a thread blocked in a kernel call at the cut is recorded in it:
+        // rewound into l4-sys's entry (cancelled after rtcr waited for it)
+        // or as the receive it was in (it came back after the cut)
+        let in_call = |s: ThreadState| matches!(s, ThreadState::InKernel | ThreadState::InCall { .. });
         assert_eq!(states[0], ThreadState::Running, "main computing");
-        assert_eq!(states[1], ThreadState::InKernel, "entrypoint blocked on its gates");
-        assert_eq!(states[2], ThreadState::InKernel, "client inside a call to rtcr");
-        assert_eq!(states[3], ThreadState::InKernel, "IRQ waiter blocked on its IRQ");
+        assert!(in_call(states[1]), "entrypoint blocked on its gates: {states:?}");
+        // the client was inside a call to rtcr: rtcr answers it while it
+        // waits for the blocked threads, so it is recorded after the call
+        assert!(in_call(states[2]) || states[2] == ThreadState::Running, "client: {states:?}");
+        assert!(in_call(states[3]), "IRQ waiter blocked on its IRQ: {states:?}");
         let page = cp.pages.iter().find(|p| p.vaddr == DATA).expect("data page");
         let counter = u64::from_le_bytes(page.data[0..8].try_into().unwrap());
         let labels: Vec<u64> = [0x100, 0x200, 0x300, 0x1010, 0x1020, 0x1030]

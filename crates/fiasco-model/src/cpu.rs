@@ -196,6 +196,13 @@ pub struct Cpu<'m> {
     pub(crate) touched: Vec<(u64, bool)>,
     pub(crate) entered: Option<Invocation>,
     pub(crate) abi: Abi,
+    /// This step's kernel entry is a bare `syscall` / `svc` (code that is
+    /// not l4-sys's restartable entry): the restart registers are left alone.
+    pub(crate) bare: bool,
+    /// This step's kernel call is made on the thread's behalf by other code
+    /// (rtcr's call stub): the call the thread's program made stays the one
+    /// its replay is checked against.
+    pub(crate) on_behalf: bool,
 }
 
 impl<'m> Cpu<'m> {
@@ -264,6 +271,24 @@ impl<'m> Cpu<'m> {
     /// The kernel clock (as the KIP shows it).
     pub fn clock_us(&self) -> u64 {
         self.m.clock_us
+    }
+
+    /// Makes this step's kernel entry a bare `syscall` / `svc #0` with the
+    /// inputs in the ABI registers only, as L4Re's own entry code (or any
+    /// code other than l4-sys's restartable entry) does: the restart
+    /// registers are not written. A program written as a foreign-entry
+    /// child calls this at the start of each step.
+    pub fn bare_entry(&mut self) {
+        self.bare = true;
+    }
+
+    /// Makes the kernel call `inv` on the thread's behalf from a bare entry
+    /// (rtcr's call stub): like [`Self::bare_entry`], and the call the
+    /// thread's own program made stays the one its replay is checked against.
+    pub fn call_on_behalf(&mut self, inv: Invocation) -> Outcome {
+        self.bare = true;
+        self.on_behalf = true;
+        self.invoke(inv)
     }
 
     /// Did the last `l4-sys` call enter the kernel (the step must end)?
@@ -367,7 +392,7 @@ impl Kernel for Cpu<'_> {
     fn invoke(&mut self, inv: Invocation) -> Outcome {
         if let Some(real) = self.replay_utcb.take() {
             // the kernel call this step re-runs: it already happened
-            if let Some(last) = self.m.thread(self.tid).and_then(|t| t.last_inv) {
+            if let Some(last) = self.m.thread(self.tid).and_then(|t| t.last_inv).filter(|_| !self.on_behalf) {
                 assert_eq!(
                     (last.dest, last.tag, last.label, last.timeout),
                     (inv.dest, inv.tag, inv.label, inv.timeout),
@@ -404,6 +429,10 @@ impl Kernel for Cpu<'_> {
             return Outcome { tag: MsgTag(0x8000), label: 0 };
         }
         self.entered = Some(inv);
+        if self.bare {
+            // a bare kernel entry: the inputs are in the ABI registers only
+            return Outcome { tag: MsgTag(0x8000), label: 0 };
+        }
         // l4-sys's restartable entry holds the inputs in preserved
         // registers (`Arch::restart_regs`), as the real code does
         self.regs[rr.tag] = inv.tag.0;

@@ -213,9 +213,11 @@ impl Model {
             touched: Vec::new(),
             entered: None,
             abi: a,
+            bare: false,
+            on_behalf: false,
         };
         let r = prog.step(&mut cpu);
-        let Cpu { regs: new_regs, fpu: new_fpu, utcb, writes, touched, entered, program_inv, .. } = cpu;
+        let Cpu { regs: new_regs, fpu: new_fpu, utcb, writes, touched, entered, program_inv, on_behalf, .. } = cpu;
         self.charge(t);
         match r {
             Ok(()) | Err(Trap::Kernel) => {
@@ -226,9 +228,16 @@ impl Model {
                         let abi = abi(arch);
                         let th = self.th(t);
                         th.regs.w[abi.ip] = (th.regs.w[abi.ip] & !IP_OFFSET_MASK) + RESTART_POINT + arch.restart_len();
+                        let before = self.thread(t).and_then(|th| th.last_inv);
                         self.syscall(t, inv);
                         if let (Some(p), Some(th)) = (program_inv, self.thread_mut(t)) {
                             th.last_inv = Some(p);
+                        }
+                        if on_behalf {
+                            // the thread's own program made another call
+                            if let Some(th) = self.thread_mut(t) {
+                                th.last_inv = before;
+                            }
                         }
                     }
                     (Err(Trap::Kernel), None) => {

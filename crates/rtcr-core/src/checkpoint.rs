@@ -69,6 +69,13 @@ pub mod trampoline {
     pub const EC_BRK: u64 = 0x3C;
 }
 
+/// How long a cut waits for the child's threads in user code to stop (µs).
+pub const STOP_GRACE_US: u64 = 2_000;
+/// How long a cut waits, with the stopped threads running again, for the
+/// threads that were in a kernel call to come back from it (µs) before it
+/// cancels them.
+pub const SETTLE_US: u64 = 10_000;
+
 /// What one checkpoint did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -134,10 +141,19 @@ pub struct Saved {
 pub(crate) struct Regs {
     pub ip: usize,
     pub sp: usize,
+    /// The kernel entry's tag register (rax / x0).
     pub tag: usize,
+    /// l4-sys's restartable entry: the register holding the timeout pair
+    /// (r13 / x7).
     pub timeout: usize,
     pub arg0: usize,
     pub arg1: usize,
+    /// The kernel entry's label register (rsi / x1).
+    pub label: usize,
+    /// The kernel entry's dest|flags register (rdx / x2).
+    pub dest: usize,
+    /// The kernel entry's timeout register (r8 / x3).
+    pub abi_timeout: usize,
 }
 
 pub(crate) fn regs(arch: Arch) -> Regs {
@@ -150,6 +166,9 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             timeout: Arch::Amd64.restart_regs().timeout,
             arg0: amd64::mr::RDI,
             arg1: amd64::mr::RSI,
+            label: amd64::mr::RSI,
+            dest: amd64::mr::RDX,
+            abi_timeout: amd64::mr::R8,
         },
         Arch::Arm64 => Regs {
             ip: arm64::mr::PC,
@@ -158,6 +177,9 @@ pub(crate) fn regs(arch: Arch) -> Regs {
             timeout: Arch::Arm64.restart_regs().timeout,
             arg0: arm64::mr::X0,
             arg1: arm64::mr::X0 + 1,
+            label: arm64::mr::X0 + 1,
+            dest: arm64::mr::X0 + 2,
+            abi_timeout: arm64::mr::X0 + 3,
         },
     }
 }
@@ -222,37 +244,93 @@ impl Supervisor {
         env: &mut E,
         ts: &[u32],
     ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
+        self.collect(env, ts, None)
+    }
+
+    /// Waits for the threads `ts` to stop (an exception each), answering
+    /// whatever else the child sends meanwhile. With `within_us`, returns
+    /// those that stopped in that time; without, all of them or
+    /// [`Error::StopTimeout`]. A held call of a thread in `ts` that returns
+    /// counts as its stop (with the registers it goes on with). Stops of
+    /// other threads: a held call returning or an armed thread stopping is
+    /// resumed at once, or kept for a later wait while a cut is taken; any
+    /// other exception is a crash, reported by the next `serve`.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn collect<E: Env>(
+        &mut self,
+        env: &mut E,
+        ts: &[u32],
+        within_us: Option<u64>,
+    ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
         let n = self.arch.exc_words();
         let mut out: Vec<(u32, Vec<u64>, Vec<u8>)> = Vec::new();
+        // stops that came in while rtcr waited for another thread
+        let mut i = 0;
+        while i < self.early.len() {
+            if ts.contains(&self.early[i].0) && !out.iter().any(|x| x.0 == self.early[i].0) {
+                out.push(self.early.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let start = env.clock_us();
         let mut spins = 0;
         while out.len() < ts.len() {
-            spins += 1;
-            if spins > 64 + 4 * ts.len() {
-                return Err(Error::StopTimeout);
-            }
+            let wait = match within_us {
+                Some(w) => {
+                    let gone = env.clock_us().saturating_sub(start);
+                    if gone >= w {
+                        break;
+                    }
+                    Timeout::from_us(w - gone)
+                }
+                None => {
+                    spins += 1;
+                    if spins > 64 + 4 * ts.len() {
+                        return Err(Error::StopTimeout);
+                    }
+                    Timeout::from_us(200_000)
+                }
+            };
             {
                 let u = env.utcb();
                 u.bdr = l4_sys::item::Bdr::INHERIT_FPU;
                 u.br[0] = l4_sys::item::rcv_single_cap_local_id(crate::supervisor::SCRATCH);
             }
-            let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, Timeout::from_us(200_000)));
+            let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, wait));
             env.utcb().bdr = 0;
-            if let Err(e) = got {
-                if crate::supervisor::child_fault(e) {
-                    continue;
-                }
-            }
-            let got = got.map_err(|e| if e.is_timeout() { Error::StopTimeout } else { Error::Kernel(e) })?;
+            let got = match got {
+                Ok(g) => g,
+                Err(e) if crate::supervisor::child_fault(e) => continue,
+                Err(e) if e.is_timeout() && within_us.is_some() => continue,
+                Err(e) if e.is_timeout() => return Err(Error::StopTimeout),
+                Err(e) => return Err(Error::Kernel(e)),
+            };
             match labels::decode(got.label) {
-                Some((Service::Exception, i)) if ts.contains(&i) && got.tag.words() >= n => {
-                    if out.iter().any(|x| x.0 == i) {
-                        return Err(Error::Protocol("a thread stopped twice"));
-                    }
+                Some((Service::Exception, i)) if got.tag.words() >= n && (i as usize) < self.threads.len() => {
                     let regs = env.utcb().mr[..n].to_vec();
                     let fpu = env.fpu_save();
-                    out.push((i, regs, fpu));
+                    let code = self.code_of(&regs);
+                    if ts.contains(&i) && !out.iter().any(|x| x.0 == i) {
+                        let regs = if self.threads[i as usize].held.is_some() && self.is_breakpoint(code) {
+                            self.finish_held(i, &regs)
+                        } else {
+                            self.threads[i as usize].armed = false;
+                            regs
+                        };
+                        out.push((i, regs, fpu));
+                    } else if let Some(r) = self.stray_stop(i, code, &regs) {
+                        if self.cutting {
+                            self.early.push((i, r, fpu));
+                        } else {
+                            self.resume_with(env, i, &r, &fpu)?;
+                        }
+                    } else if self.crash_pending.is_none() {
+                        // stays stopped; `serve` reports it
+                        self.crash_pending = Some((i, code));
+                    }
                 }
-                Some((Service::Exception, _)) => return Err(Error::Protocol("another thread stopped unexpectedly")),
+                Some((Service::Exception, _)) => {}
                 Some((svc, idx)) => {
                     // a request that was already on its way: answer it
                     let r = self.dispatch(env, svc, idx, got.tag);
@@ -270,6 +348,93 @@ impl Supervisor {
         }
         out.sort_by_key(|x| x.0);
         Ok(out)
+    }
+
+    /// Is `code` the breakpoint of the trampoline and the call stub?
+    pub(crate) fn is_breakpoint(&self, code: u64) -> bool {
+        match self.arch {
+            Arch::Amd64 => code == trampoline::TRAP_BP,
+            Arch::Arm64 => code == trampoline::EC_BRK,
+        }
+    }
+
+    /// Is `code` the exception ex_regs TRIGGER_EXCEPTION raises?
+    pub(crate) fn is_trigger(&self, code: u64) -> bool {
+        match self.arch {
+            Arch::Amd64 => code == l4_sys::exc::amd64::TRAP_TRIGGERED,
+            Arch::Arm64 => code == l4_sys::exc::arm64::EC_TRIGGERED,
+        }
+    }
+
+    /// A stop rtcr did not wait for, but caused: a held call returning
+    /// (the stub's breakpoint) or an armed thread back from its call.
+    /// Returns the registers the thread goes on with.
+    pub(crate) fn stray_stop(&mut self, t: u32, code: u64, regs: &[u64]) -> Option<Vec<u64>> {
+        let th = self.threads.get(t as usize)?;
+        if th.held.is_some() && self.is_breakpoint(code) {
+            return Some(self.finish_held(t, regs));
+        }
+        if th.armed && self.is_trigger(code) {
+            self.threads[t as usize].armed = false;
+            return Some(regs.to_vec());
+        }
+        None
+    }
+
+    /// A held call returned (the stub's breakpoint, registers `regs`): the
+    /// thread's own registers, with the call's results.
+    pub(crate) fn finish_held(&mut self, t: u32, regs: &[u64]) -> Vec<u64> {
+        let ri = self::regs(self.arch);
+        let Some(h) = self.threads[t as usize].held.take() else { return regs.to_vec() };
+        let mut r = h.cont;
+        r[ri.tag] = regs[ri.tag];
+        r[ri.label] = regs[ri.label];
+        r
+    }
+
+    /// Issues the kernel call `dest`|flags with timeout pair `timeout` again
+    /// for stopped thread `t` from the call stub; when it returns, the
+    /// thread goes on with `cont` (see [`crate::calls`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn hold<E: Env>(
+        &mut self,
+        env: &mut E,
+        t: u32,
+        cont: Vec<u64>,
+        dest: u64,
+        timeout: u64,
+        utcb: Vec<u64>,
+        fpu: Vec<u8>,
+    ) -> Result<(), Error> {
+        let ri = regs(self.arch);
+        let mut r = cont.clone();
+        r[ri.ip] = self.spec.trampoline + crate::calls::STUB_OFFSET;
+        r[ri.tag] = 0;
+        r[ri.dest] = dest;
+        r[ri.abi_timeout] = timeout;
+        self.resume_with(env, t, &r, &fpu)?;
+        let since = env.stamp_now();
+        self.threads[t as usize].held = Some(crate::supervisor::Held { cont, dest, timeout, since, utcb, fpu });
+        Ok(())
+    }
+
+    /// Resumes a stopped thread whose FPU rtcr did not take (a plain send
+    /// of its registers, without TRANSFER_FPU).
+    pub(crate) fn resume_keep_fpu<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64]) -> Result<(), Error> {
+        let n = r.len();
+        env.utcb().mr[..n].copy_from_slice(r);
+        let real = self.thread_cap(t);
+        ipc::send(env, real.idx(), MsgTag::new(0, n, 0, NO_DONATION), TimeoutPair::SEND_ZERO)?;
+        Ok(())
+    }
+
+    /// Thread `t`'s UTCB, read through the trampoline while it is stopped
+    /// with registers `r`.
+    pub(crate) fn save_utcb<E: Env>(&mut self, env: &mut E, t: u32, r: &[u64], fpu: &[u8]) -> Result<Vec<u64>, Error> {
+        self.run_trampoline(env, t, r, fpu, trampoline::OP_SAVE)?;
+        let mut page = [0u8; 1024];
+        env.read_mem(self.exchange_backing(t), &mut page)?;
+        Ok(page.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
     }
 
     /// Sends a full register set (and the FPU state) to a stopped thread:
@@ -324,7 +489,17 @@ impl Supervisor {
     /// entry (`Arch::restart_sequence`)? Read from the frames rtcr gave the
     /// child; code rtcr never mapped does not count.
     pub(crate) fn follows_kernel_entry<E: Env>(&self, env: &mut E, ip: u64) -> bool {
-        let seq = self.arch.restart_sequence();
+        self.code_before(env, ip, self.arch.restart_sequence())
+    }
+
+    /// Is the instruction just before `ip` a kernel entry (`syscall` /
+    /// `svc #0`), whatever code led there?
+    pub(crate) fn follows_entry_instruction<E: Env>(&self, env: &mut E, ip: u64) -> bool {
+        self.code_before(env, ip, crate::calls::entry_instruction(self.arch))
+    }
+
+    /// Are the child's bytes just before `ip` `seq`?
+    fn code_before<E: Env>(&self, env: &mut E, ip: u64, seq: &[u8]) -> bool {
         let Some(start) = ip.checked_sub(seq.len() as u64) else { return false };
         let mut code = alloc::vec![0u8; seq.len()];
         let mut at = start;
@@ -340,65 +515,69 @@ impl Supervisor {
         code == seq
     }
 
-    /// The part of a checkpoint the child notices: stop, save, copy,
-    /// protect, resume. Returns the saved threads for [`Self::record`].
+    /// The part of a checkpoint the child notices: stop, save, protect,
+    /// resume — without cutting the child's kernel calls where that can be
+    /// helped (see [`crate::calls`]):
+    ///
+    /// 1. every thread not in a held call is asked to stop without CANCEL;
+    ///    those in user code stop at once (within [`STOP_GRACE_US`]);
+    /// 2. the cut: their UTCBs, the memory write-protected, labels and
+    ///    pending IRQs read; they resume exactly as they were;
+    /// 3. threads that were in a kernel call stop when it returns (within
+    ///    [`SETTLE_US`], while the others run): recorded as in that call
+    ///    (a receive) or after it (a call or send that completed after the
+    ///    cut), and resumed as they are;
+    /// 4. threads still blocked then are cancelled: l4-sys's entry is
+    ///    rewound and re-issued whole; a receive from any other entry code
+    ///    is issued again from the call stub and held; a call waiting for
+    ///    its reply or a send sees the cancel ([`Self::visible_cancels`]);
+    /// 5. threads held from an earlier cut are recorded from what rtcr
+    ///    knows, with their timeouts run down, and left alone.
+    ///
+    /// Returns the saved threads for [`Self::record`]; the pause reported
+    /// is steps 1–2, what the running threads were stopped for.
     #[allow(clippy::type_complexity)]
     pub fn pause<E: Env>(&mut self, env: &mut E) -> Result<(Vec<Saved>, Stats, u64), Error> {
+        self.cutting = true;
+        let r = self.cut(env);
+        self.cutting = false;
+        // stops that came in and were not part of the cut go on
+        for (t, regs, fpu) in core::mem::take(&mut self.early) {
+            self.resume_with(env, t, &regs, &fpu)?;
+        }
+        r
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn cut<E: Env>(&mut self, env: &mut E) -> Result<(Vec<Saved>, Stats, u64), Error> {
         let t0 = env.clock_us();
         let stamp0 = env.stamp_now();
+        let hz = env.stamp_hz();
         let ri = regs(self.arch);
         let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
-        // 1. stop
+        // 1. stop, leaving kernel calls alone (a held thread is in its call;
+        // should the call return now, it stops with the others)
         for &t in &started {
-            let real = self.thread_cap(t);
-            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
+            if self.threads[t as usize].held.is_none() && !self.threads[t as usize].armed {
+                let real = self.thread_cap(t);
+                thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
+                self.threads[t as usize].armed = true;
+            }
         }
-        let stopped = self.wait_exceptions_fpu(env, &started)?;
+        let stopped = self.collect(env, &started, Some(STOP_GRACE_US))?;
+        // 2. the cut
         let mut saved: Vec<Saved> = Vec::new();
         for (t, r, fpu) in stopped {
-            // 2. the UTCB, through the trampoline
-            self.run_trampoline(env, t, &r, &fpu, trampoline::OP_SAVE)?;
-            let mut page = [0u8; 1024];
-            let b = self.exchange_backing(t);
-            env.read_mem(b, &mut page)?;
-            let words: Vec<u64> = page.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
-            let tcr = words[123] & l4_sys::error::tcr::MASK;
-            // a kernel call cut by the stop: the call returned cancelled,
-            // and the code before the IP is l4-sys's restartable entry. The
-            // code check matters: a running thread's registers and a stale
-            // error word can look like a cancelled call (seen on the kernel
-            // with a thread stopped in the middle of ordinary code), and
-            // rewinding it would resume it inside an instruction.
-            let cancelled = r[ri.tag] & 0x8000 != 0
-                && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED)
-                && self.follows_kernel_entry(env, r[ri.ip]);
-            let mut regs = r;
-            let mut timeouts = Vec::new();
-            if cancelled {
-                // absolute timeouts name a buffer register holding the
-                // deadline: keep the time left, not the deadline
-                let pair = l4_sys::TimeoutPair::from_raw(regs[ri.timeout]);
-                for to in [pair.snd, pair.rcv] {
-                    if let Some(br) = to.abs_br() {
-                        let deadline = words[65 + br.min(57)];
-                        timeouts.push((br as u8, deadline.saturating_sub(t0)));
-                    }
-                }
-            }
-            let state = if cancelled {
-                // re-issue the interrupted kernel call on resume, with
-                // what was left of its relative timeouts at the cut
-                regs[ri.ip] -= self.arch.restart_len();
-                run_down_relative_timeouts(self.arch, &mut regs, stamp0, env.stamp_hz());
-                ThreadState::InKernel
-            } else {
-                ThreadState::Running
-            };
-            saved.push(Saved { thread: t, regs, utcb: words, state, fpu, timeouts });
+            let words = self.save_utcb(env, t, &r, &fpu)?;
+            saved.push(Saved {
+                thread: t,
+                regs: r,
+                utcb: words,
+                state: ThreadState::Running,
+                fpu,
+                timeouts: Vec::new(),
+            });
         }
-        // 3. memory: protect what was written since the last checkpoint; its
-        // contents as of this cut are copied after the resume (copy on
-        // write: a write before the copy faults to rtcr, which copies first)
         let mut copied = 0;
         let mut protect: Vec<u64> = Vec::new();
         let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
@@ -423,24 +602,134 @@ impl Supervisor {
         }
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;
-        // 4. resume (a re-issued call's relative timeouts lose the pause too)
         for s in &saved {
-            if s.state == ThreadState::InKernel {
-                let mut r = s.regs.clone();
-                let now = env.stamp_now();
-                run_down_relative_timeouts(self.arch, &mut r, now, env.stamp_hz());
-                self.resume_with(env, s.thread, &r, &s.fpu)?;
-            } else {
-                self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
-            }
+            self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
         }
         // from the stamp counter: the KIP clock may tick in whole
         // milliseconds (x86 Fiasco), far coarser than a pause
         let ticks = env.stamp_now().wrapping_sub(stamp0) as u128;
-        let pause_us = (ticks * 1_000_000 / env.stamp_hz().max(1) as u128) as u64;
+        let pause_us = (ticks * 1_000_000 / hz.max(1) as u128) as u64;
+        let us_since =
+            |from: u64, now: u64| (u128::from(now.saturating_sub(from)) * 1_000_000 / u128::from(hz.max(1))) as u64;
+        // 3. threads in a kernel call at the cut: let the call end
+        let blocked: Vec<u32> = started
+            .iter()
+            .copied()
+            .filter(|t| self.threads[*t as usize].armed && !saved.iter().any(|s| s.thread == *t))
+            .collect();
+        let late = self.collect(env, &blocked, Some(SETTLE_US))?;
+        for (t, r, fpu) in late {
+            let words = self.save_utcb(env, t, &r, &fpu)?;
+            let since_cut = us_since(stamp0, env.stamp_now());
+            let state = self.after_call(env, &r, &words, since_cut);
+            self.resume_with(env, t, &r, &fpu)?;
+            saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
+        }
+        // 4. still blocked: cancel; issue again what can be
+        let rest: Vec<u32> = blocked.iter().copied().filter(|t| !saved.iter().any(|s| s.thread == *t)).collect();
+        for &t in &rest {
+            let real = self.thread_cap(t);
+            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
+        }
+        let cancelled = self.collect(env, &rest, None)?;
+        for (t, r, fpu) in cancelled {
+            let words = self.save_utcb(env, t, &r, &fpu)?;
+            let tcr = words[123] & l4_sys::error::tcr::MASK;
+            let was_cut = r[ri.tag] & 0x8000 != 0
+                && (tcr == l4_sys::error::tcr::SECANCELED || tcr == l4_sys::error::tcr::RECANCELED);
+            if was_cut && self.follows_kernel_entry(env, r[ri.ip]) {
+                // l4-sys's restartable entry: rewound, so the call is made
+                // again whole, with what was left of its relative timeouts
+                let mut regs = r;
+                let mut timeouts = Vec::new();
+                let pair = l4_sys::TimeoutPair::from_raw(regs[ri.timeout]);
+                for to in [pair.snd, pair.rcv] {
+                    if let Some(br) = to.abs_br() {
+                        let deadline = words[65 + br.min(57)];
+                        timeouts.push((br as u8, deadline.saturating_sub(t0)));
+                    }
+                }
+                regs[ri.ip] -= self.arch.restart_len();
+                run_down_relative_timeouts(self.arch, &mut regs, stamp0, hz);
+                let mut now = regs.clone();
+                run_down_relative_timeouts(self.arch, &mut now, env.stamp_now(), hz);
+                self.resume_with(env, t, &now, &fpu)?;
+                saved.push(Saved { thread: t, regs, utcb: words, state: ThreadState::InKernel, fpu, timeouts });
+                continue;
+            }
+            let again = if was_cut && self.follows_entry_instruction(env, r[ri.ip]) {
+                crate::calls::reissue_after_cancel(r[ri.dest], tcr)
+            } else {
+                None
+            };
+            match again {
+                Some(dest) => {
+                    // it has waited at least since the cut
+                    let at_cut = r[ri.abi_timeout];
+                    let now_left = crate::calls::rest_of_receive_timeout(at_cut, us_since(stamp0, env.stamp_now()));
+                    self.hold(env, t, r.clone(), dest, now_left, words.clone(), fpu.clone())?;
+                    let timeout = crate::calls::rest_of_receive_timeout(at_cut, 0);
+                    let state = ThreadState::InCall { dest, timeout };
+                    saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
+                }
+                None => {
+                    if was_cut {
+                        self.visible_cancels += 1;
+                    }
+                    self.resume_with(env, t, &r, &fpu)?;
+                    saved.push(Saved {
+                        thread: t,
+                        regs: r,
+                        utcb: words,
+                        state: ThreadState::Running,
+                        fpu,
+                        timeouts: Vec::new(),
+                    });
+                }
+            }
+        }
+        // 5. held calls still in progress: as rtcr knows them
+        for &t in &started {
+            if saved.iter().any(|s| s.thread == t) {
+                continue;
+            }
+            let Some(h) = self.threads[t as usize].held.clone() else { continue };
+            let timeout = crate::calls::rest_of_receive_timeout(h.timeout, us_since(h.since, stamp0));
+            saved.push(Saved {
+                thread: t,
+                regs: h.cont,
+                utcb: h.utcb,
+                state: ThreadState::InCall { dest: h.dest, timeout },
+                fpu: h.fpu,
+                timeouts: Vec::new(),
+            });
+        }
+        saved.sort_by_key(|s| s.thread);
         self.seq += 1;
         let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() };
         Ok((saved, stats, t0))
+    }
+
+    /// How a thread that stopped when its kernel call returned after the
+    /// cut stands in the image: in that call if it was a receive that can be
+    /// issued again (its sender, cut before it sent, sends again after a
+    /// restore), with a timeout that ran out kept as the time it had left at
+    /// the cut; after it (running) otherwise — a call or send that completed
+    /// after the cut (stated in the child contract).
+    fn after_call<E: Env>(&self, env: &mut E, r: &[u64], words: &[u64], since_cut_us: u64) -> ThreadState {
+        let ri = regs(self.arch);
+        if !self.follows_entry_instruction(env, r[ri.ip]) {
+            return ThreadState::Running;
+        }
+        let Some(dest) = crate::calls::receive_part(r[ri.dest]) else { return ThreadState::Running };
+        let tcr = words.get(123).copied().unwrap_or(0) & l4_sys::error::tcr::MASK;
+        let timed_out = r[ri.tag] & 0x8000 != 0 && tcr == l4_sys::error::tcr::RETIMEOUT;
+        let timeout = if timed_out {
+            l4_sys::TimeoutPair::new(Timeout::NEVER, Timeout::from_us(since_cut_us)).raw()
+        } else {
+            crate::calls::rest_of_receive_timeout(r[ri.abi_timeout], 0)
+        };
+        ThreadState::InCall { dest, timeout }
     }
 
     /// A child holding a gate with the server right may rebind it; the

@@ -22,6 +22,7 @@
 
 extern crate alloc;
 
+pub mod calls;
 pub mod checkpoint;
 pub mod driver;
 pub mod labels;

@@ -219,7 +219,7 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     // ready, so none runs (or crashes) while the others are restored
     let ri = regs(s.arch);
     let flags = s.start_flags();
-    let mut ready: Vec<(u32, Vec<u64>, &[u8], bool)> = Vec::new();
+    let mut ready: Vec<(u32, Vec<u64>, &[u8], ThreadState)> = Vec::new();
     for (t, tr) in cp.threads.iter().enumerate() {
         let t = t as u32;
         if tr.utcb != 0 {
@@ -251,12 +251,19 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         let mut start = first;
         start[ri.sp] = tr.regs[ri.sp];
         s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
-        ready.push((t, tr.regs.clone(), &tr.fpu, tr.state == ThreadState::InKernel));
+        ready.push((t, tr.regs.clone(), &tr.fpu, tr.state));
     }
     // registers: all threads go at once
     let stamp = env.arch().restart_regs().stamp;
-    for (t, mut regs, fpu, in_kernel) in ready {
-        if in_kernel {
+    for (t, mut regs, fpu, state) in ready {
+        if let ThreadState::InCall { dest, timeout } = state {
+            // a call made by other entry code: issued again from the stub
+            let utcb = cp.threads[t as usize].utcb_words.clone();
+            s.hold(env, t, regs, dest, timeout, utcb, fpu.to_vec())?;
+            s.threads[t as usize].started = true;
+            continue;
+        }
+        if state == ThreadState::InKernel {
             // the image holds what was left of a re-issued call's
             // relative timeouts at the cut; it starts counting now, on
             // this ECU's counter

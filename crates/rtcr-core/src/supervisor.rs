@@ -143,6 +143,34 @@ pub(crate) struct ThreadRec {
     pub exc_slot: u64,
     /// rtcr's slot of the exception gate.
     pub exc_gate: CapIdx,
+    /// rtcr asked the kernel to stop the thread (ex_regs TRIGGER_EXCEPTION
+    /// without CANCEL) and it has not stopped yet: it is in a kernel call
+    /// and stops when the call returns.
+    pub armed: bool,
+    /// The kernel call rtcr issued again for it from the call stub
+    /// ([`crate::calls`]), still in progress.
+    pub held: Option<Held>,
+}
+
+/// A thread's kernel call that rtcr issued again from its call stub after a
+/// cut: while it is in progress the thread's state is known without
+/// stopping it; when it returns (the stub's breakpoint) the thread goes on
+/// with `cont` and the call's results.
+#[derive(Clone, Debug)]
+pub(crate) struct Held {
+    /// The thread's registers to go on with: its IP after its own kernel
+    /// entry, its own inputs.
+    pub cont: Vec<u64>,
+    /// The call as issued: dest|flags and timeout pair.
+    pub dest: u64,
+    /// The timeout pair it was issued with at `since`.
+    pub timeout: u64,
+    /// The stamp counter when it was issued.
+    pub since: u64,
+    /// The UTCB as it was (a receive in progress does not change it).
+    pub utcb: Vec<u64>,
+    /// The FPU state.
+    pub fpu: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -215,6 +243,19 @@ pub struct Supervisor {
     pub(crate) created: u32,
     /// Next free address of the child's sigma0 range.
     pub(crate) sigma0_next: u64,
+    /// A child thread that crashed while rtcr waited for others (during a
+    /// cut): it stays stopped, and `serve` reports it first.
+    pub(crate) crash_pending: Option<(u32, u64)>,
+    /// A cut is being taken: stops rtcr did not wait for yet are kept
+    /// in `early` instead of being resumed.
+    pub(crate) cutting: bool,
+    /// Stops that arrived while rtcr waited for another thread during a cut.
+    #[allow(clippy::type_complexity)]
+    pub(crate) early: Vec<(u32, Vec<u64>, Vec<u8>)>,
+    /// Kernel calls of the child's threads a cut could not leave alone
+    /// (a call waiting for its reply or a send, still blocked when rtcr
+    /// had waited for it): the child saw them cancelled.
+    pub visible_cancels: u64,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).
@@ -254,6 +295,10 @@ impl Supervisor {
             tramp: 0,
             created: 0,
             sigma0_next,
+            crash_pending: None,
+            cutting: false,
+            early: Vec::new(),
+            visible_cancels: 0,
             seq: 0,
             served: 0,
         }
@@ -527,6 +572,14 @@ impl Supervisor {
         }
         let code = self.spec.trampoline_code.clone();
         env.write_mem(b, &code)?;
+        if !code.is_empty() {
+            // the call stub (crate::calls) in the same page; on the model it is a program
+            let stub = crate::calls::stub_code(self.arch);
+            if code.len() as u64 > crate::calls::STUB_OFFSET {
+                return Err(Error::Protocol("the trampoline overlaps the call stub"));
+            }
+            env.write_mem(b + crate::calls::STUB_OFFSET, stub)?;
+        }
         self.map_page(env, self.spec.trampoline >> 12, b, 5)?;
         self.tramp = b;
         self.exchange.clear();
@@ -567,6 +620,8 @@ impl Supervisor {
             bound: false,
             exc_slot,
             exc_gate: exc,
+            armed: false,
+            held: None,
         });
         if let Some(s) = slot {
             self.give_cap(env, proxy, s, 7, false)?;
@@ -615,6 +670,9 @@ impl Supervisor {
     /// Serves the child until no message arrives for `idle`, the budget of
     /// messages is used up, or a child thread crashes.
     pub fn serve<E: Env>(&mut self, env: &mut E, budget: usize, idle: Timeout) -> Result<ServeOutcome, Error> {
+        if let Some((thread, code)) = self.crash_pending.take() {
+            return Ok(ServeOutcome::Crash { thread, code });
+        }
         for _ in 0..budget {
             {
                 let u = env.utcb();
@@ -632,7 +690,16 @@ impl Supervisor {
             self.served += 1;
             let Some((svc, idx)) = labels::decode(got.label) else { continue };
             if svc == Service::Exception {
-                let code = self.exception_code(env);
+                let n = self.arch.exc_words();
+                let regs = env.utcb().mr[..n].to_vec();
+                let code = self.code_of(&regs);
+                // a thread rtcr stopped or re-issued a call for, back from
+                // its kernel call: it goes on (its FPU stayed with it: this
+                // receive does not take it)
+                if let Some(r) = self.stray_stop(idx, code, &regs) {
+                    self.resume_keep_fpu(env, idx, &r)?;
+                    continue;
+                }
                 return Ok(ServeOutcome::Crash { thread: idx, code });
             }
             let reply = self.dispatch(env, svc, idx, got.tag);
@@ -657,11 +724,11 @@ impl Supervisor {
         Ok(ServeOutcome::Budget)
     }
 
-    pub(crate) fn exception_code<E: Env>(&self, env: &mut E) -> u64 {
-        let m = &env.utcb().mr;
+    /// The x86 trap number / arm exception class of an exception state.
+    pub(crate) fn code_of(&self, regs: &[u64]) -> u64 {
         match self.arch {
-            Arch::Amd64 => m[l4_sys::exc::amd64::mr::TRAPNO],
-            Arch::Arm64 => (m[l4_sys::exc::arm64::mr::ERR] >> 26) & 0x3f,
+            Arch::Amd64 => regs.get(l4_sys::exc::amd64::mr::TRAPNO).copied().unwrap_or(0),
+            Arch::Arm64 => (regs.get(l4_sys::exc::arm64::mr::ERR).copied().unwrap_or(0) >> 26) & 0x3f,
         }
     }
 

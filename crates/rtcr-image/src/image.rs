@@ -10,12 +10,12 @@
 //! counts). Each step fails with an [`ImageError`] that says exactly what is
 //! wrong — nothing here panics, whatever the bytes.
 //!
-//! # Layout (format version 1, all little-endian)
+//! # Layout (format version 2, all little-endian; version 1 is read too)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"RTCRIMG\0"` |
-//! | 8 | 2 | format version (1) |
+//! | 8 | 2 | format version (2; 1 lacks `ThreadState::InCall`) |
 //! | 10 | 1 | architecture ([`Arch`]: 1 amd64, 2 arm64) |
 //! | 11 | 1 | page shift (log2 of the page size) |
 //! | 12 | 4 | flags (0; no flag is defined) |
@@ -51,7 +51,10 @@ use crate::record::{Checkpoint, ObjectRecord};
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"RTCRIMG\0";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this crate still reads (version 2 only added
+/// a thread state at the end of its enum, so version-1 bodies decode as they are).
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// The header CRC covers bytes `0..HEADER_CRC_SPAN`.
@@ -400,7 +403,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
         return Err(ImageError::BadMagic);
     }
     let format_version = u16_at(h, 8);
-    if format_version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format_version) {
         return Err(ImageError::UnsupportedVersion(format_version));
     }
     let header_crc = u64_at(h, HEADER_CRC_SPAN);
@@ -656,7 +659,7 @@ mod tests {
     fn header_layout_is_fixed() {
         let img = encode(&meta(), &empty()).unwrap();
         assert_eq!(&img[0..8], b"RTCRIMG\0");
-        assert_eq!(u16_at(&img, 8), 1);
+        assert_eq!(u16_at(&img, 8), 2);
         assert_eq!(img[10], 1);
         assert_eq!(img[11], 12);
         assert_eq!(u32_at(&img, 12), 0);

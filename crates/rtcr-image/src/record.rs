@@ -122,6 +122,19 @@ pub enum ThreadState {
     InKernel,
     /// Never started.
     Dead,
+    /// Blocked in a kernel call whose entry code is not l4-sys's
+    /// restartable sequence (L4Re's own, or any code that follows the
+    /// kernel ABI): the restore issues the call `dest`|flags with the
+    /// timeout pair `timeout` (relative timeouts as time left at the cut)
+    /// from rtcr's call stub, and when it returns the thread goes on with
+    /// `regs` (its IP after its own kernel entry, its own registers) and
+    /// the call's results. (Format version 2.)
+    InCall {
+        /// The destination selector and operation bits (rdx / x2).
+        dest: u64,
+        /// The timeout pair (r8 / x3).
+        timeout: u64,
+    },
 }
 
 /// One thread of the child.

@@ -12,7 +12,12 @@ fn thread(n: usize) -> impl Strategy<Value = ThreadRecord> {
         1u8..255,
         proptest::collection::vec(any::<u64>(), n),
         proptest::collection::vec(any::<u64>(), 128),
-        prop_oneof![Just(ThreadState::Running), Just(ThreadState::InKernel), Just(ThreadState::Dead)],
+        prop_oneof![
+            Just(ThreadState::Running),
+            Just(ThreadState::InKernel),
+            Just(ThreadState::Dead),
+            (any::<u64>(), any::<u64>()).prop_map(|(dest, timeout)| ThreadState::InCall { dest, timeout })
+        ],
         proptest::collection::vec(any::<u8>(), 0..64),
         proptest::collection::vec((0u8..58, any::<u64>()), 0..3),
     )

@@ -15,6 +15,7 @@ use rtcr_core::{ChildSpec, Env, Error, Region};
 use std::sync::Arc;
 
 pub mod child;
+pub mod foreign;
 pub mod fuzz;
 pub mod simulate;
 
@@ -103,6 +104,30 @@ impl Program for Trampoline {
     }
 }
 
+/// rtcr's call stub (`rtcr_core::calls`) as a model program: the kernel
+/// call from the ABI registers (a bare entry), then a breakpoint.
+struct CallStub;
+impl Program for CallStub {
+    fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
+        use l4_sys::exc::{amd64, arm64};
+        let (tag, label, dest, timeout, bp) = match cpu.arch() {
+            Arch::Amd64 => (amd64::mr::RAX, amd64::mr::RSI, amd64::mr::RDX, amd64::mr::R8, amd64::TRAP_BP),
+            Arch::Arm64 => (arm64::mr::X0, arm64::mr::X0 + 1, arm64::mr::X0 + 2, arm64::mr::X0 + 3, 0x3C),
+        };
+        let inv = l4_sys::Invocation {
+            dest: cpu.reg(dest),
+            tag: l4_sys::MsgTag(cpu.reg(tag)),
+            label: cpu.reg(label),
+            timeout: l4_sys::TimeoutPair::from_raw(cpu.reg(timeout)),
+        };
+        let _ = fiasco_model::sys!(cpu, cpu.call_on_behalf(inv));
+        Err(Trap::Exception(bp))
+    }
+    fn name(&self) -> &str {
+        "call stub"
+    }
+}
+
 /// A model of `arch` with the trampoline registered (and the
 /// architecture noted for [`ModelEnv::arch`]).
 fn model_with_trampoline(arch: Arch) -> Model {
@@ -113,6 +138,7 @@ fn model_with_trampoline(arch: Arch) -> Model {
     };
     let mut m = Model::new(Config { trace: false, ..cfg });
     m.register_program(TRAMP, Arc::new(Trampoline));
+    m.register_program(TRAMP + rtcr_core::calls::STUB_OFFSET, Arc::new(CallStub));
     m
 }
 
@@ -121,6 +147,22 @@ pub fn scenario_model(arch: Arch) -> Model {
     let mut m = model_with_trampoline(arch);
     child::register(&mut m);
     m
+}
+
+/// A model with the trampoline and the foreign-entry child ([`foreign`])
+/// registered.
+pub fn foreign_model(arch: Arch) -> Model {
+    let mut m = model_with_trampoline(arch);
+    foreign::register(&mut m);
+    m
+}
+
+/// The foreign-entry child's layout: the scenario's, with code whose
+/// kernel entries are bare instructions.
+pub fn foreign_spec(name: &str) -> ChildSpec {
+    let mut s = spec(name);
+    s.load = vec![(CODE, foreign::code_pages(ARCH.with(|a| *a.borrow()), 3), 5)];
+    s
 }
 
 /// A model with the trampoline and `child` registered.

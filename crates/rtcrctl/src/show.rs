@@ -145,6 +145,7 @@ pub fn state(s: ThreadState) -> &'static str {
         ThreadState::Running => "running",
         ThreadState::InKernel => "in-kernel",
         ThreadState::Dead => "dead",
+        ThreadState::InCall { .. } => "in-call",
     }
 }
 
