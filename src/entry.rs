@@ -3,4 +3,4 @@
 //! load the stack the linker script reserves and call into Rust. The asm is
 //! l4-sys's `root_task_entry!`, shared with the children.
 
-l4_sys::root_task_entry!(crate::stub::rtcr_main);
+l4_sys::root_task_entry!(crate::boot::rtcr_main);

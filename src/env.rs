@@ -73,6 +73,36 @@ macro_rules! q_pairs {
 #[repr(C, align(64))]
 struct FpuArea([u8; FPU_BYTES]);
 
+/// The stamp counter's nominal frequency: CNTFRQ_EL0 on arm64; on amd64
+/// the TSC runs at the CPU frequency the KIP reports (kHz).
+pub fn nominal_stamp_hz(kip: u64) -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let _ = kip;
+        l4_sys::arch::stamp_hz()
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        l4_sys::kip::Kip::parse(crate::boot::kip_page(kip)).map(|k| k.frequency_cpu() * 1000).unwrap_or(0)
+    }
+}
+
+/// When the stamp counter's rate is measured against the KIP clock, in
+/// kernel time since the reference point: first after 200 ms (the x86 KIP
+/// clock moves in whole milliseconds, so that gives the rate to 0.5 %, well
+/// inside the 2 % `stamp_hz_in_kernel_time` tolerates), then once more over
+/// 5 s for a finer figure.
+const CALIBRATE_AT_US: [u64; 2] = [200_000, 5_000_000];
+
+/// The stamp counter measured against the KIP clock while rtcr runs.
+struct Calibration {
+    nominal: u64,
+    /// The reference point: KIP clock (µs) and counter.
+    since: (u64, u64),
+    /// Measurements taken (an index into [`CALIBRATE_AT_US`]).
+    done: usize,
+}
+
 /// rtcr-core's `Env` on the kernel.
 pub struct KernelEnv {
     k: CurrentThread,
@@ -80,6 +110,8 @@ pub struct KernelEnv {
     stamp_hz: u64,
     /// The address ranges (start, end) of rtcr's own memory rtcr-core may use.
     windows: Vec<(u64, u64)>,
+    /// The counter's rate, measured while rtcr serves.
+    calibration: Option<Calibration>,
 }
 
 impl KernelEnv {
@@ -87,7 +119,50 @@ impl KernelEnv {
     /// counter's frequency; `windows`: the memory rtcr-core may read and
     /// write (mapped before use).
     pub fn new(k: CurrentThread, kip: u64, stamp_hz: u64, windows: Vec<(u64, u64)>) -> Self {
-        KernelEnv { k, kip, stamp_hz, windows }
+        KernelEnv { k, kip, stamp_hz, windows, calibration: None }
+    }
+
+    /// Measures the stamp counter against the KIP clock from `since` (KIP
+    /// clock µs, counter) on, while rtcr serves: [`Self::calibrate_stamp`]
+    /// then sets the rate rtcr-core uses (`nominal` until then). No sleep:
+    /// the time the child runs anyway is the measurement.
+    pub fn calibrate_from(&mut self, nominal: u64, since: (u64, u64)) {
+        self.calibration = Some(Calibration { nominal, since, done: 0 });
+    }
+
+    /// Called now and then while rtcr serves: each time enough kernel time
+    /// has passed since the reference point ([`CALIBRATE_AT_US`]), the
+    /// counter's rate in kernel time
+    /// (`rtcr_core::checkpoint::stamp_hz_in_kernel_time`) becomes the one
+    /// rtcr-core uses; a change is logged.
+    pub fn calibrate_stamp(&mut self) {
+        if self.calibration.is_none() {
+            return;
+        }
+        let (t1, s1) = (self.clock_us(), l4_sys::arch::stamp_now());
+        let Some(c) = &mut self.calibration else { return };
+        let (t0, s0) = c.since;
+        let elapsed_us = t1.saturating_sub(t0);
+        if elapsed_us < CALIBRATE_AT_US[c.done] {
+            return;
+        }
+        let nominal = c.nominal;
+        c.done += 1;
+        if c.done == CALIBRATE_AT_US.len() {
+            self.calibration = None;
+        }
+        let measured = (u128::from(s1.saturating_sub(s0)) * 1_000_000 / u128::from(elapsed_us)) as u64;
+        let hz = rtcr_core::checkpoint::stamp_hz_in_kernel_time(nominal, Some(measured));
+        if hz != self.stamp_hz {
+            self.stamp_hz = hz;
+            crate::logger::log!(
+                self,
+                "rtcr: stamp counter against the KIP clock over {=u64} ms: {=u64} Hz (nominal {=u64} Hz), used from now on",
+                elapsed_us / 1000,
+                hz,
+                nominal
+            );
+        }
     }
 
     /// Gives the thread back (the Env is done).

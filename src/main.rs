@@ -1,11 +1,16 @@
-//! rtcr: the root-task binary.
+//! rtcr: the root-task binary. Thin on purpose: the policy is rtcr-core's,
+//! what rtcr reads at boot is checked by rtcr-boot; this crate is the part
+//! that only runs on the kernel.
 //!
-//! Thin on purpose: the entry stub and stack ([`entry`]), reading what the
-//! kernel and bootstrap hand over (KIP, boot modules), and — in later work —
-//! the server loop that runs the checkpoint/restore core. For now it is the
-//! stub of the foundation issue: it announces itself through the kernel log
-//! capability, reports what it finds about the kernel it runs on (initial
-//! capabilities, KIP version and features, clock, boot modules), and sleeps.
+//! * [`entry`]: the entry stub (the kernel starts a root task without a stack);
+//! * [`boot`]: the boot path — the KIP, the configuration and the boot
+//!   modules are read, then the child is started or restored and served;
+//! * [`run`]: the server loop around rtcr-core's driver, with the checkpoint
+//!   store and the log of what it does;
+//! * [`env`], [`trampoline`], [`heap`], [`logger`]: rtcr-core's environment
+//!   on the kernel, the UTCB save/load code, the heap, the defmt log;
+//! * [`diag`], [`probe`]: diagnostics that run only when the configuration
+//!   asks (`report`, `selfcheck`; `probe`, `probe-dump`).
 //!
 //! On a host OS this file builds a tiny program that says how to build the
 //! real thing, so that `cargo test` over the workspace keeps working.
@@ -14,6 +19,10 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod diag;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
@@ -26,8 +35,6 @@ mod logger;
 mod probe;
 #[cfg(target_os = "none")]
 mod run;
-#[cfg(target_os = "none")]
-mod stub;
 #[cfg(target_os = "none")]
 mod trampoline;
 

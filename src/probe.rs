@@ -15,7 +15,7 @@
 //! * item 6: the debugger's object dump (op 0x110) into ku_mem — only with
 //!   the argument `probe-dump`: on the Fiasco build this was written
 //!   against, the op trips a kernel assertion (see the issue notes);
-//! * item 2 and 9 come from the stub's KIP and capability report;
+//! * item 2 and 9 come from the boot report (`report`, src/diag.rs);
 //! * restart: a thread blocked in a kernel call, cancelled and stopped
 //!   (ex_regs CANCEL | TRIGGER_EXCEPTION, as a checkpoint does), moved back
 //!   by `Arch::restart_len` and resumed, issues the same call again —
@@ -299,23 +299,6 @@ extern "C" fn restart_entry() -> ! {
     park()
 }
 
-/// The stamp counter's frequency: CNTFRQ_EL0 on arm64; on amd64 the TSC
-/// runs at the CPU frequency the KIP reports (kHz).
-pub(crate) fn stamp_hz(kip: u64) -> u64 {
-    #[cfg(target_arch = "aarch64")]
-    {
-        let _ = kip;
-        l4_sys::arch::stamp_hz()
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: sigma0 mapped the KIP page (4 KiB, readable) at `kip`
-        // into this task; it is only read.
-        let page = unsafe { core::slice::from_raw_parts(kip as *const u8, 4096) };
-        l4_sys::kip::Kip::parse(page).map(|k| k.frequency_cpu() * 1000).unwrap_or(0)
-    }
-}
-
 /// The restart probe. `regs` is the worker's register set from its last
 /// exception (it is stopped in it); `worker_utcb` its UTCB (in rtcr's own
 /// task, so readable here).
@@ -351,7 +334,7 @@ fn probe_restart(k: &mut CurrentThread, regs: &mut [u64; EXC_WORDS], worker_utcb
         stopped[rr.timeout] == TimeoutPair::new(Timeout::NEVER, Timeout::from_us(RESTART_SLEEP_US)).raw();
     // take the time since the entry stamp off the relative timeout, as a
     // checkpoint does
-    let hz = stamp_hz(kip);
+    let hz = crate::env::nominal_stamp_hz(kip);
     rtcr_core::checkpoint::run_down_relative_timeouts(arch, &mut stopped, l4_sys::arch::stamp_now(), hz);
     let left = TimeoutPair::from_raw(stopped[rr.timeout]).rcv.rel_us().unwrap_or(0);
     let ran_us = RESTART_SLEEP_US.saturating_sub(left);
@@ -692,7 +675,7 @@ fn probe_object_dump(k: &mut CurrentThread, utcb: u64) {
             break;
         }
     }
-    let mut line = crate::stub::Line::new();
+    let mut line = crate::diag::Line::new();
     for c in &own[..n_own] {
         let _ = write!(line, " {c:#x}");
     }

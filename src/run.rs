@@ -163,6 +163,7 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         Ok(r) => r,
         Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB checkpoint store: {e}", config.store_kib)),
     };
+    log!(&mut env, "rtcr: checkpoint store: {=u64} KiB (slots A and B), RAM mapped into rtcr only", config.store_kib);
     let mut store = Store::new(ram);
     if let Some((rname, rbytes)) = restore {
         match store.write(rbytes) {
@@ -186,13 +187,15 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         Ok(d) => d,
         Err(e) => stop(&mut env, format_args!("could not start the child: {e}")),
     };
+    let since_rtcr_us = env.clock_us().saturating_sub(crate::boot::started_us());
     let how = if d.sup.seq > 0 { "restored from the image" } else { "started" };
     log!(
         &mut env,
-        "rtcr: child '{=str}' {=str} ({=usize} pages), checkpoint every {=u64} ms",
+        "rtcr: child '{=str}' {=str} ({=usize} pages) {=u64} us after rtcr's start, checkpoint every {=u64} ms",
         name,
         how,
         d.sup.page_count(),
+        since_rtcr_us,
         config.interval_ms
     );
     report(&mut env, &mut d, config.jdb);
@@ -225,6 +228,7 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             stop(&mut env, format_args!("supervising '{name}' failed: {e}"));
         }
         report(&mut env, &mut d, config.jdb);
+        env.calibrate_stamp();
     }
 }
 
@@ -328,7 +332,7 @@ fn dump_image(env: &mut KernelEnv, d: &Driver<StoreRam>) {
 /// Bytes of a boot module (rtcr reads modules through its 1:1 view).
 pub fn module_bytes(m: &l4_sys::bootinfo::Module<'_>) -> Option<&'static [u8]> {
     use l4_sys::bootinfo::PhysMem;
-    crate::stub::IDENTITY.bytes(m.start, m.len() as usize)
+    crate::boot::IDENTITY.bytes(m.start, m.len() as usize)
 }
 
 /// The memory rtcr-core may use: the child's frames.

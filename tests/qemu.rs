@@ -79,7 +79,7 @@ fn check_stub(log: &str, arch: &str) {
     expect_line(log, "rtcr: KIP at ");
     // the boot-module info names rtcr as the root task
     let rt = expect_line(log, ": Roottask ");
-    assert!(rt.contains("rtcr child=none probe"), "{rt}");
+    assert!(rt.contains("rtcr child=none report selfcheck probe"), "{rt}");
     let cfg = expect_line(log, "rtcr: config: ");
     assert!(cfg.contains("child none, checkpoint every 100 ms"), "the defaults: {cfg}");
     // a heap from sigma0, and rtcr-image's store working on this kernel
@@ -100,7 +100,7 @@ fn check_stub(log: &str, arch: &str) {
         // TSC ran 11-33 % fast against the KIP clock (reported, not asserted)
         assert!((950..=1050).contains(&permille), "{env}");
     }
-    expect_line(log, "rtcr: stub done, sleeping");
+    expect_line(log, "rtcr: no child (child=none): nothing to serve, sleeping");
     assert!(!log.contains("rtcr: PANIC"), "{log}");
 }
 
@@ -143,7 +143,9 @@ fn x86_64_stub_boots_and_reports() {
     // Enter JDB after the probes and list the object space of the third task (rtcr):
     // the named task shows, and its slots hold the root task's initial caps.
     let keys = "@10 ESC @2 s @1 DOWN DOWN o @2";
-    let Some(log) = boot("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", keys, 16, "child=none probe") else {
+    let Some(log) =
+        boot("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", keys, 16, "child=none report selfcheck probe")
+    else {
         return;
     };
     check_stub(&log, "x86_64");
@@ -155,7 +157,8 @@ fn x86_64_stub_boots_and_reports() {
 
 #[test]
 fn aarch64_stub_boots_and_reports() {
-    let Some(log) = boot("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", "", 20, "child=none probe") else {
+    let Some(log) = boot("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", "", 20, "child=none report selfcheck probe")
+    else {
         return;
     };
     check_stub(&log, "aarch64");

@@ -4,10 +4,18 @@
 //! roottask rtcr child=hello interval_ms=100 store_kib=1024 max_objects=64 max_threads=8 max_pages=4096 restore=img
 //! ```
 //!
-//! `child=` names the boot module to run (required; `none` runs no child:
-//! the stub's self-report). Everything else has a default. Numbers are
-//! decimal or `0x` hex. Unknown words, repeated keys, numbers out of range
-//! and a missing child are errors that say which word is wrong.
+//! `child=` names the boot module to run (required; `none` runs no child).
+//! Everything else has a default. Numbers are decimal or `0x` hex. Unknown
+//! words, repeated keys, numbers out of range and a missing child are errors
+//! that say which word is wrong.
+//!
+//! The diagnostics are off unless a flag asks for them, so that a default
+//! boot goes straight to the child and prints a few lines: `report` (what
+//! rtcr finds about the kernel: initial capabilities, KIP, memory
+//! descriptors, boot modules, heap), `selfcheck` (the image format and
+//! rtcr-core's environment checked on this kernel, with a 200 ms sleep that
+//! measures the stamp counter against the kernel clock), `probe` and
+//! `probe-dump` (the kernel verify-list probes).
 
 use core::fmt;
 
@@ -42,6 +50,13 @@ pub struct Config<'a> {
     /// person (or a script on the serial line) can compare the child's
     /// object space in JDB; `g` continues.
     pub jdb: bool,
+    /// `report`: report what rtcr finds about the kernel at boot (initial
+    /// capabilities, KIP version, features and memory descriptors, clock,
+    /// boot modules, heap).
+    pub report: bool,
+    /// `selfcheck`: check the image format and rtcr-core's environment on
+    /// this kernel before the child starts (includes a 200 ms sleep).
+    pub selfcheck: bool,
     /// Run the kernel verify-list probes (`probe`, `probe-dump`).
     pub probe: bool,
     /// Include the debugger object-dump probe.
@@ -61,6 +76,8 @@ impl Default for Config<'_> {
             crash_ms: None,
             dump_ms: None,
             jdb: false,
+            report: false,
+            selfcheck: false,
             probe: false,
             probe_dump: false,
         }
@@ -97,11 +114,16 @@ impl fmt::Display for ConfigError<'_> {
             ConfigError::MissingChild => {
                 write!(f, "no child= in the roottask line (name the child's boot module, or child=none)")
             }
-            ConfigError::Unknown(w) => write!(
-                f,
-                "unknown word '{w}' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-                 restore= crash_ms= dump_ms= jdb probe probe-dump)"
-            ),
+            ConfigError::Unknown(w) => {
+                write!(f, "unknown word '{w}' (known:")?;
+                for k in KEYS {
+                    write!(f, " {k}=")?;
+                }
+                for flag in FLAGS {
+                    write!(f, " {flag}")?;
+                }
+                write!(f, ")")
+            }
             ConfigError::Repeated(k) => write!(f, "{k}= given twice"),
             ConfigError::Empty(k) => write!(f, "{k}= has no value"),
             ConfigError::BadNumber { key, value, min, max } => {
@@ -110,6 +132,13 @@ impl fmt::Display for ConfigError<'_> {
         }
     }
 }
+
+/// The words that take a value (`key=value`).
+const KEYS: [&str; 9] =
+    ["child", "interval_ms", "store_kib", "max_objects", "max_threads", "max_pages", "restore", "crash_ms", "dump_ms"];
+
+/// The words that stand alone.
+const FLAGS: [&str; 5] = ["jdb", "report", "selfcheck", "probe", "probe-dump"];
 
 fn number<'a>(key: &'a str, value: &'a str, min: u64, max: u64) -> Result<u64, ConfigError<'a>> {
     let bad = ConfigError::BadNumber { key, value, min, max };
@@ -139,8 +168,10 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             Some(kv) => kv,
             None => {
                 match word {
-                    "probe" => c.probe = true,
                     "jdb" => c.jdb = true,
+                    "report" => c.report = true,
+                    "selfcheck" => c.selfcheck = true,
+                    "probe" => c.probe = true,
                     "probe-dump" => {
                         c.probe = true;
                         c.probe_dump = true
@@ -150,17 +181,6 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
                 continue;
             }
         };
-        const KEYS: [&str; 9] = [
-            "child",
-            "interval_ms",
-            "store_kib",
-            "max_objects",
-            "max_threads",
-            "max_pages",
-            "restore",
-            "crash_ms",
-            "dump_ms",
-        ];
         let Some(k) = KEYS.iter().position(|&k| k == key) else { return Err(ConfigError::Unknown(word)) };
         if seen & (1 << k) != 0 {
             return Err(ConfigError::Repeated(key));

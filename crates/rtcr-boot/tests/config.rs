@@ -16,7 +16,7 @@ fn defaults_and_the_child() {
 fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
-         crash_ms=1500 dump_ms=0x7d0 jdb probe",
+         crash_ms=1500 dump_ms=0x7d0 jdb report selfcheck probe",
     )
     .unwrap();
     assert_eq!(
@@ -32,12 +32,34 @@ fn every_key() {
             crash_ms: Some(1500),
             dump_ms: Some(2000),
             jdb: true,
+            report: true,
+            selfcheck: true,
             probe: true,
             probe_dump: false,
         }
     );
     let d = parse("child=none probe-dump").unwrap();
     assert!(d.probe && d.probe_dump);
+}
+
+#[test]
+fn diagnostics_are_off_unless_asked_for() {
+    // the default boot goes straight to the child
+    let c = parse("child=demo").unwrap();
+    assert!(!c.report && !c.selfcheck && !c.probe && !c.probe_dump && !c.jdb);
+    // each flag turns on its own part only
+    let r = parse("child=demo report").unwrap();
+    assert!(r.report && !r.selfcheck && !r.probe);
+    let s = parse("child=demo selfcheck").unwrap();
+    assert!(s.selfcheck && !s.report && !s.probe);
+    let p = parse("child=none probe").unwrap();
+    assert!(p.probe && !p.probe_dump && !p.report && !p.selfcheck);
+    // a flag given twice is the same flag
+    assert_eq!(parse("child=a report report"), parse("child=a report"));
+    // flags take no value, and are spelt as listed
+    assert_eq!(parse("child=a report=1"), Err(ConfigError::Unknown("report=1")));
+    assert_eq!(parse("child=a self-check"), Err(ConfigError::Unknown("self-check")));
+    assert_eq!(parse("child=a Report"), Err(ConfigError::Unknown("Report")));
 }
 
 #[test]
@@ -59,6 +81,12 @@ fn mistakes_are_named() {
     let msg = format!("{}", parse("child=a interval_ms=0").unwrap_err());
     assert_eq!(msg, "interval_ms=0: want a number from 1 to 3600000 (decimal or 0x hex)");
     assert!(format!("{}", ConfigError::MissingChild).contains("child=none"));
+    // an unknown word: the message lists every word there is
+    assert_eq!(
+        format!("{}", parse("child=a selfchek").unwrap_err()),
+        "unknown word 'selfchek' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
+         restore= crash_ms= dump_ms= jdb report selfcheck probe probe-dump)"
+    );
 }
 
 proptest::proptest! {
