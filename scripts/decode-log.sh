@@ -11,5 +11,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 1 ] && [ $# -le 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
-(cd "$here" && cargo build -q --release -p rtcrctl)
-exec "$here/target/release/rtcrctl" log --elf "$@"
+# (without L4RE_OBJ_*: the decoder needs no bindgen cross-check, nor libclang)
+(cd "$here" && env -u L4RE_OBJ_X86_64 -u L4RE_OBJ_ARM64 cargo build -q --release -p rtcrctl)
+exec "${CARGO_TARGET_DIR:-$here/target}/release/rtcrctl" log --elf "$@"

@@ -23,6 +23,10 @@
 # The serial log goes to stdout with CRs and colour codes removed, and
 # rtcr's defmt lines (rtcr-defmt <hex>) decoded to text on the fly by
 # `rtcrctl log --elf` (built here on first use); --raw leaves them encoded.
+# Binaries are looked for in $CARGO_TARGET_DIR (default: target/).
+#
+# Host needs: qemu-system-x86_64 / qemu-system-aarch64 (Debian/Ubuntu:
+# qemu-system-x86, qemu-system-arm), and for arm64 the L4Re tree's l4image.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -36,17 +40,19 @@ while [ $# -gt 0 ]; do
     --module) modules+=("$2"); shift 2 ;;
     --raw) raw=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
   esac
 done
 rt_args="${*:-child=none}"
 
 case "$arch" in
-  x86_64) fvar=FIASCO_OBJ_X86_64 lvar=L4RE_OBJ_X86_64 l4arch=amd64 target=x86_64-unknown-none ;;
-  aarch64|arm64) arch=aarch64 fvar=FIASCO_OBJ_ARM64 lvar=L4RE_OBJ_ARM64 l4arch=arm64 target=aarch64-unknown-none ;;
+  x86_64) fvar=FIASCO_OBJ_X86_64 lvar=L4RE_OBJ_X86_64 l4arch=amd64 target=x86_64-unknown-none qemu=qemu-system-x86_64 qpkg=qemu-system-x86 ;;
+  aarch64|arm64) arch=aarch64 fvar=FIASCO_OBJ_ARM64 lvar=L4RE_OBJ_ARM64 l4arch=arm64 target=aarch64-unknown-none qemu=qemu-system-aarch64 qpkg=qemu-system-arm ;;
   *) echo "qemu-boot: unknown architecture $arch" >&2; exit 2 ;;
 esac
+command -v "$qemu" >/dev/null || { echo "qemu-boot: $qemu not found (Debian/Ubuntu: apt-get install $qpkg)" >&2; exit 3; }
+target_dir=${CARGO_TARGET_DIR:-$here/target}
 fobj=${!fvar:-} lobj=${!lvar:-}
 [ -n "$fobj" ] || { echo "qemu-boot: set $fvar to a Fiasco build directory" >&2; exit 3; }
 [ -n "$lobj" ] || { echo "qemu-boot: set $lvar to an L4Re build directory" >&2; exit 3; }
@@ -55,7 +61,7 @@ fiasco=$fobj/fiasco
 find_one() { find "$lobj"/bin -path "$1" -type f 2>/dev/null | sort | head -n 1; }
 sigma0=$(find_one "*/${l4arch}_*/l4f/sigma0")
 [ -n "$sigma0" ] || { echo "qemu-boot: no sigma0 under $lobj/bin/${l4arch}_*/l4f" >&2; exit 3; }
-[ -n "$elf" ] || elf=$here/target/$target/release/rtcr
+[ -n "$elf" ] || elf=$target_dir/$target/release/rtcr
 [ -f "$elf" ] || { echo "qemu-boot: $elf missing: cargo build --release -p rtcr --target $target" >&2; exit 3; }
 
 # what QEMU printed so far, for the ?TEXT waits of --keys
@@ -81,8 +87,14 @@ feed() {
 clean() { tr -d '\r' | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
 decode() { cat; }
 if [ "$raw" = 0 ] && LC_ALL=C grep -qa '\.defmt' "$elf"; then
-  (cd "$here" && cargo build -q --release -p rtcrctl) || { echo "qemu-boot: cannot build rtcrctl for the log decoder" >&2; exit 3; }
-  decode() { "$here/target/release/rtcrctl" log --elf "$elf"; }
+  # the decoder needs no L4Re headers: without L4RE_OBJ_* l4-sys's build
+  # skips its bindgen cross-check, which would need libclang
+  (cd "$here" && env -u L4RE_OBJ_X86_64 -u L4RE_OBJ_ARM64 cargo build -q --release -p rtcrctl) || {
+    echo "qemu-boot: building rtcrctl (the decoder of rtcr's defmt lines) failed, cargo said why above;" \
+      "--raw boots without it" >&2
+    exit 3
+  }
+  decode() { "$target_dir/release/rtcrctl" log --elf "$elf"; }
 fi
 
 case "$arch" in
@@ -93,7 +105,7 @@ case "$arch" in
     esc() { printf '%s' "$*" | sed 's/,/,,/g'; }
     initrd="$(esc "$fiasco -serial_esc"),$(esc "$sigma0"),$(esc "$elf $rt_args")"
     for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
-    feed | timeout "$timeout" qemu-system-x86_64 -M q35 -m 512 -cpu max -no-reboot \
+    feed | timeout "$timeout" "$qemu" -M q35 -m 512 -cpu max -no-reboot \
       -display none -monitor none -serial stdio \
       -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | tee "$seen" | clean | decode || true
     ;;
@@ -103,7 +115,7 @@ case "$arch" in
     # a kernel built for EL2 (CONFIG_CPU_VIRT) needs the virtualization extension
     machine=virt
     if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then machine=virt,virtualization=true; fi
-    feed | timeout "$timeout" qemu-system-aarch64 -M "$machine" -cpu cortex-a57 -m 1024 \
+    feed | timeout "$timeout" "$qemu" -M "$machine" -cpu cortex-a57 -m 1024 \
       -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
     ;;
 esac

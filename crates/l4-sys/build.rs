@@ -47,7 +47,21 @@ fn main() {
                 println!("cargo:rustc-cfg=l4re_headers_{arch}");
                 any = true;
             }
-            Err(e) => panic!("{var} is set but bindgen over its headers failed: {e}"),
+            Err(e) => {
+                // a plain message instead of a panic's backtrace, naming
+                // the missing piece when it is libclang
+                eprintln!(
+                    "l4-sys: {var} is set, so l4-sys checks its ABI against that tree's l4sys headers with bindgen"
+                );
+                if e.contains("libclang") {
+                    eprintln!(
+                        "l4-sys: bindgen needs libclang and found none: install it (Debian/Ubuntu: apt-get install \
+                         libclang-dev) or point LIBCLANG_PATH at it"
+                    );
+                }
+                eprintln!("l4-sys: bindgen over the headers failed: {e}");
+                std::process::exit(1);
+            }
         }
     }
     if any {
@@ -70,8 +84,31 @@ fn generate(obj: &Path, arch: &str, triple: &str) -> Result<(), String> {
         }
     }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join(format!("l4re_{arch}.rs"));
-    let b = bindgen::Builder::default()
-        .header_contents("wrapper.h", &src)
+    // bindgen panics when it cannot load libclang: catch that (quietly) and
+    // return it as an error like any other
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let generated = std::panic::catch_unwind(|| bindings(&src, triple, &inc, &arch_inc));
+    std::panic::set_hook(hook);
+    let b = match generated {
+        Ok(r) => r?,
+        Err(p) => {
+            let why = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            return Err(why.unwrap_or_else(|| "bindgen panicked".into()));
+        }
+    };
+    b.write_to_file(&out).map_err(|e| e.to_string())?;
+    for h in HEADERS {
+        println!("cargo:rerun-if-changed={}", arch_inc.join(h).display());
+        println!("cargo:rerun-if-changed={}", inc.join(h).display());
+    }
+    Ok(())
+}
+
+/// bindgen over `src` (the headers' includes), types and constants only.
+fn bindings(src: &str, triple: &str, inc: &Path, arch_inc: &Path) -> Result<bindgen::Bindings, String> {
+    bindgen::Builder::default()
+        .header_contents("wrapper.h", src)
         .clang_arg(format!("--target={triple}"))
         .clang_arg(format!("-I{}", arch_inc.display()))
         .clang_arg(format!("-I{}", inc.display()))
@@ -87,11 +124,5 @@ fn generate(obj: &Path, arch: &str, triple: &str) -> Result<(), String> {
         .allowlist_type("l4_.*|L4_.*|l4util_.*")
         .allowlist_var("L4_.*|SIGMA0_.*|L4UTIL_.*|L4_UTCB_.*")
         .generate()
-        .map_err(|e| format!("{e:?}"))?;
-    b.write_to_file(&out).map_err(|e| e.to_string())?;
-    for h in HEADERS {
-        println!("cargo:rerun-if-changed={}", arch_inc.join(h).display());
-        println!("cargo:rerun-if-changed={}", inc.join(h).display());
-    }
-    Ok(())
+        .map_err(|e| format!("{e:?}"))
 }
