@@ -35,9 +35,13 @@
 //!   arrive exactly once and in order; a client calling the gates (checking
 //!   the reply is the number + 1000) and triggering three software IRQs,
 //!   each only once its last trigger was delivered; an IRQ waiter counting
-//!   every delivery against the triggers; a sleeper doing 20 ms
-//!   receive-timeout sleeps (`l4_ipc_sleep`) and timing each by the KIP
-//!   clock (early: under 20 ms; late: over 35 ms).
+//!   every delivery against the triggers. The first thread is the sleeper:
+//!   20 ms receive-timeout sleeps (`l4_ipc_sleep`), each timed by the KIP
+//!   clock (early: under 20 ms; late: over 35 ms), and every 25 of them a
+//!   ledger round and a status line. Four threads in all, because the
+//!   kernel gives a root task one page of UTCBs (four; `alloc_ku_mem` of
+//!   one page in `kernel_thread-std.cpp`), and a fifth would need
+//!   `l4_task_add_ku_mem`, which rtcr does not offer its children.
 //! * **Output.** `foreign: started` once, every ~500 ms `foreign: round R
 //!   calls C irqs I sleeps S early E late L errors X ledger ok|BAD`, and
 //!   for every unexpected result `foreign: ERROR <what> <details>` (at most
@@ -224,16 +228,16 @@ mod foreign {
 
     // ---- layout ----
 
-    /// The entrypoint, client, IRQ waiter and sleeper threads.
+    /// The entrypoint, client and IRQ waiter threads.
     const T_ENTRY: CapIdx = CapIdx(0x10);
     const T_CLIENT: CapIdx = CapIdx(0x11);
     const T_WAITER: CapIdx = CapIdx(0x12);
-    const T_SLEEPER: CapIdx = CapIdx(0x13);
-    /// The threads main starts: slot, function, priority. The sleeper is
-    /// highest, so its timing is the kernel's, not the other threads'; main
-    /// keeps the priority it was started with.
-    const THREADS: [(CapIdx, extern "C" fn() -> !, u64); 4] =
-        [(T_ENTRY, entrypoint, 12), (T_CLIENT, client, 11), (T_WAITER, irq_waiter, 13), (T_SLEEPER, sleeper, 14)];
+    /// The threads main starts: slot, function, priority.
+    const THREADS: [(CapIdx, extern "C" fn() -> !, u64); 3] =
+        [(T_ENTRY, entrypoint, 12), (T_CLIENT, client, 11), (T_WAITER, irq_waiter, 13)];
+    /// Main's priority, the highest, so its sleeps are timed by the kernel,
+    /// not by the other threads (a root task starts at priority 1).
+    const MAIN_PRIO: u64 = 14;
     /// The gates (labels [`GATE_LABELS`], bound to the entrypoint).
     const GATES: [CapIdx; 3] = [CapIdx(0x20), CapIdx(0x21), CapIdx(0x22)];
     /// The software IRQs (labels [`IRQ_LABELS`], bound to the IRQ waiter).
@@ -249,12 +253,13 @@ mod foreign {
 
     /// Bytes of stack per started thread.
     const STACK_BYTES: usize = 16 * 1024;
-    static STACKS: [Stack<STACK_BYTES>; 4] = [const { Stack::new() }; 4];
+    static STACKS: [Stack<STACK_BYTES>; 3] = [const { Stack::new() }; 3];
 
     /// A message of one untyped word, protocol label 0.
     const ONE_WORD: MsgTag = MsgTag::new(0, 1, 0, TagFlags::empty());
-    /// Main's pace: one ledger round and status line per this many µs.
-    const ROUND_US: u64 = 500_000;
+    /// Main's pace: one ledger round and status line per this many sleeps
+    /// (about 500 ms).
+    const SLEEPS_PER_ROUND: u64 = 25;
     /// The client's pace between rounds of calls and triggers.
     const CLIENT_US: u64 = 10_000;
     /// How long a trigger may stay undelivered before it counts as lost.
@@ -487,6 +492,8 @@ mod foreign {
             factory::create_irq(k, slots::FACTORY, q).map_err(|e| Failed("create IRQ", q, e))?;
             irq::bind_thread(k, irq_cap(q), Cap::new(T_WAITER), label).map_err(|e| Failed("bind IRQ", q, e))?;
         }
+        scheduler::run_thread(k, slots::SCHEDULER, slots::THREAD, &SchedParam::prio(MAIN_PRIO))
+            .map_err(|e| Failed("run thread", slots::THREAD.idx(), e))?;
         for (i, &(slot, entry, prio)) in THREADS.iter().enumerate() {
             scheduler::run_thread(k, slots::SCHEDULER, Cap::new(slot), &SchedParam::prio(prio))
                 .map_err(|e| Failed("run thread", slot, e))?;
@@ -501,8 +508,8 @@ mod foreign {
         Cap::new(slot)
     }
 
-    /// The first thread: memory, threads, then a ledger round and a status
-    /// line every [`ROUND_US`].
+    /// The first thread: memory, threads, then the sleeper, with a ledger
+    /// round and a status line every [`SLEEPS_PER_ROUND`] sleeps.
     pub extern "C" fn foreign_main() -> ! {
         rtcr_child::set_panic_hook(panicked);
         // SAFETY: the task's first thread, bound to its UTCB by the kernel
@@ -517,18 +524,16 @@ mod foreign {
             Err(Failed(what, slot, e)) => ipc_error(k, "set-up", e, format_args!("{what} {:#x}", slot.0)),
         }
         loop {
-            let _ = sleep_checked(k, ROUND_US, "main");
-            ledger_round(k);
-            let changed = R8_CHANGED.swap(0, Relaxed);
-            if changed != 0 {
-                error(
-                    k,
-                    "entry",
-                    format_args!("r8 (the timeout, input-only in L4Re's binding) changed in {changed} calls"),
-                );
+            if sleep_timed(k).is_multiple_of(SLEEPS_PER_ROUND) {
+                ledger_round(k);
+                let changed = R8_CHANGED.swap(0, Relaxed);
+                if changed != 0 {
+                    let what = "r8 (the timeout, input-only in L4Re's binding) changed in";
+                    error(k, "entry", format_args!("{what} {changed} kernel entries"));
+                }
+                say!(k, "foreign: {}", status());
+                LINES_LEFT.store(ERROR_LINES_PER_ROUND, Relaxed);
             }
-            say!(k, "foreign: {}", status());
-            LINES_LEFT.store(ERROR_LINES_PER_ROUND, Relaxed);
         }
     }
 
@@ -682,17 +687,13 @@ mod foreign {
         }
     }
 
-    /// Sleeps 20 ms at a time and times each sleep by the KIP clock.
-    extern "C" fn sleeper() -> ! {
-        // SAFETY: this thread runs only this function; its one Foreign.
-        let mut k = unsafe { Foreign::current() };
-        let k = &mut k;
-        loop {
-            let t0 = now_us();
-            let r = sleep_checked(k, check::SLEEP_US, "sleeper");
-            let t1 = now_us();
-            SLEEPS.fetch_add(1, Relaxed);
-            let (Some(t0), Some(t1)) = (t0, t1) else { continue };
+    /// One 20 ms sleep, timed by the KIP clock; returns the sleeps so far.
+    fn sleep_timed(k: &mut Foreign) -> u64 {
+        let t0 = now_us();
+        let r = sleep_checked(k, check::SLEEP_US, "sleeper");
+        let t1 = now_us();
+        let n = SLEEPS.fetch_add(1, Relaxed) + 1;
+        if let (Some(t0), Some(t1)) = (t0, t1) {
             let took = t1.saturating_sub(t0);
             match Sleep::of(took) {
                 Sleep::Early => {
@@ -707,6 +708,7 @@ mod foreign {
                 Sleep::OnTime => {}
             }
         }
+        n
     }
 }
 
