@@ -36,7 +36,14 @@ fn run(arch: Arch, name: &str, until_us: u64, crash_every_us: Option<u64>) {
         }
         let errors = word(&mut env, &d, ERRORS);
         let early = word(&mut env, &d, EARLY);
-        assert_eq!((errors, early), (0, 0), "{arch:?}: the child saw an error or an early sleep: {:?}", d.events);
+        let ledger = word(&mut env, &d, LEDGER_BAD);
+        assert_eq!(
+            (errors, early, ledger),
+            (0, 0, 0),
+            "{arch:?}: the child saw an error, an early sleep or a bad ledger: {:?}",
+            d.events
+        );
+        assert!(!d.events.iter().any(|e| matches!(e, Event::LoopCrash { .. })), "{arch:?}: {:?}", d.events);
         let now = (word(&mut env, &d, CALLS), word(&mut env, &d, SERVED), word(&mut env, &d, SLEEPS));
         assert!(now.0 >= last.0 && now.1 >= last.1, "{arch:?}: counters went back: {last:?} -> {now:?}");
         last = now;
@@ -47,6 +54,14 @@ fn run(arch: Arch, name: &str, until_us: u64, crash_every_us: Option<u64>) {
     assert!(last.0 > 100 && last.2 > 20, "the child made progress: {last:?}");
     assert_eq!(word(&mut env, &d, LATE), 0, "no sleep stretched to twice its length");
     assert_eq!(d.sup.visible_cancels, 0, "no kernel call was cut");
+    assert!(word(&mut env, &d, LEDGER) > 100, "the ledger in the windows moved on");
+    // the image has the child's memory where the child has it
+    let (_, newest) = d.store.latest().unwrap();
+    let (_, cp) = rtcr_image::decode(&newest).unwrap();
+    for a in [RAM_WINDOW, RAM16_WINDOW, RAM16_WINDOW + 0x3000] {
+        assert!(cp.pages.iter().any(|p| p.vaddr == a), "{arch:?}: page {a:#x} in the image");
+    }
+    assert!(cp.objects.contains(&rtcr_image::ObjectRecord::Kip { vaddr: KIP_WINDOW }), "{arch:?}: the KIP's place");
     if crash_every_us.is_some() {
         assert!(restores >= 2, "{:?}", d.events);
         assert!(!d.events.iter().any(|e| matches!(e, Event::StartedAfresh)), "always from an image");

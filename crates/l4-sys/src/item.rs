@@ -189,6 +189,53 @@ impl RcvItem {
     }
 }
 
+/// The receive window of the first memory buffer a receiver offers, from
+/// its BDR and buffer registers (`l4_buf_regs_t`): the buffer at BR[BDR's
+/// memory index] is a map item and the next BR its window; `None` when
+/// there is none (an empty BR, or a single-capability buffer). A window of
+/// [`Fpage::ALL`] is the whole address space.
+pub fn memory_window(bdr: u64, br: &[u64]) -> Option<Fpage> {
+    let at = Bdr(bdr).mem();
+    let b0 = *br.get(at)?;
+    if b0 == 0 || (b0 & 0xA == 0xA && b0 & 0xF != ITEM_MAP) {
+        return None;
+    }
+    br.get(at + 1).map(|w| Fpage(*w))
+}
+
+/// Where a memory send item lands in the receiver: the hot-spot rule
+/// (Fiasco `map_util.cpp`, `free_constraint`). `sent` is the send fpage,
+/// `snd_base` the item's send base (hot spot), `window` the receive window
+/// ([`memory_window`]). A send fpage no larger than the window lands at
+/// `window + (hot spot mod window size)`, rounded down to its own size; a
+/// larger one is cut down to the window's size around the hot spot.
+/// Returns (the sender's address of what is mapped, the receiver's address,
+/// log2 of the size), or `None` when the window takes no memory.
+pub fn map_target(sent: Fpage, snd_base: u64, window: Fpage) -> Option<(u64, u64, u32)> {
+    use crate::fpage::{FpageType, WHOLE_ADDRESS_SPACE};
+    let mask = |o: u32| if o >= 63 { u64::MAX } else { (1u64 << o) - 1 };
+    if sent.ty() != FpageType::Memory || sent.order() < 12 {
+        return None;
+    }
+    let s_order = sent.order().min(WHOLE_ADDRESS_SPACE);
+    let s_start = sent.addr() & !mask(s_order);
+    let (w_start, w_order) = if window == Fpage::ALL {
+        (0, WHOLE_ADDRESS_SPACE)
+    } else if window.ty() == FpageType::Memory && window.order() >= 12 {
+        (window.addr(), window.order().min(WHOLE_ADDRESS_SPACE))
+    } else {
+        return None;
+    };
+    let hot = snd_base;
+    Some(if w_order >= s_order {
+        let off = (hot & mask(w_order)) & !mask(s_order);
+        (s_start, (w_start & !mask(w_order)) + off, s_order)
+    } else {
+        let off = (hot & mask(s_order)) & !mask(w_order);
+        (s_start + off, w_start & !mask(w_order), w_order)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +269,30 @@ mod tests {
         assert_eq!((b.mem(), b.io(), b.obj()), (1, 2, 3));
         assert!(!b.inherit_fpu());
         assert!(Bdr(Bdr::INHERIT_FPU).inherit_fpu());
+    }
+
+    #[test]
+    fn where_a_memory_item_lands() {
+        let page = Fpage::mem(0x40_0000_0000, 12, MemRights::RWX);
+        // the whole space: at the hot spot
+        assert_eq!(map_target(page, 0x6000_0000, Fpage::ALL), Some((0x40_0000_0000, 0x6000_0000, 12)));
+        // a one-page window: there, whatever the hot spot
+        let w = Fpage::mem(0x0181_0000, 12, MemRights::empty());
+        assert_eq!(map_target(page, 0x6000_0000, w), Some((0x40_0000_0000, 0x0181_0000, 12)));
+        // a 64 KiB window: offset by the hot spot within it
+        let w = Fpage::mem(0x0180_0000, 16, MemRights::empty());
+        assert_eq!(map_target(page, 0x6000_3000, w), Some((0x40_0000_0000, 0x0180_3000, 12)));
+        // 16 KiB sent into a 4 KiB window: the page around the hot spot
+        let four = Fpage::mem(0x40_0001_0000, 14, MemRights::RWX);
+        let w = Fpage::mem(0x0181_0000, 12, MemRights::empty());
+        assert_eq!(map_target(four, 0x6000_2000, w), Some((0x40_0001_2000, 0x0181_0000, 12)));
+        // a capability window takes no memory
+        assert_eq!(map_target(page, 0, Fpage::obj(CapIdx(5), 0, CapRights::RWS)), None);
+        // the buffer registers: BR0 map item, BR1 the window
+        assert_eq!(memory_window(0, &[ITEM_MAP, w.0, 0]), Some(w));
+        assert_eq!(memory_window(Bdr::new(1, 0, 0).0, &[0, ITEM_MAP, Fpage::ALL.0]), Some(Fpage::ALL));
+        assert_eq!(memory_window(0, &[0, 0]), None);
+        assert_eq!(memory_window(0, &[rcv_single_cap(CapIdx(9)), 0]), None);
     }
 
     #[test]

@@ -334,14 +334,7 @@ impl Supervisor {
                 Some((svc, idx)) => {
                     // a request that was already on its way: answer it
                     let r = self.dispatch(env, svc, idx, got.tag);
-                    if let crate::services::Reply::Words(l, w) = r {
-                        let k = w.len().min(63);
-                        env.utcb().mr[..k].copy_from_slice(&w[..k]);
-                        let _ = ipc::reply(env, MsgTag::new(l, k, 0, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
-                    } else if let crate::services::Reply::Item(l, it, _) = r {
-                        env.utcb().mr[..2].copy_from_slice(&it.words());
-                        let _ = ipc::reply(env, MsgTag::new(l, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
-                    }
+                    self.answer(env, r)?;
                 }
                 None => {}
             }
@@ -812,6 +805,7 @@ impl Supervisor {
                 },
                 ObjKind::Semaphore => ObjectRecord::Semaphore { count: 0 },
             })
+            .chain(self.kip_at.iter().map(|vpn| ObjectRecord::Kip { vaddr: vpn << 12 }))
             .collect();
         let caps = self
             .caps

@@ -146,6 +146,11 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         let new = match o {
             ObjectRecord::Thread { .. } => continue,
             ObjectRecord::Task => continue,
+            ObjectRecord::Kip { vaddr } => {
+                // mapped again when the child first reads it
+                s.kip_at.insert(vaddr >> 12);
+                continue;
+            }
             ObjectRecord::Service { service, label } => {
                 let (svc, index) = labels::decode(*label).ok_or_else(|| bad("service label"))?;
                 if svc != *service {
@@ -192,8 +197,11 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         };
         map[i] = Some(new);
     }
-    s.created =
-        cp.objects.iter().filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task)).count() as u32;
+    s.created = cp
+        .objects
+        .iter()
+        .filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task | ObjectRecord::Kip { .. }))
+        .count() as u32;
     // the capability table, slot by slot
     for c in &cp.caps {
         let o =

@@ -25,8 +25,21 @@ pub(crate) enum Reply {
     Words(i64, Vec<u64>),
     /// Label and one map item; then record the object the item maps.
     Item(i64, SendItem, Option<u32>),
+    /// One map item of memory given through the sigma0 protocol: where it
+    /// lands is for the receiver's window to say (the hot-spot rule), so
+    /// rtcr finds that out after the reply ([`Supervisor::place`]).
+    Sigma0(SendItem, Grant),
     /// Nothing (send-only operations).
     None,
+}
+
+/// What a sigma0-protocol reply gives the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Fresh RAM: the frames of the item.
+    Ram,
+    /// The KIP.
+    Kip,
 }
 
 fn err(e: Errno) -> Reply {
@@ -474,11 +487,11 @@ impl Supervisor {
         if tag.label() == Protocol::Sigma0.label() {
             return match l4_sys::sigma0::Request::decode(tag.words(), mr) {
                 Some(l4_sys::sigma0::Request::Kip) => match self.kip_item(env) {
-                    Some(it) => Reply::Item(0, it, None),
+                    Some(it) => Reply::Sigma0(it, Grant::Kip),
                     None => err(Errno::NoSys),
                 },
                 Some(l4_sys::sigma0::Request::AnyRam { order }) => match self.sigma0_any(env, order) {
-                    Some(it) => Reply::Item(0, it, None),
+                    Some(it) => Reply::Sigma0(it, Grant::Ram),
                     None => err(Errno::NoMem),
                 },
                 // given physical RAM, device memory: not for a supervised child
@@ -537,11 +550,12 @@ impl Supervisor {
         ))
     }
 
-    /// A sigma0 "any RAM" request: fresh frames, sent with the hot spot at
-    /// the next free address of the child's sigma0 range. A child that
-    /// receives it into the whole address space (as a root task does with
-    /// `l4_fpage(0, 63, 0)`) gets it there, which is where rtcr records it;
-    /// a smaller receive window would put it elsewhere (documented).
+    /// A sigma0 "any RAM" request: fresh frames, contiguous in rtcr's space
+    /// (to go as one fpage), sent with the hot spot at the next free address
+    /// of the child's sigma0 range. A child that receives into the whole
+    /// address space (as a root task does) gets them there; a smaller
+    /// window puts them where the window says — [`Supervisor::place`]
+    /// records them where they land.
     fn sigma0_any<E: Env>(&mut self, env: &mut E, order: u32) -> Option<SendItem> {
         if !(12..=16).contains(&order) {
             return None;
@@ -561,19 +575,57 @@ impl Supervisor {
         for i in 0..n {
             let b = self.fresh_frame(env).ok()?;
             debug_assert_eq!(b, first + 4096 * i);
-            self.pages.insert((va >> 12) + i, Page { backing: b, rights: 7, writable: true, dirty: true });
-            self.dirty.insert((va >> 12) + i);
         }
         self.sigma0_next = va + size;
         Some(SendItem::map_mem(va, Fpage::mem(first, order, MemRights::RWX), Cache::Keep, false))
     }
 
+    /// Records memory the child got through the sigma0 protocol at the
+    /// child's addresses: `item` was sent and landed through the receive
+    /// `window` (or, unknown, at the hot spot, as a whole-space window puts it).
+    pub(crate) fn record_grant(&mut self, item: SendItem, grant: Grant, window: Option<Fpage>) {
+        let sent = item.fpage;
+        let hot = item.snd_base();
+        let whole = (sent.addr(), hot & !((1u64 << sent.order().min(63)) - 1), sent.order());
+        let (src, dst, order) = window.and_then(|w| l4_sys::item::map_target(sent, hot, w)).unwrap_or(whole);
+        match grant {
+            Grant::Kip => {
+                self.kip_at.insert(dst >> 12);
+            }
+            Grant::Ram => {
+                let n = 1u64 << (order.max(12) - 12);
+                for i in 0..n {
+                    let vpn = (dst >> 12) + i;
+                    self.pages.insert(vpn, Page { backing: src + 4096 * i, rights: 7, writable: true, dirty: true });
+                    self.dirty.insert(vpn);
+                }
+                // frames of the item the window did not take are free again
+                let all = 1u64 << (sent.order().max(12) - 12);
+                for i in 0..all {
+                    let b = sent.addr() + 4096 * i;
+                    if b < src || b >= src + 4096 * n {
+                        self.free_frames.push(b);
+                    }
+                }
+            }
+        }
+    }
+
     /// The KIP for a read fault on its page (at its physical address, where
     /// the sigma0 protocol maps it).
     fn kip_fault<E: Env>(&mut self, env: &mut E, vpn: u64) -> Option<SendItem> {
-        let item = self.kip_item(env)?;
-        let (_, phys) = self.kip?;
-        (phys >> 12 == vpn).then_some(item)
+        let (va, phys) = match self.kip {
+            Some(k) => k,
+            None => {
+                self.kip_item(env)?;
+                self.kip?
+            }
+        };
+        if phys >> 12 == vpn || self.kip_at.contains(&vpn) {
+            Some(SendItem::map_mem(vpn << 12, Fpage::mem(va, 12, MemRights::RX), Cache::Keep, false))
+        } else {
+            None
+        }
     }
 
     fn kip_item<E: Env>(&mut self, env: &mut E) -> Option<SendItem> {

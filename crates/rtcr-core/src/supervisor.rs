@@ -236,6 +236,12 @@ pub struct Supervisor {
     /// The software IRQs that held an undelivered trigger at the last cut.
     pub(crate) irq_pending: alloc::collections::BTreeSet<u32>,
     pub(crate) kip: Option<(u64, u64)>,
+    /// The child's pages where it received the KIP (sigma0 protocol, into
+    /// a window of its choosing).
+    pub(crate) kip_at: alloc::collections::BTreeSet<u64>,
+    /// rtcr is finding out where a sigma0 reply landed (no second search
+    /// starts inside it).
+    pub(crate) placing: bool,
     pub(crate) exchange: Vec<u64>,
     /// rtcr's address of the trampoline's frame.
     pub(crate) tramp: u64,
@@ -291,6 +297,8 @@ impl Supervisor {
             scan_hint: 8,
             irq_pending: alloc::collections::BTreeSet::new(),
             kip: None,
+            kip_at: alloc::collections::BTreeSet::new(),
+            placing: false,
             exchange: Vec::new(),
             tramp: 0,
             created: 0,
@@ -703,25 +711,104 @@ impl Supervisor {
                 return Ok(ServeOutcome::Crash { thread: idx, code });
             }
             let reply = self.dispatch(env, svc, idx, got.tag);
-            match reply {
-                crate::services::Reply::Words(label, words) => {
-                    let n = words.len().min(63);
-                    env.utcb().mr[..n].copy_from_slice(&words[..n]);
-                    let _ = ipc::reply(env, MsgTag::new(label, n, 0, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
-                }
-                crate::services::Reply::Item(label, item, then) => {
-                    env.utcb().mr[..2].copy_from_slice(&item.words());
-                    let r = ipc::reply(env, MsgTag::new(label, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
-                    if r.is_ok() {
-                        if let Some(obj) = then {
-                            self.record_new_slot(env, obj)?;
-                        }
-                    }
-                }
-                crate::services::Reply::None => {}
-            }
+            self.answer(env, reply)?;
         }
         Ok(ServeOutcome::Budget)
+    }
+
+    /// Sends a service's reply to the child (the implicit reply
+    /// capability), then records what it gave: a new capability's slot, the
+    /// address where sigma0-protocol memory landed.
+    pub(crate) fn answer<E: Env>(&mut self, env: &mut E, reply: crate::services::Reply) -> Result<(), Error> {
+        use crate::services::Reply;
+        match reply {
+            Reply::Words(label, words) => {
+                let n = words.len().min(63);
+                env.utcb().mr[..n].copy_from_slice(&words[..n]);
+                let _ = ipc::reply(env, MsgTag::new(label, n, 0, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
+            }
+            Reply::Item(label, item, then) => {
+                env.utcb().mr[..2].copy_from_slice(&item.words());
+                let r = ipc::reply(env, MsgTag::new(label, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
+                if r.is_ok() {
+                    if let Some(obj) = then {
+                        self.record_new_slot(env, obj)?;
+                    }
+                }
+            }
+            Reply::Sigma0(item, grant) => {
+                env.utcb().mr[..2].copy_from_slice(&item.words());
+                let r = ipc::reply(env, MsgTag::new(0, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
+                // where it landed is the receiver's window's choice
+                let window = if r.is_ok() { self.find_window(env)? } else { None };
+                self.record_grant(item, grant, window);
+            }
+            Reply::None => {}
+        }
+        Ok(())
+    }
+
+    /// The receive window of the thread that just got a sigma0-protocol
+    /// reply (its buffer registers, which only its UTCB holds). The kernel
+    /// does not say which thread called, so rtcr stops the child's threads
+    /// without cancelling anything (as for a cut): the caller is the one
+    /// that stops just back from a call to a pager slot with a one-item
+    /// reply; its UTCB is read through the trampoline, and all go on as
+    /// they were. `None` when that cannot be told (no caller, or more than
+    /// one that looks like it, or a cut in progress): the memory is then
+    /// recorded at the hot spot, where a whole-space window puts it.
+    pub(crate) fn find_window<E: Env>(&mut self, env: &mut E) -> Result<Option<Fpage>, Error> {
+        if self.cutting || self.placing {
+            return Ok(None);
+        }
+        self.placing = true;
+        let r = self.find_window_of_caller(env);
+        self.placing = false;
+        r
+    }
+
+    fn find_window_of_caller<E: Env>(&mut self, env: &mut E) -> Result<Option<Fpage>, Error> {
+        let ts: Vec<u32> = (0..self.threads.len() as u32)
+            .filter(|&t| {
+                let th = &self.threads[t as usize];
+                th.started && th.held.is_none() && !th.armed
+            })
+            .collect();
+        for &t in &ts {
+            thread::ex_regs(env, self.thread_cap(t), thread::KEEP, thread::KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
+            self.threads[t as usize].armed = true;
+        }
+        let stopped = self.collect(env, &ts, Some(crate::checkpoint::STOP_GRACE_US))?;
+        let ri = crate::checkpoint::regs(self.arch);
+        let mut callers = Vec::new();
+        for (i, (_, r, _)) in stopped.iter().enumerate() {
+            let tag = MsgTag(r[ri.tag]);
+            let dest = r[ri.dest];
+            let to_pager = self
+                .caps
+                .get(&(dest >> 12))
+                .is_some_and(|c| matches!(self.objects[c.obj as usize].kind, ObjKind::Service(Service::Pager, _)));
+            if dest & 0xf == 3
+                && to_pager
+                && tag.items() == 1
+                && tag.words() == 0
+                && !tag.has_error()
+                && tag.label() == 0
+                && self.follows_entry_instruction(env, r[ri.ip])
+            {
+                callers.push(i);
+            }
+        }
+        let mut window = None;
+        if let [i] = callers[..] {
+            let (t, r, fpu) = stopped[i].clone();
+            let words = self.save_utcb(env, t, &r, &fpu)?;
+            window = l4_sys::item::memory_window(words[64], &words[65..123]);
+        }
+        for (t, r, fpu) in stopped {
+            self.resume_with(env, t, &r, &fpu)?;
+        }
+        Ok(window)
     }
 
     /// The x86 trap number / arm exception class of an exception state.

@@ -584,8 +584,16 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
                     return Err(Inconsistent("a service gate label has bits 0-1 set"));
                 }
             }
+            ObjectRecord::Kip { vaddr } => {
+                if vaddr & ((1u64 << meta.page_shift) - 1) != 0 {
+                    return Err(Inconsistent("the KIP's address is not page aligned"));
+                }
+            }
             ObjectRecord::Task | ObjectRecord::Semaphore { .. } => {}
         }
+    }
+    if cp.caps.iter().any(|c| matches!(cp.objects.get(c.object as usize), Some(ObjectRecord::Kip { .. }))) {
+        return Err(Inconsistent("a capability names the KIP"));
     }
 
     for cap in &cp.caps {

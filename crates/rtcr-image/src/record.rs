@@ -74,6 +74,13 @@ pub enum ObjectRecord {
         /// Label of the gate rtcr serves it through.
         label: u64,
     },
+    /// The KIP, where the child received it (sigma0 protocol, into a window
+    /// of its choosing): a restore maps the kernel's KIP there again. No
+    /// capability names it. (Format version 2.)
+    Kip {
+        /// The child's address of the page.
+        vaddr: u64,
+    },
 }
 
 /// Services rtcr offers a child (DESIGN.md, "What the child holds").

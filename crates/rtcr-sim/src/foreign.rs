@@ -13,15 +13,22 @@
 //! * T2 sleeps [`SLEEP_US`] in a loop and counts sleeps that end early or
 //!   come back with anything but a timeout.
 //!
-//! Any unexpected IPC result counts in [`ERRORS`].
+//! * memory the way a program gets it from sigma0: the KIP and RAM pages,
+//!   each received into a window of the child's own choosing
+//!   ([`KIP_WINDOW`], [`RAM_WINDOW`], [`RAM16_WINDOW`]), not at the address
+//!   the pager names; main keeps a ledger in them and checks it every call.
+//!
+//! Any unexpected IPC result counts in [`ERRORS`], a ledger mismatch in
+//! [`LEDGER_BAD`].
 
 use fiasco_model::{sys, Cpu, Program, Trap};
 use l4_sys::cap::{kind, Cap, CapIdx};
 use l4_sys::exc::Arch;
+use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::msgtag::{MsgTag, TagFlags};
 use l4_sys::scheduler::{self, SchedParam};
 use l4_sys::thread::{self, Control, ExRegsFlags};
-use l4_sys::{factory, ipc, Kernel, Timeout, TimeoutPair};
+use l4_sys::{factory, ipc, sigma0, Kernel, Timeout, TimeoutPair};
 
 use crate::{CODE, DATA, STACK_TOP};
 
@@ -43,12 +50,23 @@ pub const SLEEPS: u64 = DATA + 0x418;
 pub const EARLY: u64 = DATA + 0x420;
 /// Sleeps that took more than twice [`SLEEP_US`].
 pub const LATE: u64 = DATA + 0x428;
+/// Where the child receives the KIP (a one-page window).
+pub const KIP_WINDOW: u64 = 0x0170_0000;
+/// Where the child receives a 4 KiB RAM page (a one-page window).
+pub const RAM_WINDOW: u64 = 0x0181_0000;
+/// Where the child receives 16 KiB of RAM (a window of that size).
+pub const RAM16_WINDOW: u64 = 0x0190_0000;
+/// The ledger's count (main's memory): what the RAM windows must hold.
+pub const LEDGER: u64 = DATA + 0x430;
+/// Ledger checks that failed.
+pub const LEDGER_BAD: u64 = DATA + 0x438;
 /// How long T2 sleeps (µs, model clock).
 pub const SLEEP_US: u64 = 2_000;
 
 const F: Cap<kind::Factory> = Cap::new(CapIdx(2));
 const SCHED: Cap<kind::Scheduler> = Cap::new(CapIdx(7));
 const TASK: Cap<kind::Task> = Cap::new(CapIdx(1));
+const PAGER: Cap<kind::Sigma0> = Cap::new(CapIdx(4));
 const UTCB: u64 = 0xB300_0000;
 
 /// Model code for `pages` pages of this child on `arch`: each 32-byte state
@@ -114,9 +132,39 @@ impl Program for Main {
             }
             8 => {
                 let _ = sys!(cpu, factory::create_gate(cpu, F, GATE, Some((Cap::new(T1), 0x100))));
+                cpu.goto(11);
+            }
+            11 => {
+                let w = Fpage::mem(KIP_WINDOW, 12, MemRights::empty());
+                if sys!(cpu, sigma0::map_kip(cpu, PAGER, w)).is_err() {
+                    bump(cpu, ERRORS)?;
+                }
+                cpu.goto(12);
+            }
+            12 => {
+                let w = Fpage::mem(RAM_WINDOW, 12, MemRights::empty());
+                if sys!(cpu, sigma0::map_any(cpu, PAGER, 12, w)).is_err() {
+                    bump(cpu, ERRORS)?;
+                }
+                cpu.goto(13);
+            }
+            13 => {
+                let w = Fpage::mem(RAM16_WINDOW, 14, MemRights::empty());
+                if sys!(cpu, sigma0::map_any(cpu, PAGER, 14, w)).is_err() {
+                    bump(cpu, ERRORS)?;
+                }
                 cpu.goto(9);
             }
             9 => {
+                // the ledger: both RAM windows hold the count, the KIP its magic
+                let l = cpu.load_u64(LEDGER)?;
+                let kip_ok = cpu.load_u64(KIP_WINDOW)? as u32 == l4_sys::kip::MAGIC;
+                if cpu.load_u64(RAM_WINDOW)? != l || cpu.load_u64(RAM16_WINDOW + 0x3008)? != l || !kip_ok {
+                    bump(cpu, LEDGER_BAD)?;
+                }
+                cpu.store_u64(RAM_WINDOW, l + 1)?;
+                cpu.store_u64(RAM16_WINDOW + 0x3008, l + 1)?;
+                cpu.store_u64(LEDGER, l + 1)?;
                 // call with the next number; the reply must be number + 1000
                 let n = cpu.load_u64(CALLS)? + 1;
                 cpu.utcb().mr[0] = n;
@@ -127,10 +175,11 @@ impl Program for Main {
                 }
                 cpu.goto(10);
             }
-            _ => {
+            10 => {
                 let _ = sys!(cpu, ipc::sleep(cpu, Timeout::from_us(150)));
                 cpu.goto(9);
             }
+            _ => return Err(cpu.crash()),
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ pub fn kind(obj: &ObjectRecord) -> String {
         ObjectRecord::Irq { .. } => "irq".into(),
         ObjectRecord::Semaphore { .. } => "semaphore".into(),
         ObjectRecord::Service { service, .. } => format!("svc:{}", service_name(*service)),
+        ObjectRecord::Kip { .. } => "kip".into(),
     }
 }
 
@@ -79,6 +80,9 @@ pub fn object(cp: &Checkpoint, obj: &ObjectRecord) -> String {
     let mut s = kind(obj);
     match *obj {
         ObjectRecord::Task => s.push_str(", the child's own task"),
+        ObjectRecord::Kip { vaddr } => {
+            let _ = write!(s, ", mapped at {vaddr:#x} in the child");
+        }
         ObjectRecord::Thread { thread } => {
             let _ = write!(s, ", thread record {thread}");
         }
