@@ -536,13 +536,12 @@ impl Model {
                 }
             }
             None => {
-                if let Some(from) = open {
-                    // the partner is gone: the send part fails silently (the
-                    // kernel drops a reply nobody waits for) and the wait goes on
-                    self.receive(t, from, inv.timeout);
-                } else {
-                    self.ipc_fail(t, tcr::ENOT_EXISTENT);
-                }
+                // nobody to reply to (no caller, or it stopped waiting): the
+                // reply capability derefs to nothing and the whole
+                // operation fails with ENOT_EXISTENT, receive phase and all
+                // (`sys_ipc_wrapper`, `Obj_cap::deref` in the kernel)
+                let _ = open;
+                self.ipc_fail(t, tcr::ENOT_EXISTENT);
             }
         }
     }

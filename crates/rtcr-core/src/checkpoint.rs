@@ -69,8 +69,13 @@ pub mod trampoline {
     pub const EC_BRK: u64 = 0x3C;
 }
 
-/// How long a cut waits for the child's threads in user code to stop (µs).
+/// How long a cut waits at most for the child's threads in user code to
+/// stop (µs).
 pub const STOP_GRACE_US: u64 = 2_000;
+/// A cut takes the threads that have not stopped when none has for this
+/// long (µs) to be blocked in a kernel call: a runnable thread stops as
+/// soon as it gets the CPU, which it does as soon as rtcr waits.
+pub const STOP_QUIET_US: u64 = 200;
 /// How long a cut waits, with the stopped threads running again, for the
 /// threads that were in a kernel call to come back from it (µs) before it
 /// cancels them.
@@ -262,6 +267,18 @@ impl Supervisor {
         ts: &[u32],
         within_us: Option<u64>,
     ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
+        self.collect_some(env, ts, within_us, ts.len())
+    }
+
+    /// As [`Self::collect`], returning as soon as `enough` threads stopped.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn collect_some<E: Env>(
+        &mut self,
+        env: &mut E,
+        ts: &[u32],
+        within_us: Option<u64>,
+        enough: usize,
+    ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
         let n = self.arch.exc_words();
         let mut out: Vec<(u32, Vec<u64>, Vec<u8>)> = Vec::new();
         // stops that came in while rtcr waited for another thread
@@ -275,7 +292,7 @@ impl Supervisor {
         }
         let start = env.clock_us();
         let mut spins = 0;
-        while out.len() < ts.len() {
+        while out.len() < enough.min(ts.len()) {
             let wait = match within_us {
                 Some(w) => {
                     let gone = env.clock_us().saturating_sub(start);
@@ -557,7 +574,22 @@ impl Supervisor {
                 self.threads[t as usize].armed = true;
             }
         }
-        let stopped = self.collect(env, &started, Some(STOP_GRACE_US))?;
+        // runnable threads stop one after the other as soon as rtcr waits;
+        // once none has come for STOP_QUIET_US the others are blocked
+        let mut stopped = Vec::new();
+        let mut left = started.clone();
+        let from = env.clock_us();
+        while !left.is_empty() && env.clock_us().saturating_sub(from) < STOP_GRACE_US {
+            let got = self.collect_some(env, &left, Some(STOP_QUIET_US), 1)?;
+            if got.is_empty() {
+                break;
+            }
+            for g in got {
+                left.retain(|x| *x != g.0);
+                stopped.push(g);
+            }
+        }
+        stopped.sort_by_key(|x| x.0);
         // 2. the cut
         let mut saved: Vec<Saved> = Vec::new();
         for (t, r, fpu) in stopped {
@@ -610,13 +642,27 @@ impl Supervisor {
             .copied()
             .filter(|t| self.threads[*t as usize].armed && !saved.iter().any(|s| s.thread == *t))
             .collect();
-        let late = self.collect(env, &blocked, Some(SETTLE_US))?;
-        for (t, r, fpu) in late {
-            let words = self.save_utcb(env, t, &r, &fpu)?;
-            let since_cut = us_since(stamp0, env.stamp_now());
-            let state = self.after_call(env, &r, &words, since_cut);
-            self.resume_with(env, t, &r, &fpu)?;
-            saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
+        // one at a time: a thread that comes back goes on at once, so a
+        // call it answers can come back too
+        let settle_from = env.clock_us();
+        let mut waiting = blocked.clone();
+        while !waiting.is_empty() {
+            let gone = env.clock_us().saturating_sub(settle_from);
+            if gone >= SETTLE_US {
+                break;
+            }
+            let late = self.collect_some(env, &waiting, Some(SETTLE_US - gone), 1)?;
+            if late.is_empty() {
+                break;
+            }
+            for (t, r, fpu) in late {
+                waiting.retain(|x| *x != t);
+                let words = self.save_utcb(env, t, &r, &fpu)?;
+                let since_cut = us_since(stamp0, env.stamp_now());
+                let state = self.after_call(env, &r, &words, since_cut);
+                self.resume_with(env, t, &r, &fpu)?;
+                saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
+            }
         }
         // 4. still blocked: cancel; issue again what can be
         let rest: Vec<u32> = blocked.iter().copied().filter(|t| !saved.iter().any(|s| s.thread == *t)).collect();

@@ -247,7 +247,9 @@ impl<R: Region> Driver<R> {
     pub fn run_until<E: Env>(&mut self, env: &mut E, until_us: u64) -> Result<(), Error> {
         while env.clock_us() < until_us {
             let now = env.clock_us();
-            let idle = self.next_checkpoint.saturating_sub(now).max(1);
+            // wait for the child no longer than the next checkpoint or the
+            // end of this run, whichever is first
+            let idle = self.next_checkpoint.min(until_us).saturating_sub(now).max(1);
             match self.sup.serve(env, 16, Timeout::from_us(idle))? {
                 ServeOutcome::Crash { thread, code } => {
                     self.events.push(Event::Crash { thread, code });

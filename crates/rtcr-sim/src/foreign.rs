@@ -60,6 +60,10 @@ pub const RAM16_WINDOW: u64 = 0x0190_0000;
 pub const LEDGER: u64 = DATA + 0x430;
 /// Ledger checks that failed.
 pub const LEDGER_BAD: u64 = DATA + 0x438;
+/// How long T1 takes before it replies (µs; 0: it replies at once).
+pub const SERVER_DELAY: u64 = DATA + 0x440;
+/// Replies T1 could not send (its caller was not waiting any more).
+pub const REPLY_FAILED: u64 = DATA + 0x448;
 /// How long T2 sleeps (µs, model clock).
 pub const SLEEP_US: u64 = 2_000;
 
@@ -197,7 +201,13 @@ fn served(cpu: &mut Cpu<'_>, got: Result<ipc::Received, l4_sys::Error>) -> Resul
             }
             cpu.store_u64(SERVED, n)?;
             cpu.set_r(0, n);
-            cpu.goto(1);
+            let slow = cpu.load_u64(SERVER_DELAY)? > 0;
+            cpu.goto(if slow { 2 } else { 1 });
+        }
+        // the reply half failed: the caller no longer waits for it
+        Err(l4_sys::Error::Ipc(e)) if e.phase == l4_sys::error::Phase::Send => {
+            bump(cpu, REPLY_FAILED)?;
+            cpu.goto(0);
         }
         _ => {
             bump(cpu, ERRORS)?;
@@ -213,6 +223,14 @@ impl Program for Server {
         if cpu.state() == 0 {
             let g = sys!(cpu, ipc::wait(cpu, TimeoutPair::NEVER));
             served(cpu, g)
+        } else if cpu.state() == 2 {
+            // a slow server: works (sleeps) before it replies
+            let delay = cpu.load_u64(SERVER_DELAY)?;
+            if sys!(cpu, ipc::sleep(cpu, Timeout::from_us(delay))).is_err() {
+                bump(cpu, ERRORS)?;
+            }
+            cpu.goto(1);
+            Ok(())
         } else {
             let n = cpu.r(0);
             cpu.utcb().mr[0] = n + 1000;
