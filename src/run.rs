@@ -181,7 +181,11 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             ),
         }
     }
-    let policy = Policy { interval_us: config.interval_ms * 1000, ..Policy::default() };
+    let policy = Policy {
+        interval_us: config.interval_ms * 1000,
+        max_image_failures: config.max_image_failures,
+        ..Policy::default()
+    };
     let t_start = env.clock_us();
     let mut d = match Driver::start(&mut env, spec, store, policy) {
         Ok(d) => d,
@@ -203,11 +207,12 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
         verify(&mut env, &mut d);
     }
     let (mut crash_due, mut dump_due) = (config.crash_ms, config.dump_ms);
+    let mut cancels_said = 0;
     loop {
         let now = env.clock_us();
         let elapsed_ms = now.saturating_sub(t_start) / 1000;
-        if crash_due.is_some_and(|ms| elapsed_ms >= ms) {
-            crash_due = None;
+        if let Some(ms) = crash_due.filter(|ms| elapsed_ms >= *ms) {
+            crash_due = config.crash_every_ms.map(|every| ms + every);
             if config.jdb {
                 jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
                 // the checkpoint the restore will use, taken now
@@ -228,6 +233,15 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             stop(&mut env, format_args!("supervising '{name}' failed: {e}"));
         }
         report(&mut env, &mut d, config.jdb);
+        if d.sup.visible_cancels != cancels_said {
+            cancels_said = d.sup.visible_cancels;
+            log!(
+                &mut env,
+                "rtcr: {=u64} kernel calls of the child could not be left alone by a checkpoint (a call waiting for \
+                 its reply, or a send, blocked longer than the settle time): the child saw them cancelled",
+                cancels_said
+            );
+        }
         env.calibrate_stamp();
     }
 }

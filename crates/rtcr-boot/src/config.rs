@@ -41,6 +41,13 @@ pub struct Config<'a> {
     /// child's first thread jump to address 0 (as a wild jump would), once,
     /// to show a crash and the restore on a real board.
     pub crash_ms: Option<u64>,
+    /// Test hook, with `crash_ms=`: the crash is injected again every this
+    /// many ms after the first (a soak of crashes and restores).
+    pub crash_every_ms: Option<u64>,
+    /// How often an image may crash the restored child before a checkpoint
+    /// could be taken before rtcr restores the older image, then starts
+    /// the child afresh.
+    pub max_image_failures: u32,
     /// This many ms after the child started, rtcr writes the newest
     /// checkpoint image to the log as `rtcr-image` lines (once), for
     /// `rtcrctl reassemble` to turn back into an image file for another ECU.
@@ -74,6 +81,8 @@ impl Default for Config<'_> {
             max_pages: 4096,
             restore: None,
             crash_ms: None,
+            crash_every_ms: None,
+            max_image_failures: 3,
             dump_ms: None,
             jdb: false,
             report: false,
@@ -93,6 +102,13 @@ pub enum ConfigError<'a> {
     Unknown(&'a str),
     /// A key given twice.
     Repeated(&'a str),
+    /// A key that means something only with another one.
+    Needs {
+        /// The key given.
+        key: &'static str,
+        /// The key it needs.
+        needs: &'static str,
+    },
     /// A key without a value (`child=`).
     Empty(&'a str),
     /// A value that is not a number, or out of the key's range.
@@ -125,6 +141,7 @@ impl fmt::Display for ConfigError<'_> {
                 write!(f, ")")
             }
             ConfigError::Repeated(k) => write!(f, "{k}= given twice"),
+            ConfigError::Needs { key, needs } => write!(f, "{key}= means something only with {needs}="),
             ConfigError::Empty(k) => write!(f, "{k}= has no value"),
             ConfigError::BadNumber { key, value, min, max } => {
                 write!(f, "{key}={value}: want a number from {min} to {max} (decimal or 0x hex)")
@@ -134,8 +151,19 @@ impl fmt::Display for ConfigError<'_> {
 }
 
 /// The words that take a value (`key=value`).
-const KEYS: [&str; 9] =
-    ["child", "interval_ms", "store_kib", "max_objects", "max_threads", "max_pages", "restore", "crash_ms", "dump_ms"];
+const KEYS: [&str; 11] = [
+    "child",
+    "interval_ms",
+    "store_kib",
+    "max_objects",
+    "max_threads",
+    "max_pages",
+    "restore",
+    "crash_ms",
+    "dump_ms",
+    "crash_every_ms",
+    "max_image_failures",
+];
 
 /// The words that stand alone.
 const FLAGS: [&str; 5] = ["jdb", "report", "selfcheck", "probe", "probe-dump"];
@@ -158,7 +186,7 @@ fn number<'a>(key: &'a str, value: &'a str, min: u64, max: u64) -> Result<u64, C
 /// that ends in `rtcr` is skipped.
 pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
     let mut c = Config::default();
-    let mut seen: u16 = 0;
+    let mut seen: u32 = 0;
     let mut child_given = false;
     for (i, word) in line.split_ascii_whitespace().enumerate() {
         if i == 0 && !word.contains('=') && (word == "rtcr" || word.ends_with("/rtcr")) {
@@ -202,11 +230,16 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             5 => c.max_pages = number(key, value, 1, 1 << 24)? as u32,
             6 => c.restore = Some(value),
             7 => c.crash_ms = Some(number(key, value, 1, 86_400_000)?),
-            _ => c.dump_ms = Some(number(key, value, 1, 86_400_000)?),
+            8 => c.dump_ms = Some(number(key, value, 1, 86_400_000)?),
+            9 => c.crash_every_ms = Some(number(key, value, 1, 86_400_000)?),
+            _ => c.max_image_failures = number(key, value, 1, 1000)? as u32,
         }
     }
     if !child_given {
         return Err(ConfigError::MissingChild);
+    }
+    if c.crash_every_ms.is_some() && c.crash_ms.is_none() {
+        return Err(ConfigError::Needs { key: "crash_every_ms", needs: "crash_ms" });
     }
     Ok(c)
 }

@@ -16,7 +16,7 @@ fn defaults_and_the_child() {
 fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
-         crash_ms=1500 dump_ms=0x7d0 jdb report selfcheck probe",
+         crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 jdb report selfcheck probe",
     )
     .unwrap();
     assert_eq!(
@@ -30,6 +30,8 @@ fn every_key() {
             max_pages: 100,
             restore: Some("img"),
             crash_ms: Some(1500),
+            crash_every_ms: Some(10_000),
+            max_image_failures: 5,
             dump_ms: Some(2000),
             jdb: true,
             report: true,
@@ -85,8 +87,14 @@ fn mistakes_are_named() {
     assert_eq!(
         format!("{}", parse("child=a selfchek").unwrap_err()),
         "unknown word 'selfchek' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-         restore= crash_ms= dump_ms= jdb report selfcheck probe probe-dump)"
+         restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= jdb report selfcheck probe probe-dump)"
     );
+    // a repeated crash needs the first; failures are counted from 1
+    let e = parse("child=a crash_every_ms=100").unwrap_err();
+    assert_eq!(e, ConfigError::Needs { key: "crash_every_ms", needs: "crash_ms" });
+    assert_eq!(format!("{e}"), "crash_every_ms= means something only with crash_ms=");
+    assert!(matches!(parse("child=a max_image_failures=0"), Err(ConfigError::BadNumber { .. })));
+    assert_eq!(parse("child=a").unwrap().max_image_failures, 3, "the default");
 }
 
 proptest::proptest! {
