@@ -45,6 +45,9 @@
 //! | sigma0: KIP, any RAM, given RAM, I/O memory, root page faults 1:1 | l4re-core `sigma0/server/src/memmap.cc` | KIP and any-page requests (probes) |
 //! | root task: caps 1–7 and 10, UTCB at 0x7f_ff00_0000 / 0xfff_ffff_0000 | `std_workload.cpp` | yes |
 //! | a call cancelled by ex_regs CANCEL returns tag 0x8000 with TCR SECANCELED/RECANCELED and leaves the other registers alone, so l4-sys's restartable entry (inputs in r9/r10/r12/r13 or x4–x7, stamp in r14 / x8) can be re-run from its first move; the model places that entry at state + 8 and, on a restart, takes the call's inputs from those registers; the stamp counter runs at 25 MHz off the clock | `thread.cpp` (`ex_regs`), `entry-amd64.S` / `arm/64/ivt.S` | yes: `restart` probe on both kernels (TCR 0x7, timeout kept in r13 / x7, re-issued sleep waits what was left by the stamp) |
+//! | ex_regs TRIGGER_EXCEPTION without CANCEL on a thread blocked in IPC: the exception comes when the call returns, with the call's results in the registers (a thread in user code stops at once) | `thread_object.cpp` (`sys_ex_regs`), `thread.cpp` | — (the QEMU runs of rtcr-foreign use it at every checkpoint) |
+//! | bare kernel entries (`Cpu::bare_entry`): inputs in the ABI registers only (rax/rdx/rsi/r8, x0–x3), the restart registers untouched, as L4Re's own entry code does; dest\|flags and the timeout stay in rdx/r8 (x2/x3) through a cancel | `entry-native.S`, `arm/64/ivt.S` | dest and timeout kept after a cancel: yes (issue 10's measurement) |
+//! | a receive phase ended by a cancel: the callee's implicit reply capability is reset (`reset_partner_reply_cap`); a reply nobody waits for fails with ENOT_EXISTENT, receive phase and all (`Obj_cap::deref` finds no caller, `sys_ipc_wrapper`) | `thread-ipc.cpp`, `thread_object.cpp`, `syscalls.cpp` | — |
 //! | unmap reports referenced/dirty (x86 only) and does not clear them | `map_util.cpp`, `ia32/paging-ia32.cpp` | yes: a fresh page `--`, after a write `RD` and stays so (probe 3); arm reports nothing |
 //!
 //! # Left out (deliberately)
@@ -54,6 +57,11 @@
 //!   `trampoline` probe: the thread's values come back when the exception
 //!   is answered). rtcr never reads a UTCB while its thread is in an
 //!   exception; it lets the thread run the trampoline first.
+//! * The tag register after a cancel: the kernel returns the input tag
+//!   with the error flag for a receive phase ended by a cancel
+//!   (`commit_error` keeps the tag) and 0x8000 for a failed send phase; the
+//!   model returns 0x8000 for both. rtcr reads neither (it issues only
+//!   receives again, whose tag does not matter).
 //! * Time-slice donation and the direct switch of IPC (`thread-ipc.cpp`,
 //!   `do_direct_switch`): on the kernel a send without the SCHEDULE tag
 //!   flag switches straight to the receiver whenever the sender runs on a
