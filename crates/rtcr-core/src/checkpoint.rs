@@ -50,7 +50,7 @@ use l4_sys::{ipc, irq, MsgTag, Timeout, TimeoutPair};
 use rtcr_image::record::{CapRecord, Checkpoint, ObjectRecord, PageRecord, ThreadRecord, ThreadState};
 
 use crate::labels::{self, Service};
-use crate::supervisor::{ObjKind, Supervisor, NO_DONATION};
+use crate::state::{ObjKind, Supervisor, NO_DONATION};
 use crate::{Env, Error};
 
 /// The trampoline's interface. rtcr maps its code at
@@ -312,13 +312,13 @@ impl Supervisor {
             {
                 let u = env.utcb();
                 u.bdr = l4_sys::item::Bdr::INHERIT_FPU;
-                u.br[0] = l4_sys::item::rcv_single_cap_local_id(crate::supervisor::SCRATCH);
+                u.br[0] = l4_sys::item::rcv_single_cap_local_id(crate::state::SCRATCH);
             }
             let got = ipc::wait(env, TimeoutPair::new(Timeout::NEVER, wait));
             env.utcb().bdr = 0;
             let got = match got {
                 Ok(g) => g,
-                Err(e) if crate::supervisor::child_fault(e) => continue,
+                Err(e) if crate::state::child_fault(e) => continue,
                 Err(e) if e.is_timeout() && within_us.is_some() => continue,
                 Err(e) if e.is_timeout() => return Err(Error::StopTimeout),
                 Err(e) => return Err(Error::Kernel(e)),
@@ -424,7 +424,7 @@ impl Supervisor {
         r[ri.abi_timeout] = timeout;
         self.resume_with(env, t, &r, &fpu)?;
         let since = env.stamp_now();
-        self.threads[t as usize].held = Some(crate::supervisor::Held { cont, dest, timeout, since, utcb, fpu });
+        self.threads[t as usize].held = Some(crate::state::Held { cont, dest, timeout, since, utcb, fpu });
         Ok(())
     }
 
@@ -623,7 +623,7 @@ impl Supervisor {
         let protect = runs_to_fpages(&mut protect);
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
-            task::unmap_batch(env, crate::supervisor::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
+            task::unmap_batch(env, crate::state::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
         }
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;

@@ -20,7 +20,7 @@ use rtcr_image::{ImageMeta, Region, Store};
 
 use crate::checkpoint::Stats;
 use crate::restore::{Frames, RestoreFailed};
-use crate::supervisor::{ChildSpec, ServeOutcome, Supervisor};
+use crate::state::{ChildSpec, ServeOutcome, Supervisor};
 use crate::{Env, Error};
 
 /// What the driver did, in order.

@@ -27,13 +27,14 @@ pub mod checkpoint;
 pub mod driver;
 pub mod labels;
 pub mod restore;
+pub mod state;
 pub mod supervisor;
 
 mod services;
 
 pub use driver::encode_image;
 pub use labels::Service;
-pub use supervisor::{ChildSpec, Region, Supervisor};
+pub use state::{ChildSpec, Region, Supervisor};
 
 use l4_sys::exc::Arch;
 

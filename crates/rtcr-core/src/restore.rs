@@ -19,7 +19,7 @@ use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
 
 use crate::checkpoint::{regs, trampoline};
 use crate::labels;
-use crate::supervisor::{CapRec, ChildSpec, Obj, ObjKind, Page, Supervisor, FACTORY, RTCR_PRIO, SCHED};
+use crate::state::{CapRec, ChildSpec, Obj, ObjKind, Page, Supervisor, FACTORY, RTCR_PRIO, SCHED};
 use crate::{Env, Error};
 
 fn bad(what: &'static str) -> Error {
@@ -74,7 +74,7 @@ impl Supervisor {
     /// in the same rtcr). Returns the frames it used, for
     /// [`Supervisor::restore_into`]: they stay mapped in rtcr.
     pub fn destroy<E: Env>(self, env: &mut E) -> Result<Frames, Error> {
-        let me = crate::supervisor::ME;
+        let me = crate::state::ME;
         let mut free: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
         free.extend(self.exchange.iter().copied());
         // and those it had been given but not used yet (a restore that failed half-way)

@@ -16,7 +16,7 @@ use l4_sys::item::{Cache, ObjAttr, RcvItem, RcvKind, SendItem};
 use l4_sys::{factory, icu, irq, log, scheduler, task, thread, MsgTag, Protocol};
 
 use crate::labels::{self, Service};
-use crate::supervisor::{Obj, ObjKind, Page, Supervisor, FACTORY, PRIV_BASE};
+use crate::state::{Obj, ObjKind, Page, Supervisor, FACTORY, PRIV_BASE};
 use crate::Env;
 
 /// What to send back.
@@ -462,7 +462,7 @@ impl Supervisor {
                         let rights = rec.rights & fp.rights() as u8;
                         self.caps.insert(
                             dst,
-                            crate::supervisor::CapRec { rights, server: rec.server && mr[1] & 0x20 != 0, ..rec },
+                            crate::state::CapRec { rights, server: rec.server && mr[1] & 0x20 != 0, ..rec },
                         );
                         ok(&[])
                     }

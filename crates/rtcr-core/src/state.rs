@@ -1,0 +1,264 @@
+//! What rtcr knows of one child — the online state: the objects it holds
+//! for it, its capability table, threads and pages — and the records and
+//! constants every part of the supervisor shares.
+//!
+//! Why a module of its own: the server loop (`supervisor`), the services,
+//! the checkpointer and the restorer all work on this state; keeping it
+//! here lets each of them depend on it and not on one another, so the flow
+//! reads one way (state ← services, checkpoint ← restore ← supervisor ←
+//! driver).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use l4_sys::cap::{base, kind, Cap, CapIdx};
+use l4_sys::exc::Arch;
+
+use crate::labels::Service;
+
+/// rtcr's own capabilities.
+pub(crate) const FACTORY: Cap<kind::Factory> = Cap::new(base::FACTORY);
+pub(crate) const ME: Cap<kind::Task> = Cap::new(base::TASK);
+pub(crate) const SCHED: Cap<kind::Scheduler> = Cap::new(base::SCHEDULER);
+pub(crate) const SIGMA0: Cap<kind::Sigma0> = Cap::new(base::PAGER);
+/// Where rtcr receives capabilities a child sends (a LOCAL_ID buffer; with
+/// LOCAL_ID nothing lands there for rtcr's own gates).
+pub(crate) const SCRATCH: CapIdx = CapIdx(0xff);
+/// A second scratch slot of rtcr's (the slot check compares two mappings).
+pub(crate) const SCRATCH_2: CapIdx = CapIdx(0xfe);
+/// Child slots where rtcr keeps each thread's exception gate.
+pub const PRIV_BASE: u64 = 0xF00;
+/// Priority rtcr runs at: above any child, so a checkpoint is never starved.
+pub const RTCR_PRIO: u64 = 250;
+
+/// The tag flag of every message rtcr sends to the child (replies, resumes):
+/// `L4_MSGTAG_SCHEDULE`, no direct switch. Without it the kernel switches
+/// straight to the receiver whenever rtcr runs on a time slice a child's
+/// call donated, and the child runs before rtcr is back in its receive: a
+/// zero-timeout send of the child to rtcr (`l4_irq_trigger` on an IRQ rtcr
+/// proxies) then fails. Seen on the kernel as lost IRQ triggers right after
+/// each checkpoint (`thread-ipc.cpp`, `do_direct_switch`).
+pub(crate) const NO_DONATION: l4_sys::msgtag::TagFlags = l4_sys::msgtag::TagFlags::SCHEDULE;
+
+/// A demand-zero region of the child's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// Length in bytes (page multiple).
+    pub len: u64,
+    /// X 1, W 2, R 4.
+    pub rights: u8,
+}
+
+/// What rtcr needs to know to start a child.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    /// Name (log prefix, image).
+    pub name: String,
+    /// Entry point.
+    pub entry: u64,
+    /// Initial stack pointer.
+    pub stack_top: u64,
+    /// Priority of the first thread.
+    pub prio: u8,
+    /// UTCB area: address and log2 size (room for `size / 1024` threads).
+    pub utcb_area: (u64, u8),
+    /// Pre-loaded pages (the ELF segments): address, contents, rights.
+    pub load: Vec<(u64, Vec<u8>, u8)>,
+    /// Demand-zero regions (data, heap, stack).
+    pub regions: Vec<Region>,
+    /// Where rtcr maps its trampoline into the child.
+    pub trampoline: u64,
+    /// The trampoline's machine code (see [`crate::checkpoint::trampoline`]),
+    /// copied into the trampoline's frame. Empty where the kernel model
+    /// runs the trampoline as a program at that address.
+    pub trampoline_code: Vec<u8>,
+    /// Where rtcr maps one exchange page per thread (UTCB save/load).
+    pub shared: u64,
+    /// rtcr's own virtual range for the frames it gives the child.
+    pub rtcr_mem: u64,
+    /// First of rtcr's own capability slots it may use.
+    pub rtcr_slots: u64,
+    /// How many slots of the child's space rtcr searches for a new capability.
+    pub child_slots: u64,
+    /// Most threads the child may have.
+    pub max_threads: u32,
+    /// Most objects the child may create.
+    pub max_objects: u32,
+    /// Most pages of memory the child may have.
+    pub max_pages: u32,
+    /// The rtcr thread that serves this child (its slot in rtcr's space):
+    /// every gate of the child is bound to it. One thread per child keeps
+    /// children apart: a message of one never reaches another's server.
+    pub server_thread: u64,
+    /// Where memory a child asks sigma0 for lands in it (start, length):
+    /// rtcr answers "any RAM" requests with pages from this range.
+    pub sigma0_range: (u64, u64),
+}
+
+/// What an object of the child is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjKind {
+    Service(Service, u64),
+    Thread(u32),
+    Gate { label: u64, bound: Option<u32> },
+    Irq { label: u64, bound: Option<u32>, hw: Option<u32> },
+    Semaphore,
+}
+
+/// An object rtcr holds for the child: `cap` is the real object in rtcr's
+/// space; `child_view` the capability the child is given for it (a proxy
+/// gate for threads and IRQs, the object itself otherwise).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Obj {
+    pub kind: ObjKind,
+    pub cap: CapIdx,
+    pub child_view: CapIdx,
+    pub rights: u8,
+    pub server: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CapRec {
+    pub obj: u32,
+    pub rights: u8,
+    pub server: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ThreadRec {
+    pub obj: u32,
+    pub utcb: u64,
+    pub prio: u8,
+    pub quantum: u64,
+    pub started: bool,
+    pub bound: bool,
+    pub exc_slot: u64,
+    /// rtcr's slot of the exception gate.
+    pub exc_gate: CapIdx,
+    /// rtcr asked the kernel to stop the thread (ex_regs TRIGGER_EXCEPTION
+    /// without CANCEL) and it has not stopped yet: it is in a kernel call
+    /// and stops when the call returns.
+    pub armed: bool,
+    /// The kernel call rtcr issued again for it from the call stub
+    /// ([`crate::calls`]), still in progress.
+    pub held: Option<Held>,
+}
+
+/// A thread's kernel call that rtcr issued again from its call stub after a
+/// cut: while it is in progress the thread's state is known without
+/// stopping it; when it returns (the stub's breakpoint) the thread goes on
+/// with `cont` and the call's results.
+#[derive(Clone, Debug)]
+pub(crate) struct Held {
+    /// The thread's registers to go on with: its IP after its own kernel
+    /// entry, its own inputs.
+    pub cont: Vec<u64>,
+    /// The call as issued: dest|flags and timeout pair.
+    pub dest: u64,
+    /// The timeout pair it was issued with at `since`.
+    pub timeout: u64,
+    /// The stamp counter when it was issued.
+    pub since: u64,
+    /// The UTCB as it was (a receive in progress does not change it).
+    pub utcb: Vec<u64>,
+    /// The FPU state.
+    pub fpu: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Page {
+    /// rtcr's address of the frame.
+    pub backing: u64,
+    /// The rights the child may have (X 1, W 2, R 4).
+    pub rights: u8,
+    /// W is currently granted (not write-protected).
+    pub writable: bool,
+    /// Written since the last checkpoint.
+    pub dirty: bool,
+}
+
+/// A receive error a child can cause (and only hurts its own message).
+pub(crate) fn child_fault(e: l4_sys::Error) -> bool {
+    use l4_sys::IpcErrorCode as C;
+    matches!(
+        e,
+        l4_sys::Error::Ipc(l4_sys::IpcError {
+            code: C::MsgCut | C::Aborted | C::MapFailed | C::Canceled | C::RcvPfTimeout | C::SndPfTimeout,
+            ..
+        })
+    )
+}
+
+/// Why `serve` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// No message arrived within the timeout: time for a checkpoint.
+    Idle,
+    /// The message budget was used up.
+    Budget,
+    /// A child thread crashed: an exception rtcr did not ask for.
+    Crash {
+        /// The thread's index.
+        thread: u32,
+        /// x86 trap number or arm exception class.
+        code: u64,
+    },
+}
+
+/// The supervisor of one child.
+pub struct Supervisor {
+    /// What was asked for.
+    pub spec: ChildSpec,
+    pub(crate) arch: Arch,
+    pub(crate) next_slot: u64,
+    pub(crate) child_task: CapIdx,
+    pub(crate) objects: Vec<Obj>,
+    pub(crate) caps: BTreeMap<u64, CapRec>,
+    pub(crate) threads: Vec<ThreadRec>,
+    pub(crate) pages: BTreeMap<u64, Page>,
+    pub(crate) frames_next: u64,
+    /// Frames of rtcr's range a destroyed child no longer uses.
+    pub(crate) free_frames: Vec<u64>,
+    pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
+    /// Pages written since the last checkpoint.
+    pub(crate) dirty: alloc::collections::BTreeSet<u64>,
+    /// Pages of the last cut not copied into the shadow yet.
+    pub(crate) pending: alloc::collections::BTreeSet<u64>,
+    pub(crate) scan_hint: u64,
+    /// The software IRQs that held an undelivered trigger at the last cut.
+    pub(crate) irq_pending: alloc::collections::BTreeSet<u32>,
+    pub(crate) kip: Option<(u64, u64)>,
+    /// The child's pages where it received the KIP (sigma0 protocol, into
+    /// a window of its choosing).
+    pub(crate) kip_at: alloc::collections::BTreeSet<u64>,
+    /// rtcr is finding out where a sigma0 reply landed (no second search
+    /// starts inside it).
+    pub(crate) placing: bool,
+    pub(crate) exchange: Vec<u64>,
+    /// rtcr's address of the trampoline's frame.
+    pub(crate) tramp: u64,
+    /// Objects the child created (against `max_objects`).
+    pub(crate) created: u32,
+    /// Next free address of the child's sigma0 range.
+    pub(crate) sigma0_next: u64,
+    /// A child thread that crashed while rtcr waited for others (during a
+    /// cut): it stays stopped, and `serve` reports it first.
+    pub(crate) crash_pending: Option<(u32, u64)>,
+    /// A cut is being taken: stops rtcr did not wait for yet are kept
+    /// in `early` instead of being resumed.
+    pub(crate) cutting: bool,
+    /// Stops that arrived while rtcr waited for another thread during a cut.
+    #[allow(clippy::type_complexity)]
+    pub(crate) early: Vec<(u32, Vec<u64>, Vec<u8>)>,
+    /// Kernel calls of the child's threads a cut could not leave alone
+    /// (a call waiting for its reply or a send, still blocked when rtcr
+    /// had waited for it): the child saw them cancelled.
+    pub visible_cancels: u64,
+    /// Sequence number of the last checkpoint.
+    pub seq: u64,
+    /// Messages served, by kind (for logs and tests).
+    pub served: u64,
+}
