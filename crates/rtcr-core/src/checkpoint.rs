@@ -881,9 +881,7 @@ impl Supervisor {
         let pages = self
             .pages
             .iter()
-            .filter_map(|(&vpn, p)| {
-                self.shadow.get(&vpn).map(|d| PageRecord { vaddr: vpn << 12, rights: p.rights, data: d.clone() })
-            })
+            .filter_map(|(&vpn, p)| self.shadow.get(&vpn).map(|d| PageRecord::new(vpn << 12, p.rights, d)))
             .collect();
         Checkpoint {
             child: self.spec.name.clone(),

@@ -214,10 +214,13 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     for p in &cp.pages {
         let vpn = p.vaddr >> 12;
         let b = s.frame(env)?;
-        env.write_mem(b, &p.data)?;
+        // a zero page needs no write: the frame is zeroed
+        if !p.data.is_empty() {
+            env.write_mem(b, &p.data)?;
+        }
         s.map_page(env, vpn, b, p.rights & !2)?;
         s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-        s.shadow.insert(vpn, p.data.clone());
+        s.shadow.insert(vpn, p.bytes(4096).into_owned());
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);

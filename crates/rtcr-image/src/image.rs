@@ -630,8 +630,8 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
         if p.vaddr & (page_size as u64 - 1) != 0 {
             return Err(Inconsistent("a page address is not page-aligned"));
         }
-        if p.data.len() != page_size {
-            return Err(Inconsistent("a page's data is not one page long"));
+        if !p.data.is_empty() && p.data.len() != page_size {
+            return Err(Inconsistent("a page's data is neither one page long nor empty (a zero page)"));
         }
     }
     let mut vaddrs: Vec<u64> = cp.pages.iter().map(|p| p.vaddr).collect();

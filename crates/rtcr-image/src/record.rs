@@ -181,6 +181,24 @@ pub struct PageRecord {
     pub vaddr: u64,
     /// Rights: X 1, W 2, R 4.
     pub rights: u8,
-    /// The page's bytes (page size of the image).
+    /// The page's bytes (page size of the image), or none for a page of
+    /// zeros (format version 2: a zero page costs a few bytes, not a page).
     pub data: Vec<u8>,
+}
+
+impl PageRecord {
+    /// A record of `data` at `vaddr`: an all-zero page is stored as no bytes.
+    pub fn new(vaddr: u64, rights: u8, data: &[u8]) -> Self {
+        let data = if data.iter().all(|&b| b == 0) { Vec::new() } else { data.to_vec() };
+        PageRecord { vaddr, rights, data }
+    }
+
+    /// The page's bytes, `page_size` of them (zeros for a zero page).
+    pub fn bytes(&self, page_size: usize) -> alloc::borrow::Cow<'_, [u8]> {
+        if self.data.is_empty() {
+            alloc::borrow::Cow::Owned(alloc::vec![0; page_size])
+        } else {
+            alloc::borrow::Cow::Borrowed(&self.data)
+        }
+    }
 }

@@ -97,10 +97,34 @@ fn duplicate_page() {
 fn page_too_short_or_long() {
     let (m, mut cp) = base();
     cp.pages[1].data.pop();
-    refused(&m, &cp, "page's data is not one page long");
+    refused(&m, &cp, "page's data is neither one page long nor empty");
     let (m, mut cp) = base();
     cp.pages[1].data.push(0);
-    refused(&m, &cp, "page's data is not one page long");
+    refused(&m, &cp, "page's data is neither one page long nor empty");
+    // no bytes: a page of zeros
+    let (m, mut cp) = base();
+    cp.pages[1].data.clear();
+    let img = rtcr_image::encode(&m, &cp).unwrap();
+    let (_, back) = rtcr_image::decode(&img).unwrap();
+    assert_eq!(back.pages[1].bytes(4096).as_ref(), &[0u8; 4096][..]);
+}
+
+#[test]
+fn a_zero_page_costs_a_few_bytes() {
+    use rtcr_image::PageRecord;
+    let zero = PageRecord::new(0x1000, 6, &[0u8; 4096]);
+    assert!(zero.data.is_empty());
+    let mut page = [0u8; 4096];
+    page[4095] = 1;
+    assert_eq!(PageRecord::new(0x2000, 6, &page).data.len(), 4096, "one byte set: the whole page");
+    let (m, mut cp) = base();
+    let full = rtcr_image::encode(&m, &cp).unwrap().len();
+    let n = cp.pages.len();
+    for p in cp.pages.iter_mut() {
+        *p = PageRecord::new(p.vaddr, p.rights, &[0u8; 4096]);
+    }
+    let small = rtcr_image::encode(&m, &cp).unwrap().len();
+    assert!(full - small >= n * 4000, "{n} zero pages saved {} bytes", full - small);
 }
 
 #[test]

@@ -180,8 +180,9 @@ fn pages((meta_a, a): (&ImageMeta, &[PageRecord]), (meta_b, b): (&ImageMeta, &[P
             None => only_a.push((vaddr, pa.rights)),
             Some(pb) if pa == pb => {}
             Some(pb) => {
-                let bytes = pa.data.iter().zip(&pb.data).filter(|(x, y)| x != y).count()
-                    + pa.data.len().abs_diff(pb.data.len());
+                let n = pa.data.len().max(pb.data.len());
+                let (da, db) = (pa.bytes(n), pb.bytes(n));
+                let bytes = da.iter().zip(db.iter()).filter(|(x, y)| x != y).count() + da.len().abs_diff(db.len());
                 let mut what = Vec::new();
                 if bytes > 0 {
                     what.push(format!("{bytes} byte{} differ", if bytes == 1 { "" } else { "s" }));
