@@ -272,6 +272,9 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                     took_us,
                     backoff_us
                 );
+                for (what, us) in d.sup.restore_phases.clone() {
+                    log!(env, "rtcr: restore phase: {=str} {=u64} us", what, us);
+                }
                 verify(env, d);
                 if jdb_after_restore {
                     jdb(env, "rtcr: jdb-after-restore: look at the child's object space, then g");

@@ -45,6 +45,19 @@ fn periodic_checkpoints_and_a_restore_after_a_crash() {
     assert!(d.events.iter().any(|e| matches!(e, Event::Crash { thread: 0, .. })));
     let after = counter(&mut env, &d);
     assert!(after >= at_image, "continues from the image's {at_image}, now {after}");
+    // where the restore's time went, phase by phase
+    let phases: Vec<&str> = d.sup.restore_phases.iter().map(|p| p.0).collect();
+    assert_eq!(
+        phases,
+        [
+            "take down the crashed child",
+            "read and verify the image",
+            "objects and slots",
+            "memory",
+            "threads and UTCBs",
+            "registers and resume"
+        ]
+    );
 }
 
 #[test]

@@ -109,7 +109,10 @@ fn restore_from_store<E: Env, R: Region>(
     let older = core::iter::once_with(|| store.read_slot(newest.0.other()).ok()).flatten();
     for bytes in core::iter::once(newest.1).chain(older) {
         // an image from outside (another ECU) is verified before any of it is used
-        let (meta, cp) = match rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12) {
+        let mut phase = crate::restore::Phases::start(env);
+        let decoded = rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12);
+        phase.end(env, "read and verify the image");
+        let (meta, cp) = match decoded {
             Ok(x) => x,
             Err(e) => {
                 events.push(Event::ImageRefused(format!("{e}")));
@@ -120,7 +123,11 @@ fn restore_from_store<E: Env, R: Region>(
             continue;
         }
         match Supervisor::restore_into(env, spec.clone(), &cp, meta.sequence, frames.take()) {
-            Ok(sup) => return (Some(sup), None),
+            Ok(mut sup) => {
+                phase.done.append(&mut sup.restore_phases);
+                sup.restore_phases = phase.done;
+                return (Some(sup), None);
+            }
             Err(RestoreFailed { error, frames: left }) => {
                 events.push(Event::RestoreFailed { seq: meta.sequence, why: format!("{error}") });
                 frames = Some(left);
@@ -340,12 +347,16 @@ impl<R: Region> Driver<R> {
         // the restore's time starts here: reading and checking the image is part of it
         let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
+        let mut phase = crate::restore::Phases::start(env);
         let frames = old.destroy(env)?;
+        phase.end(env, "take down the crashed child");
         let restored =
             restore_from_store(env, &self.spec, &self.store, Some(frames), &self.abandoned, &mut self.events);
         let seq = match restored {
             (Some(sup), _) => {
                 self.sup = sup;
+                phase.done.append(&mut self.sup.restore_phases);
+                self.sup.restore_phases = phase.done;
                 Some(self.sup.seq)
             }
             // nothing to restore from: the child starts again from its ELF

@@ -112,6 +112,7 @@ pub struct Frames {
 
 /// Builds the child of `cp` into the fresh supervisor `s`.
 fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(), Error> {
+    let mut phase = Phases::start(env);
     l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
     s.create_task(env)?;
     s.map_trampoline(env)?;
@@ -210,6 +211,7 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         s.give_cap(env, view, c.slot, c.rights, c.server)?;
         s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
     }
+    phase.end(env, "objects and slots");
     // memory, write-protected
     for p in &cp.pages {
         let vpn = p.vaddr >> 12;
@@ -226,6 +228,7 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
             s.sigma0_next = s.sigma0_next.max(end);
         }
     }
+    phase.end(env, "memory");
     // threads: bind, schedule, UTCB; each stays stopped until all are
     // ready, so none runs (or crashes) while the others are restored
     let ri = regs(s.arch);
@@ -264,6 +267,7 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         s.run_trampoline(env, t, &start, &tr.fpu, trampoline::OP_LOAD)?;
         ready.push((t, tr.regs.clone(), &tr.fpu, tr.state));
     }
+    phase.end(env, "threads and UTCBs");
     // registers: all threads go at once
     let stamp = env.arch().restart_regs().stamp;
     for (t, mut regs, fpu, state) in ready {
@@ -285,7 +289,30 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         s.resume_with(env, t, &regs, fpu)?;
         s.threads[t as usize].started = true;
     }
+    phase.end(env, "registers and resume");
+    s.restore_phases = phase.done;
     Ok(())
+}
+
+/// Where a restore's time goes, phase by phase (µs, from the stamp
+/// counter: the KIP clock may tick in whole milliseconds).
+pub(crate) struct Phases {
+    at: u64,
+    pub done: Vec<(&'static str, u64)>,
+}
+
+impl Phases {
+    pub(crate) fn start<E: Env>(env: &mut E) -> Self {
+        Phases { at: env.stamp_now(), done: Vec::new() }
+    }
+
+    /// Ends the phase running since the last end (or the start).
+    pub(crate) fn end<E: Env>(&mut self, env: &mut E, what: &'static str) {
+        let now = env.stamp_now();
+        let us = (u128::from(now.wrapping_sub(self.at)) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
+        self.done.push((what, us));
+        self.at = now;
+    }
 }
 
 /// A restore that failed: why, and the frames it used (for another try).

@@ -257,6 +257,9 @@ pub struct Supervisor {
     /// (a call waiting for its reply or a send, still blocked when rtcr
     /// had waited for it): the child saw them cancelled.
     pub visible_cancels: u64,
+    /// Where the restore that built this child spent its time (µs per
+    /// phase, in order); empty for a child started afresh.
+    pub restore_phases: Vec<(&'static str, u64)>,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).

@@ -64,6 +64,7 @@ impl Supervisor {
             cutting: false,
             early: Vec::new(),
             visible_cancels: 0,
+            restore_phases: Vec::new(),
             seq: 0,
             served: 0,
         }
