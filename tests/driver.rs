@@ -50,7 +50,7 @@ fn periodic_checkpoints_and_a_restore_after_a_crash() {
     assert_eq!(
         phases,
         [
-            "take down the crashed child",
+            "delete the child and its objects",
             "read and verify the image",
             "objects and slots",
             "memory",

@@ -132,6 +132,24 @@ pub fn delete_obj<K: Kernel>(k: &mut K, task: Cap<kind::Task>, idx: CapIdx) -> R
     unmap_obj(k, task, idx, unmap_mask::DELETE_OBJ)
 }
 
+/// Deletes the objects of many capabilities of `task` at once
+/// (`l4_task_unmap_batch` with `L4_FP_DELETE_OBJ`, one object fpage each,
+/// [`UNMAP_MAX`] per kernel call). Why batch: the kernel waits for an RCU
+/// grace period at the end of every unmap that deleted something (its reap
+/// list, `Task::sys_unmap`) — about a timer tick each on one CPU — so
+/// deleting one object per call costs a tick per object.
+pub fn delete_objs<K: Kernel>(k: &mut K, task: Cap<kind::Task>, idxs: &[CapIdx]) -> Result<(), Error> {
+    for chunk in idxs.chunks(UNMAP_MAX) {
+        let mut fpages = [Fpage::INVALID; UNMAP_MAX];
+        for (f, idx) in fpages.iter_mut().zip(chunk) {
+            *f = Fpage::obj(*idx, 0, CapRights::RWSD);
+        }
+        let mut flags = [AccessFlags::default(); UNMAP_MAX];
+        unmap_batch(k, task, &fpages[..chunk.len()], unmap_mask::DELETE_OBJ, &mut flags[..chunk.len()])?;
+    }
+    Ok(())
+}
+
 /// Unmaps one capability with all rights; the reply carries no flags we need.
 fn unmap_obj<K: Kernel>(k: &mut K, task: Cap<kind::Task>, idx: CapIdx, mask: u64) -> Result<(), Error> {
     let words = [opcode::UNMAP, mask, Fpage::obj(idx, 0, CapRights::RWSD).0];
@@ -180,6 +198,23 @@ mod tests {
         assert_eq!(k.log[0].mrs(), &[1, 0x8000_0000, f1.0, f2.0]);
         assert_eq!(fl[0], AccessFlags { referenced: true, dirty: true });
         assert_eq!(fl[1], AccessFlags { referenced: true, dirty: false });
+    }
+
+    #[test]
+    fn many_objects_are_deleted_in_few_calls() {
+        let mut k = FakeKernel::new();
+        let idxs: Vec<CapIdx> = (0x100..0x100 + 70).map(CapIdx).collect();
+        for n in [UNMAP_MAX, 70 - UNMAP_MAX] {
+            let mut reply = vec![1, unmap_mask::DELETE_OBJ];
+            reply.extend((0..n).map(|_| 0));
+            k.answer(MsgTag::new(0, n + 2, 0, Default::default()), 0, &reply);
+        }
+        delete_objs(&mut k, ME, &idxs).unwrap();
+        assert_eq!(k.log.len(), 2, "70 objects, two kernel calls");
+        let first = k.log[0].mrs();
+        assert_eq!(&first[..3], &[1, unmap_mask::DELETE_OBJ, Fpage::obj(CapIdx(0x100), 0, CapRights::RWSD).0]);
+        assert_eq!(first.len(), 2 + UNMAP_MAX);
+        assert_eq!(k.log[1].mrs()[2], Fpage::obj(CapIdx(0x100 + UNMAP_MAX as u64), 0, CapRights::RWSD).0);
     }
 
     #[test]

@@ -347,9 +347,9 @@ impl<R: Region> Driver<R> {
         // the restore's time starts here: reading and checking the image is part of it
         let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
+        let mut frames = old.destroy(env)?;
         let mut phase = crate::restore::Phases::start(env);
-        let frames = old.destroy(env)?;
-        phase.end(env, "take down the crashed child");
+        phase.done.append(&mut frames.phases);
         let restored =
             restore_from_store(env, &self.spec, &self.store, Some(frames), &self.abandoned, &mut self.events);
         let seq = match restored {

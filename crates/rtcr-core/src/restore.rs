@@ -13,6 +13,7 @@
 
 use alloc::vec::Vec;
 
+use l4_sys::cap::CapIdx;
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
 use l4_sys::{factory, icu, irq, scheduler::SchedParam, Cap};
 use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
@@ -84,20 +85,25 @@ impl Supervisor {
         }
         // the lowest addresses are handed out first
         free.sort_unstable_by(|a, b| b.cmp(a));
-        let frames = Frames { free, next: self.frames_next, kip: self.kip };
+        let mut frames = Frames { free, next: self.frames_next, kip: self.kip, phases: Vec::new() };
         if self.child_task.0 == 0 {
             return Ok(frames);
         }
+        let mut phase = Phases::start(env);
+        // in as few kernel calls as there can be: each waits for an RCU
+        // grace period (about a timer tick) once it deleted anything
+        let mut caps: Vec<CapIdx> = Vec::new();
         for o in &self.objects {
-            let _ = l4_sys::task::delete_obj(env, me, o.cap);
+            caps.push(o.cap);
             if o.child_view != o.cap {
-                let _ = l4_sys::task::delete_obj(env, me, o.child_view);
+                caps.push(o.child_view);
             }
         }
-        for t in &self.threads {
-            let _ = l4_sys::task::delete_obj(env, me, t.exc_gate);
-        }
-        l4_sys::task::delete_obj(env, me, self.child_task)?;
+        caps.extend(self.threads.iter().map(|t| t.exc_gate));
+        caps.push(self.child_task);
+        l4_sys::task::delete_objs(env, me, &caps)?;
+        phase.end(env, "delete the child and its objects");
+        frames.phases = phase.done;
         Ok(frames)
     }
 }
@@ -108,6 +114,8 @@ pub struct Frames {
     free: Vec<u64>,
     next: u64,
     kip: Option<(u64, u64)>,
+    /// Where taking the child down spent its time (µs per phase).
+    pub phases: Vec<(&'static str, u64)>,
 }
 
 /// Builds the child of `cp` into the fresh supervisor `s`.
