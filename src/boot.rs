@@ -107,7 +107,7 @@ pub extern "C" fn rtcr_main() -> ! {
     };
     say!(
         &mut k,
-        "rtcr: root task up on {ARCH}: rtcr {} at KIP clock {} us; rtcr-defmt lines read with `rtcrctl log --elf <rtcr>`",
+        "rtcr: root task up on {ARCH}: rtcr {} at KIP clock {} us; defmt lines read with `rtcrctl log --elf <rtcr>`",
         env!("CARGO_PKG_VERSION"),
         started_us()
     );
@@ -193,9 +193,9 @@ pub extern "C" fn rtcr_main() -> ! {
         Some((r, Err(why))) => stop(&mut k, format_args!("image module '{r}': {why}")),
     };
     let mut env = crate::env::KernelEnv::new(k, kip_addr, stamp_hz, crate::run::windows());
-    // the counter against the KIP clock from rtcr's start on, while the
-    // child runs (instead of a sleep before it starts)
-    env.calibrate_from(nominal_hz, (clock, stamp));
+    // the counter against the KIP clock while the child runs (instead of a
+    // sleep before it starts)
+    env.calibrate(nominal_hz);
     crate::run::run(env, &config, (child, child_bytes), restore)
 }
 
@@ -217,12 +217,15 @@ fn find_module(
     let m = bi.find(name).ok_or("no boot module of that name (modules.list 'module' lines)")?;
     // sigma0 hands a module's pages to the root task (they are its
     // Bootloader memory) but maps them only on an explicit request, not on
-    // a page fault: ask for each page at its physical address
-    let mut page = m.start & !0xfff;
-    while page < m.end {
-        let window = Fpage::mem(page, 12, MemRights::empty());
-        sigma0::map_ram(k, Cap::new(base::PAGER), page, 12, window).map_err(|_| "sigma0 refused the module's pages")?;
-        page += 4096;
+    // a page fault: ask for them at their physical address, in blocks
+    let first = m.start & !0xfff;
+    let len = ((m.end + 0xfff) & !0xfff).saturating_sub(first);
+    let (_, refused) = crate::heap::map_blocks(first, len, |order, at| {
+        let window = Fpage::mem(at, order, MemRights::empty());
+        sigma0::map_ram(k, Cap::new(base::PAGER), at, order, window).map(|_| ())
+    });
+    if refused.is_some() {
+        return Err("sigma0 refused the module's pages");
     }
     crate::run::module_bytes(&m).ok_or("module memory not readable")
 }

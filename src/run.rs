@@ -12,9 +12,8 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use l4_sys::cap::{base, kind, Cap};
-use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::log::LogWriter;
-use l4_sys::{ipc, sigma0, Timeout};
+use l4_sys::{ipc, Timeout};
 use rtcr_boot::config::Config;
 use rtcr_boot::elf::Image;
 use rtcr_core::driver::{Driver, Event, Policy};
@@ -86,12 +85,12 @@ struct StoreRam {
 impl StoreRam {
     /// Maps `kib` KiB of RAM at [`STORE_VA`] and zeroes it.
     fn map(env: &mut KernelEnv, kib: u64) -> Result<Self, l4_sys::Error> {
-        for i in 0..kib / 4 {
-            sigma0::map_any(env, Cap::new(base::PAGER), 12, Fpage::mem(STORE_VA + i * 4096, 12, MemRights::empty()))?;
+        if let (_, Some(e)) = crate::heap::map_any_ram(env, STORE_VA, kib / 4 * 4096) {
+            return Err(e);
         }
         let len = (kib / 4 * 4096) as usize;
         // SAFETY: [STORE_VA, STORE_VA + len) was just mapped read-write from
-        // sigma0, one page at a time, and nothing else refers to it.
+        // sigma0 (map_any_ram covered all of it), and nothing else refers to it.
         unsafe { core::ptr::write_bytes(STORE_VA as *mut u8, 0, len) };
         Ok(StoreRam { len })
     }
