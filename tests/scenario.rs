@@ -59,7 +59,7 @@ fn scenario(arch: Arch) {
         env.0.model().run(3000);
         let before = cap_view(env.0.model(), &sup);
         let (cp, stats) = sup.checkpoint(&mut env).expect("checkpoint");
-        assert_eq!(stats.threads, 4);
+        assert_eq!(stats.threads, 4, "{:?}", cp.threads.iter().map(|t| t.state).collect::<Vec<_>>());
         let states: Vec<ThreadState> = cp.threads.iter().map(|t| t.state).collect();
         // a thread blocked in a kernel call at the cut is recorded in it:
         // rewound into l4-sys's entry (cancelled after rtcr waited for it)

@@ -69,13 +69,13 @@ pub mod trampoline {
     pub const EC_BRK: u64 = 0x3C;
 }
 
-/// How long a cut waits at most for the child's threads in user code to
-/// stop (µs).
-pub const STOP_GRACE_US: u64 = 2_000;
-/// A cut takes the threads that have not stopped when none has for this
-/// long (µs) to be blocked in a kernel call: a runnable thread stops as
-/// soon as it gets the CPU, which it does as soon as rtcr waits.
-pub const STOP_QUIET_US: u64 = 200;
+/// The priority rtcr steps down to for a moment so that every thread of
+/// the child that can run gets the CPU (children run at [`MIN_CHILD_PRIO`]
+/// or above).
+pub const YIELD_PRIO: u64 = 1;
+/// The lowest priority a child thread gets (a lower one asked for is
+/// raised to it): strictly above [`YIELD_PRIO`].
+pub const MIN_CHILD_PRIO: u64 = 2;
 /// How long a cut waits, with the stopped threads running again, for the
 /// threads that were in a kernel call to come back from it (µs) before it
 /// cancels them.
@@ -285,7 +285,9 @@ impl Supervisor {
         let mut i = 0;
         while i < self.early.len() {
             if ts.contains(&self.early[i].0) && !out.iter().any(|x| x.0 == self.early[i].0) {
-                out.push(self.early.remove(i));
+                let e = self.early.remove(i);
+                self.threads[e.0 as usize].armed = false;
+                out.push(e);
             } else {
                 i += 1;
             }
@@ -294,6 +296,8 @@ impl Supervisor {
         let mut spins = 0;
         while out.len() < enough.min(ts.len()) {
             let wait = match within_us {
+                // only what is already there
+                Some(0) => Timeout::ZERO,
                 Some(w) => {
                     let gone = env.clock_us().saturating_sub(start);
                     if gone >= w {
@@ -319,6 +323,7 @@ impl Supervisor {
             let got = match got {
                 Ok(g) => g,
                 Err(e) if crate::state::child_fault(e) => continue,
+                Err(e) if e.is_timeout() && within_us == Some(0) => break,
                 Err(e) if e.is_timeout() && within_us.is_some() => continue,
                 Err(e) if e.is_timeout() => return Err(Error::StopTimeout),
                 Err(e) => return Err(Error::Kernel(e)),
@@ -360,6 +365,18 @@ impl Supervisor {
         Ok(out)
     }
 
+    /// Lets every thread of the child that can run do so until it stops or
+    /// blocks: rtcr drops to [`YIELD_PRIO`] (the kernel switches to the
+    /// child's threads at once) and back to its own priority once none of
+    /// them is ready. No timeout is involved, so this costs no timer tick.
+    pub(crate) fn let_the_child_run<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        use l4_sys::scheduler::{self, SchedParam};
+        let me = self.server();
+        scheduler::run_thread(env, crate::state::SCHED, me, &SchedParam::prio(YIELD_PRIO))?;
+        scheduler::run_thread(env, crate::state::SCHED, me, &SchedParam::prio(crate::state::RTCR_PRIO))?;
+        Ok(())
+    }
+
     /// Is `code` the breakpoint of the trampoline and the call stub?
     pub(crate) fn is_breakpoint(&self, code: u64) -> bool {
         match self.arch {
@@ -385,7 +402,11 @@ impl Supervisor {
             return Some(self.finish_held(t, regs));
         }
         if th.armed && self.is_trigger(code) {
-            self.threads[t as usize].armed = false;
+            // while a cut is taken the stop is kept for it (the thread
+            // stays armed until a wait takes it); otherwise it goes on
+            if !self.cutting {
+                self.threads[t as usize].armed = false;
+            }
             return Some(regs.to_vec());
         }
         None
@@ -565,6 +586,9 @@ impl Supervisor {
         let hz = env.stamp_hz();
         let ri = regs(self.arch);
         let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
+        // the held calls as they are at the cut (one may return meanwhile)
+        let held_at_cut: Vec<(u32, crate::state::Held)> =
+            started.iter().filter_map(|&t| self.threads[t as usize].held.clone().map(|h| (t, h))).collect();
         // 1. stop, leaving kernel calls alone (a held thread is in its call;
         // should the call return now, it stops with the others)
         for &t in &started {
@@ -574,22 +598,13 @@ impl Supervisor {
                 self.threads[t as usize].armed = true;
             }
         }
-        // runnable threads stop one after the other as soon as rtcr waits;
-        // once none has come for STOP_QUIET_US the others are blocked
-        let mut stopped = Vec::new();
-        let mut left = started.clone();
-        let from = env.clock_us();
-        while !left.is_empty() && env.clock_us().saturating_sub(from) < STOP_GRACE_US {
-            let got = self.collect_some(env, &left, Some(STOP_QUIET_US), 1)?;
-            if got.is_empty() {
-                break;
-            }
-            for g in got {
-                left.retain(|x| *x != g.0);
-                stopped.push(g);
-            }
-        }
-        stopped.sort_by_key(|x| x.0);
+        // the threads that can run stop as soon as they get the CPU: rtcr
+        // steps below them, the kernel runs each until it stops (its
+        // exception waits for rtcr) or blocks, and rtcr goes on once none
+        // is left to run; then it takes the stops that wait for it. What
+        // has not stopped then is blocked in a kernel call.
+        self.let_the_child_run(env)?;
+        let stopped = self.collect(env, &started, Some(0))?;
         // 2. the cut
         let mut saved: Vec<Saved> = Vec::new();
         for (t, r, fpu) in stopped {
@@ -727,12 +742,11 @@ impl Supervisor {
                 }
             }
         }
-        // 5. held calls still in progress: as rtcr knows them
-        for &t in &started {
+        // 5. held calls in progress at the cut: as rtcr knows them
+        for (t, h) in held_at_cut {
             if saved.iter().any(|s| s.thread == t) {
                 continue;
             }
-            let Some(h) = self.threads[t as usize].held.clone() else { continue };
             let timeout = crate::calls::rest_of_receive_timeout(h.timeout, us_since(h.since, stamp0));
             saved.push(Saved {
                 thread: t,

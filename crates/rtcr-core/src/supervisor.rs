@@ -411,7 +411,9 @@ impl Supervisor {
     }
 
     pub(crate) fn run_thread<E: Env>(&mut self, env: &mut E, t: u32, prio: u64, quantum: u64) -> Result<(), Error> {
-        let p = SchedParam { prio: prio.min(RTCR_PRIO - 1), quantum, ..SchedParam::prio(prio) };
+        // between the priority rtcr steps down to at a cut and rtcr's own
+        let prio = prio.clamp(crate::checkpoint::MIN_CHILD_PRIO, RTCR_PRIO - 1);
+        let p = SchedParam { prio, quantum, ..SchedParam::prio(prio) };
         scheduler::run_thread(env, SCHED, self.thread_cap(t), &p)?;
         let th = &mut self.threads[t as usize];
         th.prio = p.prio as u8;
@@ -536,7 +538,8 @@ impl Supervisor {
             thread::ex_regs(env, self.thread_cap(t), thread::KEEP, thread::KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
             self.threads[t as usize].armed = true;
         }
-        let stopped = self.collect(env, &ts, Some(crate::checkpoint::STOP_GRACE_US))?;
+        self.let_the_child_run(env)?;
+        let stopped = self.collect(env, &ts, Some(0))?;
         let ri = crate::checkpoint::regs(self.arch);
         let mut callers = Vec::new();
         for (i, (_, r, _)) in stopped.iter().enumerate() {
