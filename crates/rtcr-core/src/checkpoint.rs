@@ -69,6 +69,11 @@ pub mod trampoline {
     pub const EC_BRK: u64 = 0x3C;
 }
 
+/// The coarsest the kernel clock (the KIP's) moves: whole milliseconds on
+/// x86 Fiasco. Time measured with it is taken as that much less, so a
+/// receive rtcr issues again never ends before it would have.
+pub const CLOCK_TICK_US: u64 = 1_000;
+
 /// The priority rtcr steps down to for a moment so that every thread of
 /// the child that can run gets the CPU (children run at [`MIN_CHILD_PRIO`]
 /// or above).
@@ -720,7 +725,11 @@ impl Supervisor {
                 Some(dest) => {
                     // it has waited at least since the cut
                     let at_cut = r[ri.abi_timeout];
-                    let now_left = crate::calls::rest_of_receive_timeout(at_cut, us_since(stamp0, env.stamp_now()));
+                    // time in the kernel's own clock, less its tick: the
+                    // stamp counter's rate wanders under emulation, and a
+                    // receive must never end early
+                    let waited = env.clock_us().saturating_sub(t0).saturating_sub(CLOCK_TICK_US);
+                    let now_left = crate::calls::rest_of_receive_timeout(at_cut, waited);
                     self.hold(env, t, r.clone(), dest, now_left, words.clone(), fpu.clone())?;
                     let timeout = crate::calls::rest_of_receive_timeout(at_cut, 0);
                     let state = ThreadState::InCall { dest, timeout };
