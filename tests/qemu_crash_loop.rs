@@ -1,0 +1,109 @@
+//! A poisoned image on the real kernel: an image from which the child
+//! crashes at once (its first thread's IP set to 0) is handed to rtcr as a
+//! boot module; rtcr restores it, counts each crash before a checkpoint
+//! against it, abandons it after `max_image_failures` and starts the child
+//! afresh, which then runs. Needs the kernel builds named in tests/qemu.rs
+//! (`FIASCO_OBJ_*`, `L4RE_OBJ_*`) and the release binaries; SKIPPED without.
+//!
+//! Run: `cargo test -p rtcr --test qemu_crash_loop -- --nocapture`
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn have_kernel(arch: &str, fvar: &str, lvar: &str) -> bool {
+    let have = env::var_os(fvar).is_some() && env::var_os(lvar).is_some();
+    if !have {
+        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    }
+    have
+}
+
+fn release_bin(arch: &str, name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    target.join(format!("{arch}-unknown-none/release/{name}"))
+}
+
+/// Boots rtcr with the demo child and `modules`; the log.
+fn boot(arch: &str, timeout: u32, modules: &[PathBuf], args: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (rtcr, demo) = (release_bin(arch, "rtcr"), release_bin(arch, "rtcr-demo"));
+    for b in [&rtcr, &demo] {
+        assert!(
+            b.exists(),
+            "{} missing: cargo build --release -p rtcr -p rtcr-child --target {arch}-unknown-none",
+            b.display()
+        );
+    }
+    let mut cmd = Command::new(root.join("scripts/qemu-boot.sh"));
+    cmd.args(["--arch", arch, "--timeout", &timeout.to_string()]).arg("--elf").arg(&rtcr).arg("--module").arg(&demo);
+    for m in modules {
+        cmd.arg("--module").arg(m);
+    }
+    let out = cmd.arg("--").arg(args).output().expect("cannot run scripts/qemu-boot.sh");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+    log
+}
+
+fn line_index(log: &str, needle: &str) -> usize {
+    log.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in:\n{log}"))
+}
+
+fn poisoned_image_is_abandoned(arch: &str, fvar: &str, lvar: &str) {
+    if !have_kernel(arch, fvar, lvar) {
+        return;
+    }
+    // an image of the running demo, dumped on the console
+    let first = boot(arch, 12, &[], "child=rtcr-demo dump_ms=3000");
+    let mut r = rtcr_image::dump::Reassembler::new();
+    first.lines().for_each(|l| r.feed(l));
+    let (seq, image) = r.finish().expect("an image dump in the first boot's log");
+    // poisoned: the first thread goes on at address 0
+    let (_, mut cp) = rtcr_image::decode(&image).expect("the dumped image is valid");
+    let (karch, ip) = match arch {
+        "x86_64" => (l4_sys::exc::Arch::Amd64, l4_sys::exc::amd64::mr::IP),
+        _ => (l4_sys::exc::Arch::Arm64, l4_sys::exc::arm64::mr::PC),
+    };
+    cp.threads[0].regs[ip] = 0;
+    cp.threads[0].state = rtcr_image::ThreadState::Running;
+    let poisoned = rtcr_core::encode_image(karch, seq, &cp).unwrap();
+    let dir = env::temp_dir().join(format!("rtcr-qemu-poison-{arch}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("poisoned.img");
+    std::fs::write(&img, &poisoned).unwrap();
+    let log = boot(arch, 15, &[img], "child=rtcr-demo restore=poisoned.img max_image_failures=2");
+    let _ = std::fs::remove_dir_all(&dir);
+    // restored, crashed twice before a checkpoint, abandoned, started afresh, counting
+    let restored = line_index(&log, "rtcr: child 'rtcr-demo' restored from the image");
+    let first_loop = line_index(&log, &format!("since its restore from checkpoint {seq} (1. time)"));
+    let second_loop = line_index(&log, &format!("since its restore from checkpoint {seq} (2. time)"));
+    let abandoned = line_index(&log, &format!("rtcr: checkpoint {seq} crashed the child 2 times"));
+    let afresh = line_index(&log, "rtcr: no image could be restored: the child started afresh");
+    let started = line_index(&log, "demo: started");
+    assert!(
+        restored < first_loop
+            && first_loop < second_loop
+            && second_loop <= abandoned
+            && abandoned < afresh
+            && afresh < started,
+        "the steps in order:\n{log}"
+    );
+    let counts = log.lines().skip(started).filter(|l| l.contains("demo: count ")).count();
+    assert!(counts >= 2, "the fresh child runs:\n{log}");
+    let checkpoints =
+        log.lines().skip(afresh).filter(|l| l.contains("rtcr: checkpoint ") && l.contains("pages copied")).count();
+    assert!(checkpoints >= 5, "and is checkpointed again:\n{log}");
+    assert_eq!(log.matches("crashed (trap").count(), 2, "no crash after the fresh start:\n{log}");
+}
+
+#[test]
+fn x86_64_a_poisoned_image_is_abandoned_and_the_child_starts_afresh() {
+    poisoned_image_is_abandoned("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64");
+}
+
+#[test]
+fn aarch64_a_poisoned_image_is_abandoned_and_the_child_starts_afresh() {
+    poisoned_image_is_abandoned("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64");
+}
