@@ -147,6 +147,13 @@ pub struct Saved {
     pub timeouts: Vec<(u8, u64)>,
 }
 
+impl Saved {
+    /// A thread stopped in user code (or just after a call), as it is.
+    fn running(thread: u32, regs: Vec<u64>, utcb: Vec<u64>, fpu: Vec<u8>) -> Self {
+        Saved { thread, regs, utcb, state: ThreadState::Running, fpu, timeouts: Vec::new() }
+    }
+}
+
 /// Register indices of the trampoline arguments and of IP/SP.
 pub(crate) struct Regs {
     pub ip: usize,
@@ -614,14 +621,7 @@ impl Supervisor {
         let mut saved: Vec<Saved> = Vec::new();
         for (t, r, fpu) in stopped {
             let words = self.save_utcb(env, t, &r, &fpu)?;
-            saved.push(Saved {
-                thread: t,
-                regs: r,
-                utcb: words,
-                state: ThreadState::Running,
-                fpu,
-                timeouts: Vec::new(),
-            });
+            saved.push(Saved::running(t, r, words, fpu));
         }
         let mut copied = 0;
         let mut protect: Vec<u64> = Vec::new();
@@ -740,14 +740,7 @@ impl Supervisor {
                         self.visible_cancels += 1;
                     }
                     self.resume_with(env, t, &r, &fpu)?;
-                    saved.push(Saved {
-                        thread: t,
-                        regs: r,
-                        utcb: words,
-                        state: ThreadState::Running,
-                        fpu,
-                        timeouts: Vec::new(),
-                    });
+                    saved.push(Saved::running(t, r, words, fpu));
                 }
             }
         }
