@@ -530,25 +530,47 @@ impl ForeignStatus {
 
 /// What every run of rtcr-foreign must show, as root task or under rtcr:
 /// no ERROR line, one start, status lines whose counters grow, no early
-/// sleep, the ledger intact. Returns the status lines, with the index of
-/// the log line each came from.
-fn check_foreign_clean(log: &str, min_rounds: u64) -> Vec<(usize, ForeignStatus)> {
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains("foreign: ERROR")).take(20).collect();
-    assert!(errors.is_empty(), "the foreign child saw errors:\n{}\n(log:\n{log})", errors.join("\n"));
+/// sleep, the ledger intact. Each violation is pushed to `problems` (so one
+/// run names all of them). Returns the status lines, with the index of the
+/// log line each came from.
+fn check_foreign_clean(log: &str, min_rounds: u64, problems: &mut Vec<String>) -> Vec<(usize, ForeignStatus)> {
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("foreign: ERROR")).collect();
+    if !errors.is_empty() {
+        let shown = errors.iter().take(12).copied().collect::<Vec<_>>().join("\n  ");
+        problems.push(format!("{} `foreign: ERROR` lines, the first:\n  {shown}", errors.len()));
+    }
     let starts = log.lines().filter(|l| l.contains("foreign: started")).count();
-    assert_eq!(starts, 1, "`foreign: started` once, not {starts} times:\n{log}");
-    expect_line(log, "foreign: set up: 4 threads, 3 gates, 3 IRQs");
+    if starts != 1 {
+        problems.push(format!("`foreign: started` {starts} times, not once"));
+    }
+    if !log.contains("foreign: set up: 4 threads, 3 gates, 3 IRQs") {
+        problems.push("no `foreign: set up` line".into());
+    }
     let status: Vec<(usize, ForeignStatus)> =
         log.lines().enumerate().filter_map(|(i, l)| ForeignStatus::parse(l).map(|s| (i, s))).collect();
-    let last = status.last().map(|s| s.1).unwrap_or_else(|| panic!("no status line:\n{log}"));
-    assert!(last.round >= min_rounds, "only {} rounds (want {min_rounds}): {last:?}", last.round);
-    assert!(last.errors == 0 && last.early == 0 && last.ledger_ok, "{last:?}");
-    let (first, _) = (status[0].1, ());
-    assert!(
-        last.calls > first.calls && last.irqs > first.irqs && last.sleeps > first.sleeps,
-        "calls, IRQs and sleeps go on: {first:?} .. {last:?}"
-    );
+    let (Some(&(_, first)), Some(&(_, last))) = (status.first(), status.last()) else {
+        problems.push("no status line".into());
+        return status;
+    };
+    if last.round < min_rounds {
+        problems.push(format!("only {} rounds (want {min_rounds}): {last:?}", last.round));
+    }
+    if last.errors != 0 || last.early != 0 || !last.ledger_ok {
+        problems
+            .push(format!("the last status: errors {} early {} ledger ok {}", last.errors, last.early, last.ledger_ok));
+    }
+    if !(last.calls > first.calls && last.irqs > first.irqs && last.sleeps > first.sleeps) {
+        problems.push(format!("calls, IRQs and sleeps stopped: {first:?} .. {last:?}"));
+    }
     status
+}
+
+/// Fails with every problem found, and the end of the log.
+fn assert_no_problems(problems: &[String], log: &str) {
+    if !problems.is_empty() {
+        let tail = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        panic!("{} problem(s):\n- {}\n(the log ends:\n{tail})", problems.len(), problems.join("\n- "));
+    }
 }
 
 /// As the real root task (sigma0 its pager, the kernel's own objects): the
@@ -564,13 +586,18 @@ fn foreign_as_root(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         bin.display()
     );
     let log = qemu_boot(arch, "", timeout, &["--elf".into(), bin.into(), "--".into(), "foreign-as-root".into()]);
+    let mut problems = Vec::new();
     // the KIP and the RAM in the windows the child chose
-    let kip = expect_line(&log, "foreign: KIP received at window ");
-    assert!(kip.contains("window 0x1800000"), "{kip}");
+    if !log.contains("foreign: KIP received at window 0x1800000") {
+        problems.push("the KIP not received in its window".into());
+    }
     let ram = log.lines().filter(|l| l.contains("foreign: RAM received at window ")).count();
-    assert_eq!(ram, 4, "four RAM requests answered:\n{log}");
+    if ram != 4 {
+        problems.push(format!("{ram} RAM requests answered, not 4"));
+    }
     // 20 s of 500 ms rounds
-    check_foreign_clean(&log, 40);
+    check_foreign_clean(&log, 40, &mut problems);
+    assert_no_problems(&problems, &log);
 }
 
 #[test]
@@ -583,12 +610,12 @@ fn aarch64_the_foreign_entry_child_runs_clean_as_the_root_task() {
     foreign_as_root("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 32);
 }
 
-/// Under rtcr, checkpointed every 20 ms for 60 s and crashed (rtcr's
-/// `crash_ms` test hook, which fires once: there is no periodic crash hook)
-/// at 10 s: the child must not notice anything but the crash — no ERROR
-/// line, one start, the counters continue from the checkpoint after the
-/// restore, no early sleep, the ledger intact — and rtcr's check of the
-/// restored capability space passes.
+/// Under rtcr, checkpointed every 20 ms for 60 s and crashed every 10 s
+/// (the `crash_ms` / `crash_every_ms` test hook): the child must not notice
+/// anything but the crashes — no ERROR line, one start, the counters
+/// continue from the checkpoint after each restore, no early sleep, the
+/// ledger intact — and rtcr's check of each restored capability space
+/// passes.
 fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     if !have_kernel(arch, fvar, lvar) {
         return;
@@ -607,52 +634,83 @@ fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         "--module".into(),
         child.into(),
         "--".into(),
-        "child=rtcr-foreign interval_ms=20 crash_ms=10000".into(),
+        "child=rtcr-foreign interval_ms=20 crash_ms=10000 crash_every_ms=10000".into(),
     ];
     let log = qemu_boot(arch, "", timeout, &opts);
-    assert!(!log.contains("rtcr: PANIC") && !log.contains("rtcr: stopped"), "{log}");
-    expect_line(&log, "rtcr: child 'rtcr-foreign' started");
-    let status = check_foreign_clean(&log, 120);
-    // 60 s of checkpoints every 20 ms (at least half of them: the pause and
-    // the emulator stretch the interval)
-    let checkpoints = log.lines().filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied")).count();
-    assert!(checkpoints >= 1500, "{checkpoints} checkpoints in 60 s at 20 ms");
+    let mut problems = Vec::new();
+    if log.contains("rtcr: PANIC") || log.contains("rtcr: stopped") {
+        problems.push("rtcr panicked or stopped".into());
+    }
+    if !log.contains("rtcr: child 'rtcr-foreign' started") {
+        problems.push("rtcr did not start the child".into());
+    }
+    // about 500 ms a round (25 sleeps of 20 ms, and the work between)
+    let status = check_foreign_clean(&log, 100, &mut problems);
+    // 60 s of checkpoints asked for every 20 ms; rtcr takes them as often
+    // as it can (on QEMU TCG about every 55 ms), so the check is the span
+    // and an average of at most 100 ms apart
+    let at: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied"))
+        .filter_map(|l| l.split_whitespace().next().and_then(|t| t.parse().ok()))
+        .collect();
+    let span = at.last().copied().unwrap_or(0.0) - at.first().copied().unwrap_or(0.0);
+    eprintln!("{arch}: {} checkpoints over {span:.1} s", at.len());
+    if span < 60.0 || (at.len() as f64) < span * 10.0 {
+        problems.push(format!("{} checkpoints over {span:.1} s", at.len()));
+    }
     // the crash, each restore verified, and the counters continuing
-    expect_line(&log, "rtcr: test hook crash_ms");
+    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms")).count();
+    if crashes < 6 {
+        problems.push(format!("the crash hook fired {crashes} times, not every 10 s for 60 s"));
+    }
     let restores: Vec<usize> = log
         .lines()
         .enumerate()
         .filter(|(_, l)| l.contains("rtcr: restored from checkpoint "))
         .map(|(i, _)| i)
         .collect();
-    assert!(!restores.is_empty(), "no restore after the crash:\n{log}");
+    if restores.is_empty() {
+        problems.push("no restore after the crash".into());
+    }
     let verified = log.lines().filter(|l| l.contains("rtcr: slots verified: ")).collect::<Vec<_>>();
-    assert_eq!(verified.len(), restores.len(), "one slot check per restore: {verified:?}");
+    if verified.len() != restores.len() {
+        problems.push(format!("{} restores, {} slot checks", restores.len(), verified.len()));
+    }
     for v in verified {
-        assert_eq!(num_after(v, "verified: "), num_after(v, "/"), "{v}");
+        if num_after(v, "verified: ") != num_after(v, "/") {
+            problems.push(format!("slot check failed: {v}"));
+        }
     }
     for &r in &restores {
         let before: Vec<ForeignStatus> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
         let after: Vec<ForeignStatus> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
-        assert!(after.len() >= 3, "the restored child reports on (restore at log line {r})");
+        let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
+            problems.push(format!("no status line after the restore at log line {r}"));
+            continue;
+        };
         // restored from a checkpoint at most 20 ms old: at most the last
         // report before the crash may be repeated, nothing older
         if let Some(reference) = before.iter().rev().nth(1).or(before.last()) {
-            assert!(after[0].covers(reference), "continues from the checkpoint: {reference:?} then {:?}", after[0]);
+            if !first.covers(reference) {
+                problems.push(format!("not continued from the checkpoint: {reference:?} then {first:?}"));
+            }
         }
-        let last = after[after.len() - 1];
-        assert!(last.calls > after[0].calls && last.irqs > after[0].irqs, "{:?} .. {last:?}", after[0]);
+        if after.len() >= 2 && (last.calls <= first.calls || last.irqs <= first.irqs) {
+            problems.push(format!("the restored child stopped: {first:?} .. {last:?}"));
+        }
     }
+    assert_no_problems(&problems, &log);
 }
 
 #[test]
 fn x86_64_the_foreign_entry_child_notices_nothing_of_checkpoints_and_a_restore() {
-    foreign_under_rtcr("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 85);
+    foreign_under_rtcr("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 88);
 }
 
 #[test]
 fn aarch64_the_foreign_entry_child_notices_nothing_of_checkpoints_and_a_restore() {
-    foreign_under_rtcr("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 90);
+    foreign_under_rtcr("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 80);
 }
 
 /// rtcr-foreign's kernel entries really are its own: its code holds none of
