@@ -668,11 +668,16 @@ impl Supervisor {
         let mut waiting = blocked.clone();
         while !waiting.is_empty() {
             let gone = env.clock_us().saturating_sub(settle_from);
-            if gone >= SETTLE_US {
-                break;
-            }
-            let late = self.collect_some(env, &waiting, Some(SETTLE_US - gone), 1)?;
-            if late.is_empty() {
+            // past the settle time, once more for what already came (a stop
+            // kept while rtcr waited for another thread must not be
+            // cancelled: that would cut the exception it is in)
+            let last = gone >= SETTLE_US;
+            let late = if last {
+                self.collect_some(env, &waiting, Some(0), waiting.len())?
+            } else {
+                self.collect_some(env, &waiting, Some(SETTLE_US - gone), 1)?
+            };
+            if late.is_empty() && last {
                 break;
             }
             for (t, r, fpu) in late {
