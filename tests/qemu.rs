@@ -268,7 +268,15 @@ fn check_child_run(log: &str) -> std::collections::BTreeMap<u64, u64> {
     let at_cut = at_checkpoint[&from];
     assert!(after_restore.len() >= 3, "the restored child keeps counting: {after_restore:?}");
     let (first, labels_first) = after_restore[0];
-    assert!(first >= at_cut && first <= at_cut + 64, "continues from the checkpoint's {at_cut}, printed {first}");
+    // at_cut is the count printed last before the checkpoint's line; the
+    // line is rtcr's (defmt, written out after the slice it was taken in)
+    // and the prints are the child's (written when rtcr serves them, which
+    // a cut may do while it waits for a blocked thread), so the two are in
+    // order only to within a print either way
+    assert!(
+        first >= at_cut && first <= at_cut + 128,
+        "continues from the checkpoint's {at_cut} (within a print), printed {first}"
+    );
     let (last, labels_last) = *after_restore.last().unwrap();
     assert!(last > first && labels_last > labels_first, "gates and IRQs keep delivering: {after_restore:?}");
     // 4. rtcr's own check of the restored capability space
