@@ -319,6 +319,11 @@ fn when_both_images_are_poisoned_the_child_starts_afresh_and_stays_up() {
     let last_abandon = d.events.iter().rposition(|e| matches!(e, Event::ImageAbandoned { .. }));
     assert!(afresh > last_abandon, "{:?}", d.events);
     assert_eq!(d.events.iter().filter(|e| matches!(e, Event::StartedAfresh)).count(), 1, "{:?}", d.events);
+    // and is checkpointed again: its images are numbered on from the stored ones
+    let stored = rtcr_image::decode(&d.store.latest().unwrap().1).unwrap().0.sequence;
+    d.checkpoint(&mut env);
+    assert!(matches!(d.events.last(), Some(Event::Checkpoint { .. })), "{:?}", d.events.last());
+    assert_eq!(rtcr_image::decode(&d.store.latest().unwrap().1).unwrap().0.sequence, stored + 1);
     // the fresh child (its ELF has no crash marker) counts
     let c = counter(&mut env, &d);
     let later = env.0.model().clock_us();

@@ -274,7 +274,7 @@ fn check_child_run(log: &str) -> std::collections::BTreeMap<u64, u64> {
     // a cut may do while it waits for a blocked thread), so the two are in
     // order only to within a print either way
     assert!(
-        first >= at_cut && first <= at_cut + 128,
+        first + 64 >= at_cut && first <= at_cut + 128,
         "continues from the checkpoint's {at_cut} (within a print), printed {first}"
     );
     let (last, labels_last) = *after_restore.last().unwrap();

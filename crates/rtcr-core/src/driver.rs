@@ -137,6 +137,21 @@ fn restore_from_store<E: Env, R: Region>(
     (None, frames)
 }
 
+/// The newest sequence number the store holds (0 when none): a child
+/// started afresh numbers its checkpoints on from it, since the store
+/// takes only an image newer than the newest it has.
+fn newest_stored<R: Region>(store: &Store<R>) -> u64 {
+    store
+        .status()
+        .iter()
+        .filter_map(|s| match s {
+            rtcr_image::SlotStatus::Valid { sequence } => Some(*sequence),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Driver settings.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -229,7 +244,11 @@ impl<R: Region> Driver<R> {
                 let seq = sup.seq;
                 (sup, Some(seq))
             }
-            (None, frames) => (Supervisor::spawn_into(env, spec.clone(), frames)?, None),
+            (None, frames) => {
+                let mut sup = Supervisor::spawn_into(env, spec.clone(), frames)?;
+                sup.seq = newest_stored(&store);
+                (sup, None)
+            }
         };
         let now = env.clock_us();
         Ok(Driver {
@@ -362,6 +381,7 @@ impl<R: Region> Driver<R> {
             // nothing to restore from: the child starts again from its ELF
             (None, frames) => {
                 self.sup = Supervisor::spawn_into(env, self.spec.clone(), frames)?;
+                self.sup.seq = newest_stored(&self.store);
                 self.events.push(Event::StartedAfresh);
                 None
             }
