@@ -7,9 +7,13 @@
 //!
 //! Run: `cargo test -p rtcr --test qemu -- --nocapture`
 
-use std::env;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::PathBuf;
+
+use common::{
+    assert_no_problems, check_child_clean, expect_line, have_kernel, num_after, qemu_boot, release_bin, Status,
+};
 
 fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
     boot_with(arch, fvar, lvar, keys, timeout, &[], args)
@@ -39,35 +43,6 @@ fn boot_with(
     }
     opts.extend(["--".into(), args.into()]);
     Some(qemu_boot(arch, keys, timeout, &opts))
-}
-
-/// Whether the build variables for `arch` are set; says SKIPPED if not.
-fn have_kernel(arch: &str, fvar: &str, lvar: &str) -> bool {
-    let have = env::var_os(fvar).is_some() && env::var_os(lvar).is_some();
-    if !have {
-        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
-    }
-    have
-}
-
-/// Runs scripts/qemu-boot.sh with `opts` after the common ones; its log.
-fn qemu_boot(arch: &str, keys: &str, timeout: u32, opts: &[std::ffi::OsString]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--keys", keys])
-        .args(opts)
-        .output()
-        .expect("cannot run scripts/qemu-boot.sh");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    log
-}
-
-fn expect_line(log: &str, needle: &str) -> String {
-    log.lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?} in the boot log:\n{log}"))
-        .to_string()
 }
 
 fn check_stub(log: &str, arch: &str) {
@@ -180,18 +155,10 @@ fn x86_64_a_bad_configuration_stops_with_the_reason() {
 
 /// The demo child's binary for `arch`.
 fn demo_child(arch: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{arch}-unknown-none/release/rtcr-demo"))
+    release_bin(arch, "rtcr-demo")
 }
 
 /// A number after `key ` in `line`.
-fn num_after(line: &str, key: &str) -> u64 {
-    line.split(key)
-        .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
-}
-
 /// What the demo child printed: (count, gate and IRQ counts summed).
 fn demo_count(line: &str) -> (u64, u64) {
     let count = num_after(line, "demo: count ");
@@ -358,7 +325,7 @@ fn aarch64_child_is_checkpointed_crashes_is_restored_and_migrates() {
 /// uses only slots 1-7 and the sigma0 protocol) runs unchanged both as the
 /// real root task and as rtcr's child, and survives a crash there.
 fn minimal_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{arch}-unknown-none/release/rtcr-minimal"));
+    let bin = release_bin(arch, "rtcr-minimal");
     if !have_kernel(arch, fvar, lvar) {
         return;
     }
@@ -491,96 +458,6 @@ fn aarch64_jdb_shows_the_same_object_space_before_the_checkpoint_and_after_the_r
 
 // ---- rtcr-foreign: a child whose kernel entries are its own (issue 10) ----
 
-/// A release binary for `arch`, where cargo put it: `$CARGO_TARGET_DIR`
-/// when set (scripts/qemu-boot.sh looks there for rtcr too), else target/.
-fn release_bin(arch: &str, name: &str) -> PathBuf {
-    let dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    dir.join(format!("{arch}-unknown-none/release/{name}"))
-}
-
-/// rtcr-foreign's status line (`foreign: round R calls C irqs I sleeps S
-/// early E late L errors X ledger ok|BAD`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ForeignStatus {
-    round: u64,
-    calls: u64,
-    irqs: u64,
-    sleeps: u64,
-    early: u64,
-    late: u64,
-    errors: u64,
-    ledger_ok: bool,
-}
-
-impl ForeignStatus {
-    fn parse(line: &str) -> Option<Self> {
-        let at = line.find("foreign: round ")?;
-        let l = &line[at..];
-        Some(ForeignStatus {
-            round: num_after(l, "round "),
-            calls: num_after(l, " calls "),
-            irqs: num_after(l, " irqs "),
-            sleeps: num_after(l, " sleeps "),
-            early: num_after(l, " early "),
-            late: num_after(l, " late "),
-            errors: num_after(l, " errors "),
-            ledger_ok: l.trim_end().ends_with(" ledger ok"),
-        })
-    }
-
-    /// Every counter of `self` at least `other`'s.
-    fn covers(&self, other: &Self) -> bool {
-        self.round >= other.round && self.calls >= other.calls && self.irqs >= other.irqs && self.sleeps >= other.sleeps
-    }
-}
-
-/// What every run of rtcr-foreign must show, as root task or under rtcr:
-/// no ERROR line, one start, status lines whose counters grow, no early
-/// sleep, the ledger intact. Each violation is pushed to `problems` (so one
-/// run names all of them). Returns the status lines, with the index of the
-/// log line each came from.
-fn check_foreign_clean(log: &str, min_rounds: u64, problems: &mut Vec<String>) -> Vec<(usize, ForeignStatus)> {
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains("foreign: ERROR")).collect();
-    if !errors.is_empty() {
-        let shown = errors.iter().take(12).copied().collect::<Vec<_>>().join("\n  ");
-        problems.push(format!("{} `foreign: ERROR` lines, the first:\n  {shown}", errors.len()));
-    }
-    let starts = log.lines().filter(|l| l.contains("foreign: started")).count();
-    if starts != 1 {
-        problems.push(format!("`foreign: started` {starts} times, not once"));
-    }
-    if !log.contains("foreign: set up: 4 threads, 3 gates, 3 IRQs") {
-        problems.push("no `foreign: set up` line".into());
-    }
-    let status: Vec<(usize, ForeignStatus)> =
-        log.lines().enumerate().filter_map(|(i, l)| ForeignStatus::parse(l).map(|s| (i, s))).collect();
-    let (Some(&(_, first)), Some(&(_, last))) = (status.first(), status.last()) else {
-        problems.push("no status line".into());
-        return status;
-    };
-    if last.round < min_rounds {
-        problems.push(format!("only {} rounds (want {min_rounds}): {last:?}", last.round));
-    }
-    if last.errors != 0 || last.early != 0 || !last.ledger_ok {
-        problems
-            .push(format!("the last status: errors {} early {} ledger ok {}", last.errors, last.early, last.ledger_ok));
-    }
-    if !(last.calls > first.calls && last.irqs > first.irqs && last.sleeps > first.sleeps) {
-        problems.push(format!("calls, IRQs and sleeps stopped: {first:?} .. {last:?}"));
-    }
-    status
-}
-
-/// Fails with every problem found, and the end of the log.
-fn assert_no_problems(problems: &[String], log: &str) {
-    if !problems.is_empty() {
-        let tail = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        panic!("{} problem(s):\n- {}\n(the log ends:\n{tail})", problems.len(), problems.join("\n- "));
-    }
-}
-
 /// As the real root task (sigma0 its pager, the kernel's own objects): the
 /// reference run, clean for 20 s.
 fn foreign_as_root(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
@@ -604,7 +481,7 @@ fn foreign_as_root(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         problems.push(format!("{ram} RAM requests answered, not 4"));
     }
     // 20 s of 500 ms rounds
-    check_foreign_clean(&log, 40, &mut problems);
+    check_child_clean(&log, "foreign", 40, &mut problems);
     assert_no_problems(&problems, &log);
 }
 
@@ -653,7 +530,7 @@ fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         problems.push("rtcr did not start the child".into());
     }
     // about 500 ms a round (25 sleeps of 20 ms, and the work between)
-    let status = check_foreign_clean(&log, 100, &mut problems);
+    let status = check_child_clean(&log, "foreign", 100, &mut problems);
     // 60 s of checkpoints asked for every 20 ms; rtcr takes them as often
     // as it can (on QEMU TCG about every 55 ms), so the check is the span
     // and an average of at most 100 ms apart
@@ -691,8 +568,8 @@ fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         }
     }
     for &r in &restores {
-        let before: Vec<ForeignStatus> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
-        let after: Vec<ForeignStatus> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
+        let before: Vec<Status> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
+        let after: Vec<Status> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
         let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
             problems.push(format!("no status line after the restore at log line {r}"));
             continue;

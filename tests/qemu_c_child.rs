@@ -16,9 +16,13 @@
 //!
 //! Run: `cargo test --release -p rtcr --test qemu_c_child -- --nocapture --test-threads=1`
 
+mod common;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{assert_no_problems, check_child_clean, num_after, qemu_boot, release_bin, root, Status};
 
 /// One architecture's names.
 struct Arch {
@@ -30,10 +34,6 @@ struct Arch {
 
 const X86_64: Arch = Arch { arch: "x86_64", fvar: "FIASCO_OBJ_X86_64", lvar: "L4RE_OBJ_X86_64", machine: 62 };
 const AARCH64: Arch = Arch { arch: "aarch64", fvar: "FIASCO_OBJ_ARM64", lvar: "L4RE_OBJ_ARM64", machine: 183 };
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The C compiler scripts/build-c-child.sh uses for `a`.
 fn compiler(a: &Arch) -> String {
@@ -126,87 +126,9 @@ fn build_child(a: &Arch, dir: &Path) -> PathBuf {
     elf
 }
 
-/// A release binary of this workspace: `$CARGO_TARGET_DIR` when set
-/// (scripts/qemu-boot.sh looks there too), else target/.
-fn release_bin(arch: &str, name: &str) -> PathBuf {
-    let dir = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    dir.join(format!("{arch}-unknown-none/release/{name}"))
-}
-
-/// Runs scripts/qemu-boot.sh with `opts`; its log.
-fn qemu_boot(arch: &str, timeout: u32, opts: &[std::ffi::OsString]) -> String {
-    let out = Command::new(root().join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string()])
-        .args(opts)
-        .output()
-        .expect("cannot run scripts/qemu-boot.sh");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    log
-}
-
-/// A number after `key` in `line`.
-fn num_after(line: &str, key: &str) -> u64 {
-    line.split(key)
-        .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
-}
-
-/// The child's status line (`c-child: round R calls C irqs I sleeps S early
-/// E late L errors X ledger ok|BAD`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Status {
-    round: u64,
-    calls: u64,
-    irqs: u64,
-    sleeps: u64,
-    early: u64,
-    late: u64,
-    errors: u64,
-    ledger_ok: bool,
-}
-
-impl Status {
-    fn parse(line: &str) -> Option<Self> {
-        let at = line.find("c-child: round ")?;
-        let l = &line[at..];
-        Some(Status {
-            round: num_after(l, "round "),
-            calls: num_after(l, " calls "),
-            irqs: num_after(l, " irqs "),
-            sleeps: num_after(l, " sleeps "),
-            early: num_after(l, " early "),
-            late: num_after(l, " late "),
-            errors: num_after(l, " errors "),
-            ledger_ok: l.trim_end().ends_with(" ledger ok"),
-        })
-    }
-
-    /// Every counter of `self` at least `other`'s.
-    fn covers(&self, other: &Self) -> bool {
-        self.round >= other.round && self.calls >= other.calls && self.irqs >= other.irqs && self.sleeps >= other.sleeps
-    }
-}
-
-/// What every run must show, as root task or under rtcr: no ERROR line, one
-/// start, the memory in the child's windows, status lines whose counters
-/// grow, no early sleep, the ledger intact. Each violation goes to
-/// `problems`. Returns the status lines with their log line index.
+/// What every run must show (common::check_child_clean), and the memory in
+/// the child's windows.
 fn check_clean(log: &str, min_rounds: u64, problems: &mut Vec<String>) -> Vec<(usize, Status)> {
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains("c-child: ERROR")).collect();
-    if !errors.is_empty() {
-        let shown = errors.iter().take(12).copied().collect::<Vec<_>>().join("\n  ");
-        problems.push(format!("{} `c-child: ERROR` lines, the first:\n  {shown}", errors.len()));
-    }
-    let starts = log.lines().filter(|l| l.contains("c-child: started")).count();
-    if starts != 1 {
-        problems.push(format!("`c-child: started` {starts} times, not once"));
-    }
-    if !log.contains("c-child: set up: 4 threads, 3 gates, 3 IRQs") {
-        problems.push("no `c-child: set up` line".into());
-    }
     if !log.contains("c-child: KIP received at window 0x1800000") {
         problems.push("the KIP not received in its window".into());
     }
@@ -214,32 +136,11 @@ fn check_clean(log: &str, min_rounds: u64, problems: &mut Vec<String>) -> Vec<(u
     if ram != 4 {
         problems.push(format!("{ram} RAM requests answered, not 4"));
     }
-    let status: Vec<(usize, Status)> =
-        log.lines().enumerate().filter_map(|(i, l)| Status::parse(l).map(|s| (i, s))).collect();
-    let (Some(&(_, first)), Some(&(_, last))) = (status.first(), status.last()) else {
-        problems.push("no status line".into());
-        return status;
-    };
-    if last.round < min_rounds {
-        problems.push(format!("only {} rounds (want {min_rounds}): {last:?}", last.round));
+    let status = check_child_clean(log, "c-child", min_rounds, problems);
+    if let Some((_, last)) = status.last() {
+        eprintln!("last status: {last:?}");
     }
-    if last.errors != 0 || last.early != 0 || !last.ledger_ok {
-        problems
-            .push(format!("the last status: errors {} early {} ledger ok {}", last.errors, last.early, last.ledger_ok));
-    }
-    if !(last.calls > first.calls && last.irqs > first.irqs && last.sleeps > first.sleeps) {
-        problems.push(format!("calls, IRQs and sleeps stopped: {first:?} .. {last:?}"));
-    }
-    eprintln!("last status: {last:?}");
     status
-}
-
-/// Fails with every problem found, and the end of the log.
-fn assert_no_problems(problems: &[String], log: &str) {
-    if !problems.is_empty() {
-        let tail = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        panic!("{} problem(s):\n- {}\n(the log ends:\n{tail})", problems.len(), problems.join("\n- "));
-    }
 }
 
 /// As the real root task, on sigma0 and the kernel's own objects: the
@@ -250,7 +151,7 @@ fn as_root(a: &Arch, timeout: u32) {
     }
     let dir = TempDir::new(&format!("root-{}", a.arch));
     let elf = build_child(a, &dir.0);
-    let log = qemu_boot(a.arch, timeout, &["--elf".into(), elf.into(), "--".into(), "c-child-as-root".into()]);
+    let log = qemu_boot(a.arch, "", timeout, &["--elf".into(), elf.into(), "--".into(), "c-child-as-root".into()]);
     let mut problems = Vec::new();
     check_clean(&log, 25, &mut problems);
     assert_no_problems(&problems, &log);
@@ -291,7 +192,7 @@ fn under_rtcr(a: &Arch, timeout: u32) {
         "--".into(),
         "child=rtcr-c-child interval_ms=20 crash_ms=10000 crash_every_ms=10000".into(),
     ];
-    let log = qemu_boot(a.arch, timeout, &opts);
+    let log = qemu_boot(a.arch, "", timeout, &opts);
     let mut problems = Vec::new();
     if log.contains("rtcr: PANIC") || log.contains("rtcr: stopped") {
         problems.push("rtcr panicked or stopped".into());

@@ -7,27 +7,15 @@
 //!
 //! Run: `cargo test -p rtcr --test qemu_crash_loop -- --nocapture`
 
+mod common;
+
 use std::env;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-fn have_kernel(arch: &str, fvar: &str, lvar: &str) -> bool {
-    let have = env::var_os(fvar).is_some() && env::var_os(lvar).is_some();
-    if !have {
-        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
-    }
-    have
-}
-
-fn release_bin(arch: &str, name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    target.join(format!("{arch}-unknown-none/release/{name}"))
-}
+use common::{have_kernel, qemu_boot, release_bin};
 
 /// Boots rtcr with the demo child and `modules`; the log.
 fn boot(arch: &str, timeout: u32, modules: &[PathBuf], args: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (rtcr, demo) = (release_bin(arch, "rtcr"), release_bin(arch, "rtcr-demo"));
     for b in [&rtcr, &demo] {
         assert!(
@@ -36,15 +24,12 @@ fn boot(arch: &str, timeout: u32, modules: &[PathBuf], args: &str) -> String {
             b.display()
         );
     }
-    let mut cmd = Command::new(root.join("scripts/qemu-boot.sh"));
-    cmd.args(["--arch", arch, "--timeout", &timeout.to_string()]).arg("--elf").arg(&rtcr).arg("--module").arg(&demo);
+    let mut opts: Vec<std::ffi::OsString> = vec!["--elf".into(), rtcr.into(), "--module".into(), demo.into()];
     for m in modules {
-        cmd.arg("--module").arg(m);
+        opts.extend(["--module".into(), m.into()]);
     }
-    let out = cmd.arg("--").arg(args).output().expect("cannot run scripts/qemu-boot.sh");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    log
+    opts.extend(["--".into(), args.into()]);
+    qemu_boot(arch, "", timeout, &opts)
 }
 
 fn line_index(log: &str, needle: &str) -> usize {

@@ -6,52 +6,27 @@
 //!
 //! Run: `cargo test -p rtcr --test qemu_default_boot -- --nocapture`
 
-use std::env;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{have_kernel, num_after, qemu_boot, release_bin};
 
 /// Lines of rtcr's boot, from its first line to the child's first: at most a
 /// screen.
 const SCREEN: usize = 24;
 
-/// Where cargo put the bare-metal builds (scripts/qemu-boot.sh looks there).
-fn target_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
-}
-
 /// The serial log of a boot of `args` with the demo child as a module, or
 /// `None` (SKIPPED) without the build variables.
 fn boot(arch: &str, fvar: &str, lvar: &str, timeout: u32, args: &str) -> Option<String> {
-    if env::var_os(fvar).is_none() || env::var_os(lvar).is_none() {
-        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    if !have_kernel(arch, fvar, lvar) {
         return None;
     }
-    let demo = target_dir().join(format!("{arch}-unknown-none/release/rtcr-demo"));
+    let demo = release_bin(arch, "rtcr-demo");
     assert!(
         demo.exists(),
         "{} missing: cargo build --release -p rtcr-child --target {arch}-unknown-none",
         demo.display()
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/qemu-boot.sh"))
-        .args(["--arch", arch, "--timeout", &timeout.to_string(), "--module"])
-        .arg(&demo)
-        .args(["--", args])
-        .output()
-        .expect("cannot run scripts/qemu-boot.sh");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    Some(log)
-}
-
-/// The number after `key` in `line`.
-fn num_after(line: &str, key: &str) -> u64 {
-    line.split(key)
-        .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+    Some(qemu_boot(arch, "", timeout, &["--module".into(), demo.into(), "--".into(), args.into()]))
 }
 
 fn default_boot(arch: &str, fvar: &str, lvar: &str, timeout: u32) {

@@ -1,0 +1,148 @@
+//! What the QEMU test files share: finding the build, running
+//! scripts/qemu-boot.sh, reading numbers out of log lines, and the status
+//! line the test children print (rtcr-foreign, the C child). Each test file
+//! uses part of it.
+#![allow(dead_code)]
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo puts builds: `$CARGO_TARGET_DIR` when set (scripts/qemu-boot.sh
+/// looks there too), else target/.
+pub fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// A release binary for `arch`.
+pub fn release_bin(arch: &str, name: &str) -> PathBuf {
+    target_dir().join(format!("{arch}-unknown-none/release/{name}"))
+}
+
+/// Whether the build variables for `arch` are set; says SKIPPED if not.
+pub fn have_kernel(arch: &str, fvar: &str, lvar: &str) -> bool {
+    let have = env::var_os(fvar).is_some() && env::var_os(lvar).is_some();
+    if !have {
+        eprintln!("SKIPPED: qemu {arch}: set {fvar} and {lvar} to a Fiasco and an L4Re build directory");
+    }
+    have
+}
+
+/// Runs scripts/qemu-boot.sh with `keys` (may be empty) and `opts` after the
+/// common options; its log. Fails when the script does.
+pub fn qemu_boot(arch: &str, keys: &str, timeout: u32, opts: &[OsString]) -> String {
+    let mut cmd = Command::new(root().join("scripts/qemu-boot.sh"));
+    cmd.args(["--arch", arch, "--timeout", &timeout.to_string()]);
+    if !keys.is_empty() {
+        cmd.args(["--keys", keys]);
+    }
+    let out = cmd.args(opts).output().expect("cannot run scripts/qemu-boot.sh");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "qemu-boot failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+    log
+}
+
+/// The first line with `needle`; fails with the log if there is none.
+pub fn expect_line(log: &str, needle: &str) -> String {
+    log.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in the boot log:\n{log}"))
+        .to_string()
+}
+
+/// The number after `key` in `line`.
+pub fn num_after(line: &str, key: &str) -> u64 {
+    line.split(key)
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+}
+
+/// A test child's status line (`<name>: round R calls C irqs I sleeps S
+/// early E late L errors X ledger ok|BAD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub round: u64,
+    pub calls: u64,
+    pub irqs: u64,
+    pub sleeps: u64,
+    pub early: u64,
+    pub late: u64,
+    pub errors: u64,
+    pub ledger_ok: bool,
+}
+
+impl Status {
+    /// The status of child `name` (`foreign`, `c-child`) in `line`, if any.
+    pub fn parse(name: &str, line: &str) -> Option<Self> {
+        let at = line.find(&format!("{name}: round "))?;
+        let l = &line[at..];
+        Some(Status {
+            round: num_after(l, "round "),
+            calls: num_after(l, " calls "),
+            irqs: num_after(l, " irqs "),
+            sleeps: num_after(l, " sleeps "),
+            early: num_after(l, " early "),
+            late: num_after(l, " late "),
+            errors: num_after(l, " errors "),
+            ledger_ok: l.trim_end().ends_with(" ledger ok"),
+        })
+    }
+
+    /// Every counter of `self` at least `other`'s.
+    pub fn covers(&self, other: &Self) -> bool {
+        self.round >= other.round && self.calls >= other.calls && self.irqs >= other.irqs && self.sleeps >= other.sleeps
+    }
+}
+
+/// What every run of test child `name` must show, as root task or under
+/// rtcr: no ERROR line, one start, its set-up line, status lines whose
+/// counters grow, no early sleep, the ledger intact. Each violation is
+/// pushed to `problems` (so one run names all of them). Returns the status
+/// lines with the index of the log line each came from.
+pub fn check_child_clean(log: &str, name: &str, min_rounds: u64, problems: &mut Vec<String>) -> Vec<(usize, Status)> {
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(&format!("{name}: ERROR"))).collect();
+    if !errors.is_empty() {
+        let shown = errors.iter().take(12).copied().collect::<Vec<_>>().join("\n  ");
+        problems.push(format!("{} `{name}: ERROR` lines, the first:\n  {shown}", errors.len()));
+    }
+    let starts = log.lines().filter(|l| l.contains(&format!("{name}: started"))).count();
+    if starts != 1 {
+        problems.push(format!("`{name}: started` {starts} times, not once"));
+    }
+    if !log.contains(&format!("{name}: set up: 4 threads, 3 gates, 3 IRQs")) {
+        problems.push(format!("no `{name}: set up` line"));
+    }
+    let status: Vec<(usize, Status)> =
+        log.lines().enumerate().filter_map(|(i, l)| Status::parse(name, l).map(|s| (i, s))).collect();
+    let (Some(&(_, first)), Some(&(_, last))) = (status.first(), status.last()) else {
+        problems.push("no status line".into());
+        return status;
+    };
+    if last.round < min_rounds {
+        problems.push(format!("only {} rounds (want {min_rounds}): {last:?}", last.round));
+    }
+    if last.errors != 0 || last.early != 0 || !last.ledger_ok {
+        problems
+            .push(format!("the last status: errors {} early {} ledger ok {}", last.errors, last.early, last.ledger_ok));
+    }
+    if !(last.calls > first.calls && last.irqs > first.irqs && last.sleeps > first.sleeps) {
+        problems.push(format!("calls, IRQs and sleeps stopped: {first:?} .. {last:?}"));
+    }
+    status
+}
+
+/// Fails with every problem found, and the end of the log.
+pub fn assert_no_problems(problems: &[String], log: &str) {
+    if !problems.is_empty() {
+        let tail = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        panic!("{} problem(s):\n- {}\n(the log ends:\n{tail})", problems.len(), problems.join("\n- "));
+    }
+}
