@@ -12,7 +12,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{
-    assert_no_problems, check_child_clean, expect_line, have_kernel, num_after, qemu_boot, release_bin, Status,
+    assert_no_problems, check_child_clean, check_soak_restores, expect_line, have_kernel, num_after, qemu_boot,
+    release_bin,
 };
 
 fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
@@ -531,60 +532,7 @@ fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     }
     // about 500 ms a round (25 sleeps of 20 ms, and the work between)
     let status = check_child_clean(&log, "foreign", 100, &mut problems);
-    // 60 s of checkpoints asked for every 20 ms; rtcr takes them as often
-    // as it can (on QEMU TCG about every 55 ms), so the check is the span
-    // and an average of at most 100 ms apart
-    let at: Vec<f64> = log
-        .lines()
-        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied"))
-        .filter_map(|l| l.split_whitespace().next().and_then(|t| t.parse().ok()))
-        .collect();
-    let span = at.last().copied().unwrap_or(0.0) - at.first().copied().unwrap_or(0.0);
-    eprintln!("{arch}: {} checkpoints over {span:.1} s", at.len());
-    if span < 60.0 || (at.len() as f64) < span * 10.0 {
-        problems.push(format!("{} checkpoints over {span:.1} s", at.len()));
-    }
-    // the crash, each restore verified, and the counters continuing
-    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms")).count();
-    if crashes < 6 {
-        problems.push(format!("the crash hook fired {crashes} times, not every 10 s for 60 s"));
-    }
-    let restores: Vec<usize> = log
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains("rtcr: restored from checkpoint "))
-        .map(|(i, _)| i)
-        .collect();
-    if restores.is_empty() {
-        problems.push("no restore after the crash".into());
-    }
-    let verified = log.lines().filter(|l| l.contains("rtcr: slots verified: ")).collect::<Vec<_>>();
-    if verified.len() != restores.len() {
-        problems.push(format!("{} restores, {} slot checks", restores.len(), verified.len()));
-    }
-    for v in verified {
-        if num_after(v, "verified: ") != num_after(v, "/") {
-            problems.push(format!("slot check failed: {v}"));
-        }
-    }
-    for &r in &restores {
-        let before: Vec<Status> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
-        let after: Vec<Status> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
-        let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
-            problems.push(format!("no status line after the restore at log line {r}"));
-            continue;
-        };
-        // restored from a checkpoint at most 20 ms old: at most the last
-        // report before the crash may be repeated, nothing older
-        if let Some(reference) = before.iter().rev().nth(1).or(before.last()) {
-            if !first.covers(reference) {
-                problems.push(format!("not continued from the checkpoint: {reference:?} then {first:?}"));
-            }
-        }
-        if after.len() >= 2 && (last.calls <= first.calls || last.irqs <= first.irqs) {
-            problems.push(format!("the restored child stopped: {first:?} .. {last:?}"));
-        }
-    }
+    check_soak_restores(arch, &log, &status, &mut problems);
     assert_no_problems(&problems, &log);
 }
 

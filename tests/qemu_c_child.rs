@@ -22,7 +22,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_no_problems, check_child_clean, num_after, qemu_boot, release_bin, root, Status};
+use common::{assert_no_problems, check_child_clean, check_soak_restores, qemu_boot, release_bin, root, Status};
 
 /// One architecture's names.
 struct Arch {
@@ -202,59 +202,7 @@ fn under_rtcr(a: &Arch, timeout: u32) {
     }
     // over 60 s of 500 ms rounds, less the time the restores cost
     let status = check_clean(&log, 100, &mut problems);
-    let at: Vec<f64> = log
-        .lines()
-        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied"))
-        .filter_map(|l| l.split_whitespace().next().and_then(|t| t.parse().ok()))
-        .collect();
-    let span = at.last().copied().unwrap_or(0.0) - at.first().copied().unwrap_or(0.0);
-    eprintln!("{}: {} checkpoints over {span:.1} s", a.arch, at.len());
-    // rtcr takes them as often as it can (every 20 ms asked): at least one
-    // per 100 ms on average, as for rtcr-foreign
-    if span < 60.0 || (at.len() as f64) < span * 10.0 {
-        problems.push(format!("{} checkpoints over {span:.1} s", at.len()));
-    }
-    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms")).count();
-    if crashes < 6 {
-        problems.push(format!("the crash hook fired {crashes} times, not every 10 s for 60 s"));
-    }
-    let restores: Vec<usize> = log
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains("rtcr: restored from checkpoint "))
-        .map(|(i, _)| i)
-        .collect();
-    eprintln!("{}: {crashes} crashes, {} restores", a.arch, restores.len());
-    if restores.len() < crashes.min(6) {
-        problems.push(format!("{crashes} crashes, {} restores", restores.len()));
-    }
-    let verified = log.lines().filter(|l| l.contains("rtcr: slots verified: ")).collect::<Vec<_>>();
-    if verified.len() != restores.len() {
-        problems.push(format!("{} restores, {} slot checks", restores.len(), verified.len()));
-    }
-    for v in verified {
-        if num_after(v, "verified: ") != num_after(v, "/") {
-            problems.push(format!("slot check failed: {v}"));
-        }
-    }
-    for &r in &restores {
-        let before: Vec<Status> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
-        let after: Vec<Status> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
-        let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
-            problems.push(format!("no status line after the restore at log line {r}"));
-            continue;
-        };
-        // restored from a checkpoint at most a few tens of ms old: at most
-        // the last report before the crash may be repeated, nothing older
-        if let Some(reference) = before.iter().rev().nth(1).or(before.last()) {
-            if !first.covers(reference) {
-                problems.push(format!("not continued from the checkpoint: {reference:?} then {first:?}"));
-            }
-        }
-        if after.len() >= 2 && (last.calls <= first.calls || last.irqs <= first.irqs || last.sleeps <= first.sleeps) {
-            problems.push(format!("the restored child stopped: {first:?} .. {last:?}"));
-        }
-    }
+    check_soak_restores(a.arch, &log, &status, &mut problems);
     assert_no_problems(&problems, &log);
 }
 

@@ -146,3 +146,65 @@ pub fn assert_no_problems(problems: &[String], log: &str) {
         panic!("{} problem(s):\n- {}\n(the log ends:\n{tail})", problems.len(), problems.join("\n- "));
     }
 }
+
+/// What a soak of a test child under rtcr must show about its crashes and
+/// restores (`interval_ms=20 crash_ms=10000 crash_every_ms=10000` for 60 s
+/// and more): checkpoints over at least 60 s, at most 100 ms apart on
+/// average (rtcr takes them as often as it can; on QEMU TCG about every
+/// 55 ms); a crash every 10 s, each followed by a restore whose slot check
+/// passes; and after each restore the child's counters go on from the
+/// checkpoint (at most the last report before the crash repeated) and keep
+/// growing. Each violation goes to `problems`.
+pub fn check_soak_restores(arch: &str, log: &str, status: &[(usize, Status)], problems: &mut Vec<String>) {
+    let at: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied"))
+        .filter_map(|l| l.split_whitespace().next().and_then(|t| t.parse().ok()))
+        .collect();
+    let span = at.last().copied().unwrap_or(0.0) - at.first().copied().unwrap_or(0.0);
+    eprintln!("{arch}: {} checkpoints over {span:.1} s", at.len());
+    if span < 60.0 || (at.len() as f64) < span * 10.0 {
+        problems.push(format!("{} checkpoints over {span:.1} s", at.len()));
+    }
+    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms")).count();
+    if crashes < 6 {
+        problems.push(format!("the crash hook fired {crashes} times, not every 10 s for 60 s"));
+    }
+    let restores: Vec<usize> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("rtcr: restored from checkpoint "))
+        .map(|(i, _)| i)
+        .collect();
+    eprintln!("{arch}: {crashes} crashes, {} restores", restores.len());
+    if restores.len() < crashes.min(6) {
+        problems.push(format!("{crashes} crashes, {} restores", restores.len()));
+    }
+    let verified = log.lines().filter(|l| l.contains("rtcr: slots verified: ")).collect::<Vec<_>>();
+    if verified.len() != restores.len() {
+        problems.push(format!("{} restores, {} slot checks", restores.len(), verified.len()));
+    }
+    for v in verified {
+        if num_after(v, "verified: ") != num_after(v, "/") {
+            problems.push(format!("slot check failed: {v}"));
+        }
+    }
+    for &r in &restores {
+        let before: Vec<Status> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
+        let after: Vec<Status> = status.iter().filter(|(i, _)| *i > r).map(|s| s.1).collect();
+        let (Some(&first), Some(&last)) = (after.first(), after.last()) else {
+            problems.push(format!("no status line after the restore at log line {r}"));
+            continue;
+        };
+        // restored from a checkpoint at most a few tens of ms old: at most
+        // the last report before the crash may be repeated, nothing older
+        if let Some(reference) = before.iter().rev().nth(1).or(before.last()) {
+            if !first.covers(reference) {
+                problems.push(format!("not continued from the checkpoint: {reference:?} then {first:?}"));
+            }
+        }
+        if after.len() >= 2 && (last.calls <= first.calls || last.irqs <= first.irqs || last.sleeps <= first.sleeps) {
+            problems.push(format!("the restored child stopped: {first:?} .. {last:?}"));
+        }
+    }
+}
