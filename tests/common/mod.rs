@@ -66,41 +66,9 @@ pub fn num_after(line: &str, key: &str) -> u64 {
 }
 
 /// A test child's status line (`<name>: round R calls C irqs I sleeps S
-/// early E late L errors X ledger ok|BAD`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status {
-    pub round: u64,
-    pub calls: u64,
-    pub irqs: u64,
-    pub sleeps: u64,
-    pub early: u64,
-    pub late: u64,
-    pub errors: u64,
-    pub ledger_ok: bool,
-}
-
-impl Status {
-    /// The status of child `name` (`foreign`, `c-child`) in `line`, if any.
-    pub fn parse(name: &str, line: &str) -> Option<Self> {
-        let at = line.find(&format!("{name}: round "))?;
-        let l = &line[at..];
-        Some(Status {
-            round: num_after(l, "round "),
-            calls: num_after(l, " calls "),
-            irqs: num_after(l, " irqs "),
-            sleeps: num_after(l, " sleeps "),
-            early: num_after(l, " early "),
-            late: num_after(l, " late "),
-            errors: num_after(l, " errors "),
-            ledger_ok: l.trim_end().ends_with(" ledger ok"),
-        })
-    }
-
-    /// Every counter of `self` at least `other`'s.
-    pub fn covers(&self, other: &Self) -> bool {
-        self.round >= other.round && self.calls >= other.calls && self.irqs >= other.irqs && self.sleeps >= other.sleeps
-    }
-}
+/// early E late L errors X ledger ok|BAD`): the children's own type, which
+/// writes it.
+pub use rtcr_child::foreign::Status;
 
 /// What every run of test child `name` must show, as root task or under
 /// rtcr: no ERROR line, one start, its set-up line, status lines whose

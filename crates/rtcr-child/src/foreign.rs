@@ -200,6 +200,43 @@ impl fmt::Display for Status {
     }
 }
 
+impl Status {
+    /// The status in a log line (the text after `<name>: ` that
+    /// [`fmt::Display`] writes, anywhere in `line` after `"<name>: "`): the
+    /// one reader of the format, for the QEMU checks. The C child prints
+    /// the same line.
+    pub fn parse(name: &str, line: &str) -> Option<Self> {
+        let rest = line.match_indices(name).find_map(|(at, _)| line[at + name.len()..].strip_prefix(": round "))?;
+        let mut words = rest.split_ascii_whitespace();
+        let mut next_num = |key: Option<&str>| -> Option<u64> {
+            if let Some(k) = key {
+                if words.next()? != k {
+                    return None;
+                }
+            }
+            words.next()?.parse().ok()
+        };
+        let round = next_num(None)?;
+        let calls = next_num(Some("calls"))?;
+        let irqs = next_num(Some("irqs"))?;
+        let sleeps = next_num(Some("sleeps"))?;
+        let early = next_num(Some("early"))?;
+        let late = next_num(Some("late"))?;
+        let errors = next_num(Some("errors"))?;
+        let ledger_ok = match (words.next(), words.next()) {
+            (Some("ledger"), Some("ok")) => true,
+            (Some("ledger"), Some(_)) => false,
+            _ => return None,
+        };
+        Some(Status { round, calls, irqs, sleeps, early, late, errors, ledger_ok })
+    }
+
+    /// Every counter of `self` at least `other`'s.
+    pub fn covers(&self, other: &Self) -> bool {
+        self.round >= other.round && self.calls >= other.calls && self.irqs >= other.irqs && self.sleeps >= other.sleeps
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +297,16 @@ mod tests {
         assert_eq!(std::format!("{s}"), "round 3 calls 120 irqs 90 sleeps 70 early 0 late 1 errors 0 ledger ok");
         let bad = Status { ledger_ok: false, ..s };
         assert!(std::format!("{bad}").ends_with("ledger BAD"));
+    }
+
+    #[test]
+    fn the_status_line_reads_back() {
+        let s = Status { round: 7, calls: 120, irqs: 119, sleeps: 70, early: 0, late: 3, errors: 1, ledger_ok: false };
+        let line = std::format!("rtcr-foreign: foreign: {s}");
+        assert_eq!(Status::parse("foreign", &line), Some(s));
+        let ok = Status { ledger_ok: true, ..s };
+        assert_eq!(Status::parse("c-child", &std::format!("rtcr-c-child: c-child: {ok}")), Some(ok));
+        assert_eq!(Status::parse("foreign", "foreign: started"), None);
+        assert_eq!(Status::parse("foreign", "foreign: round 1 calls x"), None);
     }
 }
