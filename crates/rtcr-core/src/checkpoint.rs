@@ -377,6 +377,31 @@ impl Supervisor {
         Ok(out)
     }
 
+    /// Stops the threads of `started` that can run, cancelling no kernel
+    /// call: each not yet asked (not armed, not in a held call) gets ex_regs
+    /// TRIGGER_EXCEPTION without CANCEL; the ones that can run stop as soon
+    /// as they get the CPU, which [`Self::let_the_child_run`] gives them;
+    /// then rtcr takes the stops that wait for it. A held call that
+    /// returned meanwhile counts as its thread's stop. What has not stopped
+    /// is blocked in a kernel call (and stays armed: it stops when the call
+    /// returns).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn stop_runnable<E: Env>(
+        &mut self,
+        env: &mut E,
+        started: &[u32],
+    ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
+        for &t in started {
+            if self.threads[t as usize].held.is_none() && !self.threads[t as usize].armed {
+                let real = self.thread_cap(t);
+                thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
+                self.threads[t as usize].armed = true;
+            }
+        }
+        self.let_the_child_run(env)?;
+        self.collect(env, started, Some(0))
+    }
+
     /// Lets every thread of the child that can run do so until it stops or
     /// blocks: rtcr drops to [`YIELD_PRIO`] (the kernel switches to the
     /// child's threads at once) and back to its own priority once none of
@@ -601,22 +626,8 @@ impl Supervisor {
         // the held calls as they are at the cut (one may return meanwhile)
         let held_at_cut: Vec<(u32, crate::state::Held)> =
             started.iter().filter_map(|&t| self.threads[t as usize].held.clone().map(|h| (t, h))).collect();
-        // 1. stop, leaving kernel calls alone (a held thread is in its call;
-        // should the call return now, it stops with the others)
-        for &t in &started {
-            if self.threads[t as usize].held.is_none() && !self.threads[t as usize].armed {
-                let real = self.thread_cap(t);
-                thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
-                self.threads[t as usize].armed = true;
-            }
-        }
-        // the threads that can run stop as soon as they get the CPU: rtcr
-        // steps below them, the kernel runs each until it stops (its
-        // exception waits for rtcr) or blocks, and rtcr goes on once none
-        // is left to run; then it takes the stops that wait for it. What
-        // has not stopped then is blocked in a kernel call.
-        self.let_the_child_run(env)?;
-        let stopped = self.collect(env, &started, Some(0))?;
+        // 1. stop, leaving kernel calls alone
+        let stopped = self.stop_runnable(env, &started)?;
         // 2. the cut
         let mut saved: Vec<Saved> = Vec::new();
         for (t, r, fpu) in stopped {

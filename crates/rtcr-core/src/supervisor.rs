@@ -528,18 +528,8 @@ impl Supervisor {
     }
 
     fn find_window_of_caller<E: Env>(&mut self, env: &mut E) -> Result<Option<Fpage>, Error> {
-        let ts: Vec<u32> = (0..self.threads.len() as u32)
-            .filter(|&t| {
-                let th = &self.threads[t as usize];
-                th.started && th.held.is_none() && !th.armed
-            })
-            .collect();
-        for &t in &ts {
-            thread::ex_regs(env, self.thread_cap(t), thread::KEEP, thread::KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
-            self.threads[t as usize].armed = true;
-        }
-        self.let_the_child_run(env)?;
-        let stopped = self.collect(env, &ts, Some(0))?;
+        let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
+        let stopped = self.stop_runnable(env, &started)?;
         let ri = crate::checkpoint::regs(self.arch);
         let mut callers = Vec::new();
         for (i, (_, r, _)) in stopped.iter().enumerate() {
