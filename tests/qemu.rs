@@ -12,8 +12,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{
-    assert_no_problems, check_child_clean, check_soak_restores, expect_line, have_kernel, num_after, qemu_boot,
-    release_bin,
+    assert_no_problems, boot_rtcr, check_child_clean, check_soak_restores, expect_line, have_kernel, num_after,
+    qemu_boot, release_bin,
 };
 
 fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
@@ -506,23 +506,9 @@ fn foreign_under_rtcr(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     if !have_kernel(arch, fvar, lvar) {
         return;
     }
-    let (rtcr, child) = (release_bin(arch, "rtcr"), release_bin(arch, "rtcr-foreign"));
-    for b in [&rtcr, &child] {
-        assert!(
-            b.exists(),
-            "{} missing: cargo build --release -p rtcr -p rtcr-child --target {arch}-unknown-none",
-            b.display()
-        );
-    }
-    let opts: Vec<std::ffi::OsString> = vec![
-        "--elf".into(),
-        rtcr.into(),
-        "--module".into(),
-        child.into(),
-        "--".into(),
-        "child=rtcr-foreign interval_ms=20 crash_ms=10000 crash_every_ms=10000".into(),
-    ];
-    let log = qemu_boot(arch, "", timeout, &opts);
+    let child = release_bin(arch, "rtcr-foreign");
+    let log =
+        boot_rtcr(arch, timeout, &[child], "child=rtcr-foreign interval_ms=20 crash_ms=10000 crash_every_ms=10000");
     let mut problems = Vec::new();
     if log.contains("rtcr: PANIC") || log.contains("rtcr: stopped") {
         problems.push("rtcr panicked or stopped".into());

@@ -22,7 +22,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_no_problems, check_child_clean, check_soak_restores, qemu_boot, release_bin, root, Status};
+use common::{assert_no_problems, boot_rtcr, check_child_clean, check_soak_restores, qemu_boot, root, Status};
 
 /// One architecture's names.
 struct Arch {
@@ -175,24 +175,10 @@ fn under_rtcr(a: &Arch, timeout: u32) {
     if !ready(a) {
         return;
     }
-    let rtcr = release_bin(a.arch, "rtcr");
-    assert!(
-        rtcr.exists(),
-        "{} missing: cargo build --release -p rtcr --target {}-unknown-none",
-        rtcr.display(),
-        a.arch
-    );
     let dir = TempDir::new(&format!("rtcr-{}", a.arch));
     let child = build_child(a, &dir.0);
-    let opts: Vec<std::ffi::OsString> = vec![
-        "--elf".into(),
-        rtcr.into(),
-        "--module".into(),
-        child.into(),
-        "--".into(),
-        "child=rtcr-c-child interval_ms=20 crash_ms=10000 crash_every_ms=10000".into(),
-    ];
-    let log = qemu_boot(a.arch, "", timeout, &opts);
+    let log =
+        boot_rtcr(a.arch, timeout, &[child], "child=rtcr-c-child interval_ms=20 crash_ms=10000 crash_every_ms=10000");
     let mut problems = Vec::new();
     if log.contains("rtcr: PANIC") || log.contains("rtcr: stopped") {
         problems.push("rtcr panicked or stopped".into());

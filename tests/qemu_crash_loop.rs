@@ -12,24 +12,13 @@ mod common;
 use std::env;
 use std::path::PathBuf;
 
-use common::{have_kernel, qemu_boot, release_bin};
+use common::{boot_rtcr, have_kernel, release_bin};
 
 /// Boots rtcr with the demo child and `modules`; the log.
 fn boot(arch: &str, timeout: u32, modules: &[PathBuf], args: &str) -> String {
-    let (rtcr, demo) = (release_bin(arch, "rtcr"), release_bin(arch, "rtcr-demo"));
-    for b in [&rtcr, &demo] {
-        assert!(
-            b.exists(),
-            "{} missing: cargo build --release -p rtcr -p rtcr-child --target {arch}-unknown-none",
-            b.display()
-        );
-    }
-    let mut opts: Vec<std::ffi::OsString> = vec!["--elf".into(), rtcr.into(), "--module".into(), demo.into()];
-    for m in modules {
-        opts.extend(["--module".into(), m.into()]);
-    }
-    opts.extend(["--".into(), args.into()]);
-    qemu_boot(arch, "", timeout, &opts)
+    let mut all = vec![release_bin(arch, "rtcr-demo")];
+    all.extend_from_slice(modules);
+    boot_rtcr(arch, timeout, &all, args)
 }
 
 fn line_index(log: &str, needle: &str) -> usize {

@@ -48,6 +48,25 @@ pub fn qemu_boot(arch: &str, keys: &str, timeout: u32, opts: &[OsString]) -> Str
     log
 }
 
+/// Boots the release rtcr of `arch` with `modules` (each must exist) and the
+/// roottask words `args`; the log.
+pub fn boot_rtcr(arch: &str, timeout: u32, modules: &[PathBuf], args: &str) -> String {
+    let rtcr = release_bin(arch, "rtcr");
+    let mut opts: Vec<OsString> = vec!["--elf".into(), rtcr.clone().into()];
+    for m in std::iter::once(&rtcr).chain(modules) {
+        assert!(
+            m.exists(),
+            "{} missing: cargo build --release -p rtcr -p rtcr-child --target {arch}-unknown-none",
+            m.display()
+        );
+    }
+    for m in modules {
+        opts.extend(["--module".into(), m.into()]);
+    }
+    opts.extend(["--".into(), args.into()]);
+    qemu_boot(arch, "", timeout, &opts)
+}
+
 /// The first line with `needle`; fails with the log if there is none.
 pub fn expect_line(log: &str, needle: &str) -> String {
     log.lines()
