@@ -10,12 +10,12 @@
 //! counts). Each step fails with an [`ImageError`] that says exactly what is
 //! wrong — nothing here panics, whatever the bytes.
 //!
-//! # Layout (format version 2, all little-endian; version 1 is read too)
+//! # Layout (format version 3, all little-endian; versions 1 and 2 are read too)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"RTCRIMG\0"` |
-//! | 8 | 2 | format version (2; 1 lacks `ThreadState::InCall`) |
+//! | 8 | 2 | format version (3; 2 lacks the L4Re objects, 1 also `ThreadState::InCall`) |
 //! | 10 | 1 | architecture ([`Arch`]: 1 amd64, 2 arm64) |
 //! | 11 | 1 | page shift (log2 of the page size) |
 //! | 12 | 4 | flags (0; no flag is defined) |
@@ -51,9 +51,10 @@ use crate::record::{Checkpoint, ObjectRecord};
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"RTCRIMG\0";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
-/// The oldest format version this crate still reads (version 2 only added
-/// a thread state at the end of its enum, so version-1 bodies decode as they are).
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest format version this crate still reads (versions 2 and 3 only
+/// added variants at the ends of enums — a thread state; the L4Re objects
+/// and services — so older bodies decode as they are).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
@@ -589,8 +590,45 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
                     return Err(Inconsistent("the KIP's address is not page aligned"));
                 }
             }
+            ObjectRecord::Dataspace { size, ref loose, .. } => {
+                let page = 1u64 << meta.page_shift;
+                if size % page != 0 {
+                    return Err(Inconsistent("a dataspace's size is not a page multiple"));
+                }
+                for (off, data) in loose {
+                    if off % page != 0 || *off >= size || !(data.is_empty() || data.len() as u64 == page) {
+                        return Err(Inconsistent("a dataspace's loose page is not a page inside it"));
+                    }
+                }
+            }
+            ObjectRecord::Region { start, size, ds, offset, .. } => {
+                let page = 1u64 << meta.page_shift;
+                if start % page != 0 || size % page != 0 || size == 0 || start.checked_add(size).is_none() {
+                    return Err(Inconsistent("a region is not whole pages"));
+                }
+                if let Some(d) = ds {
+                    match cp.objects.get(d as usize) {
+                        Some(ObjectRecord::Dataspace { size: ds_size, .. }) => {
+                            if offset.checked_add(size).is_none_or(|e| e > *ds_size) {
+                                return Err(Inconsistent("a region shows more than its dataspace has"));
+                            }
+                        }
+                        _ => return Err(Inconsistent("a region names an object that is not a dataspace")),
+                    }
+                }
+            }
+            ObjectRecord::Area { start, size, .. } => {
+                if size == 0 || start.checked_add(size).is_none() {
+                    return Err(Inconsistent("an area is empty or wraps"));
+                }
+            }
             ObjectRecord::Task | ObjectRecord::Semaphore { .. } => {}
         }
+    }
+    if cp.caps.iter().any(|c| {
+        matches!(cp.objects.get(c.object as usize), Some(ObjectRecord::Region { .. } | ObjectRecord::Area { .. }))
+    }) {
+        return Err(Inconsistent("a capability names a region or an area"));
     }
     if cp.caps.iter().any(|c| matches!(cp.objects.get(c.object as usize), Some(ObjectRecord::Kip { .. }))) {
         return Err(Inconsistent("a capability names the KIP"));
@@ -667,7 +705,7 @@ mod tests {
     fn header_layout_is_fixed() {
         let img = encode(&meta(), &empty()).unwrap();
         assert_eq!(&img[0..8], b"RTCRIMG\0");
-        assert_eq!(u16_at(&img, 8), 2);
+        assert_eq!(u16_at(&img, 8), 3);
         assert_eq!(img[10], 1);
         assert_eq!(img[11], 12);
         assert_eq!(u32_at(&img, 12), 0);

@@ -81,6 +81,50 @@ pub enum ObjectRecord {
         /// The child's address of the page.
         vaddr: u64,
     },
+    /// A dataspace rtcr gave an L4Re child (through mem_alloc, or a boot
+    /// module under `rom/`). Its pages are in [`Checkpoint::pages`] at the
+    /// addresses where regions show them; pages no region shows are kept
+    /// here. (Format version 3.)
+    Dataspace {
+        /// Size in bytes (page multiple).
+        size: u64,
+        /// The flags it was allocated with (L4Re `Mem_alloc` flags; for a
+        /// boot module: read-only).
+        flags: u64,
+        /// The boot module it shows, read-only (`rom/<name>`), if any: its
+        /// bytes come from the module on the ECU that restores it.
+        rom: Option<String>,
+        /// Pages of it no region shows: (offset, bytes; none for zeros).
+        loose: Vec<(u64, Vec<u8>)>,
+    },
+    /// A region of an L4Re child's region map (`L4Re::Rm::attach`).
+    /// (Format version 3.)
+    Region {
+        /// First address (page aligned).
+        start: u64,
+        /// Length in bytes (page multiple).
+        size: u64,
+        /// The attach flags (rights R 1, W 2, X 4 as L4Re has them, and
+        /// the region flags above them).
+        flags: u64,
+        /// The dataspace it shows (an object of kind `Dataspace`), if any.
+        ds: Option<ObjRef>,
+        /// Offset into the dataspace.
+        offset: u64,
+        /// The child's capability index of the dataspace as it named it
+        /// when attaching (given back by `detach`).
+        client_cap: u64,
+    },
+    /// An area reserved in an L4Re child's region map
+    /// (`L4Re::Rm::reserve_area`). (Format version 3.)
+    Area {
+        /// First address.
+        start: u64,
+        /// Length in bytes.
+        size: u64,
+        /// The area flags.
+        flags: u64,
+    },
 }
 
 /// Services rtcr offers a child (DESIGN.md, "What the child holds").
@@ -104,6 +148,16 @@ pub enum Service {
     Exception,
     /// An IRQ proxy (bind/detach/trigger/unmask through rtcr).
     Irq,
+    /// An L4Re region map (`L4Re::Env::rm`; page faults too).
+    Rm,
+    /// An L4Re memory allocator (`L4Re::Env::mem_alloc`).
+    MemAlloc,
+    /// A dataspace's gate (index: the dataspace's object).
+    Dataspace,
+    /// An L4Re namespace (`rom/`).
+    Namespace,
+    /// An L4Re parent (`signal`: the child's exit).
+    Parent,
 }
 
 /// One occupied capability slot of the child.

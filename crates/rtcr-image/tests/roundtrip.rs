@@ -39,7 +39,7 @@ fn encoding_is_deterministic_and_header_describes_it() {
     assert_eq!(a, b);
     let h = read_header(&a).unwrap();
     assert_eq!(h.meta(), m);
-    assert_eq!(h.format_version, 2);
+    assert_eq!(h.format_version, 3);
     assert_eq!(h.flags, 0);
     assert_eq!(h.image_len(), a.len() as u64);
     assert_eq!(h.body_len as usize, a.len() - HEADER_LEN);
@@ -93,17 +93,20 @@ fn errors_read_well() {
 }
 
 #[test]
-fn a_version_1_image_is_still_read_and_a_later_one_refused() {
-    // version 2 only appended a thread state: a version-1 image (its header
-    // says 1, its header CRC covers that) decodes as it is
+fn version_1_and_2_images_are_still_read_and_a_later_one_refused() {
+    // versions 2 and 3 only appended enum variants: an older image (its
+    // header says 1 or 2, its header CRC covers that) decodes as it is
     let m = meta(Arch::Amd64, 12, 7);
     let cp = realistic(&m);
     let mut img = encode(&m, &cp).unwrap();
     img[8..10].copy_from_slice(&1u16.to_le_bytes());
     common::reseal_header_only(&mut img);
     assert_eq!(read_header(&img).unwrap().format_version, 1);
-    assert_eq!(decode(&img).unwrap(), (m, cp));
-    img[8..10].copy_from_slice(&3u16.to_le_bytes());
+    assert_eq!(decode(&img).unwrap(), (m, cp.clone()));
+    img[8..10].copy_from_slice(&2u16.to_le_bytes());
     common::reseal_header_only(&mut img);
-    assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(3)));
+    assert_eq!(decode(&img).unwrap(), (m, cp));
+    img[8..10].copy_from_slice(&4u16.to_le_bytes());
+    common::reseal_header_only(&mut img);
+    assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(4)));
 }

@@ -32,6 +32,11 @@ pub fn service_name(s: Service) -> &'static str {
         Service::Scheduler => "scheduler",
         Service::Exception => "exception",
         Service::Irq => "irq",
+        Service::Rm => "rm",
+        Service::MemAlloc => "mem_alloc",
+        Service::Dataspace => "dataspace",
+        Service::Namespace => "namespace",
+        Service::Parent => "parent",
     }
 }
 
@@ -46,6 +51,9 @@ pub fn kind(obj: &ObjectRecord) -> String {
         ObjectRecord::Semaphore { .. } => "semaphore".into(),
         ObjectRecord::Service { service, .. } => format!("svc:{}", service_name(*service)),
         ObjectRecord::Kip { .. } => "kip".into(),
+        ObjectRecord::Dataspace { .. } => "dataspace".into(),
+        ObjectRecord::Region { .. } => "region".into(),
+        ObjectRecord::Area { .. } => "area".into(),
     }
 }
 
@@ -85,6 +93,22 @@ pub fn object(cp: &Checkpoint, obj: &ObjectRecord) -> String {
         }
         ObjectRecord::Thread { thread } => {
             let _ = write!(s, ", thread record {thread}");
+        }
+        ObjectRecord::Dataspace { size, flags, ref rom, ref loose } => {
+            let _ = write!(s, ", {size:#x} bytes, flags {flags:#x}");
+            if let Some(r) = rom {
+                let _ = write!(s, ", rom/{r}");
+            }
+            if !loose.is_empty() {
+                let _ = write!(s, ", {} pages no region shows", loose.len());
+            }
+        }
+        ObjectRecord::Region { start, size, flags, ds, offset, .. } => {
+            let _ = write!(s, " {start:#x}..{:#x}, flags {flags:#x}, ", start + size);
+            s.push_str(&ds.map_or("no dataspace".into(), |d| format!("dataspace #{d} at offset {offset:#x}")));
+        }
+        ObjectRecord::Area { start, size, flags } => {
+            let _ = write!(s, " {start:#x}..{:#x}, flags {flags:#x}", start + size);
         }
         ObjectRecord::Gate { label, bound } => {
             let _ = write!(s, ", label {label:#x}, ");
