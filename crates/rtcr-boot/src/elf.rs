@@ -24,6 +24,9 @@ pub const EM_AARCH64: u16 = 183;
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
+/// `PT_LOOS + 0x14`: L4Re's auxiliary descriptors (`.rol4re_elf_aux`), the
+/// mark of a program built by the L4Re make.
+pub const PT_L4_AUX: u32 = 0x6000_0014;
 const ET_EXEC: u16 = 2;
 const PHDR_SIZE: usize = 56;
 /// More program headers than this is not a child anyone built on purpose.
@@ -240,6 +243,21 @@ impl<'a> Image<'a> {
     /// The loadable segments (all checked by [`Image::parse`]).
     pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
         self.raw_segments().flatten()
+    }
+
+    /// The bytes of the PT_L4_AUX segment (L4Re's auxiliary descriptors:
+    /// stack, KIP address), if the program has one — an L4Re program. A
+    /// segment whose bytes lie outside the file counts as none.
+    pub fn l4_aux(&self) -> Option<&'a [u8]> {
+        (0..self.phnum).find_map(|i| {
+            let p = self.phoff + i * PHDR_SIZE;
+            let b = self.bytes;
+            if u32_at(b, p) != PT_L4_AUX {
+                return None;
+            }
+            let (offset, filesz) = (usize::try_from(u64_at(b, p + 8)).ok()?, usize::try_from(u64_at(b, p + 32)).ok()?);
+            b.get(offset..offset.checked_add(filesz)?)
+        })
     }
 
     /// The file bytes of a segment.

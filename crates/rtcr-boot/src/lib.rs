@@ -20,4 +20,5 @@ extern crate alloc;
 
 pub mod config;
 pub mod elf;
+pub mod l4re;
 pub mod layout;
