@@ -19,7 +19,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use l4_sys::arch::CurrentThread;
-use l4_sys::bootinfo::{BootInfo, PhysMem};
+use l4_sys::bootinfo::{BootInfo, ModKind, PhysMem};
 use l4_sys::cap::{base, kind, Cap};
 use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::kip::Kip;
@@ -192,11 +192,25 @@ pub extern "C" fn rtcr_main() -> ! {
         Some((r, Ok(b))) => Some((r, b)),
         Some((r, Err(why))) => stop(&mut k, format_args!("image module '{r}': {why}")),
     };
+    // the boot modules an L4Re child sees under rom/ (mapped like the child's)
+    let mut roms = alloc::vec::Vec::new();
+    for m in bi.modules().flatten().filter(|m| m.kind == ModKind::Generic) {
+        if Some(m.name()) == config.restore || m.start % 4096 != 0 {
+            continue;
+        }
+        if let Ok(b) = find_module(&mut k, &bi, m.name()) {
+            roms.push(rtcr_core::Rom {
+                name: alloc::string::String::from(m.name()),
+                addr: b.as_ptr() as u64,
+                len: b.len() as u64,
+            });
+        }
+    }
     let mut env = crate::env::KernelEnv::new(k, kip_addr, stamp_hz, crate::run::windows());
     // the counter against the KIP clock while the child runs (instead of a
     // sleep before it starts)
     env.calibrate(nominal_hz);
-    crate::run::run(env, &config, (child, child_bytes), restore)
+    crate::run::run(env, &config, (child, child_bytes), restore, roms)
 }
 
 /// Stops rtcr with a last line.

@@ -49,6 +49,57 @@ const MACHINE: u16 = rtcr_boot::elf::EM_X86_64;
 #[cfg(target_arch = "aarch64")]
 const MACHINE: u16 = rtcr_boot::elf::EM_AARCH64;
 
+/// Where an L4Re program expects the KIP when its ELF does not say.
+#[cfg(target_arch = "x86_64")]
+const L4RE_KIP_DEFAULT: u64 = 0x6fff_f000;
+#[cfg(target_arch = "aarch64")]
+const L4RE_KIP_DEFAULT: u64 = 0xb000_0000;
+/// Where an L4Re child's region map places regions.
+const L4RE_RM_LIMIT: (u64, u64) = (0x1_0000, 0xc000_0000);
+
+/// The child's layout as an L4Re program (its ELF has PT_L4_AUX): the
+/// stack where its descriptors say, with the start-up data moe would leave
+/// on it, the environment's services, the boot modules under `rom/`.
+fn l4re_spec(spec: &mut ChildSpec, aux: &[u8], roms: Vec<rtcr_core::Rom>) -> Result<(), String> {
+    use rtcr_boot::l4re::{start_stack, Aux, EnvCaps, StartArgs};
+    use rtcr_core::state::l4re_slots;
+    let aux = Aux::parse(aux).map_err(|e| alloc::format!("{e}"))?;
+    let kip = aux.kip_addr.unwrap_or(L4RE_KIP_DEFAULT);
+    let (ua, uo) = spec.utcb_area;
+    let caps = EnvCaps {
+        parent: l4re_slots::PARENT,
+        rm: l4re_slots::RM,
+        mem_alloc: l4re_slots::MEM_ALLOC,
+        log: base::LOG.0,
+        main_thread: base::THREAD.0,
+        factory: base::FACTORY.0,
+        scheduler: base::SCHEDULER.0,
+        dbg_events: None,
+        first_free_cap: l4re_slots::FIRST_FREE,
+        utcb_area: ua | (u64::from(uo) << 2),
+        first_free_utcb: ua + rtcr_boot::layout::UTCB_STRIDE,
+        named: alloc::vec![(String::from("rom"), l4re_slots::ROM)],
+    };
+    let argv0 = alloc::format!("rom/{}", spec.name);
+    let args = StartArgs { argv: &[argv0.as_str()], envp: &[], kip, kip_ds: None };
+    let start = start_stack(aux.stack_top(), aux.stack_size, &args, &caps).map_err(|e| alloc::format!("{e}"))?;
+    // the start-up data as pre-loaded pages at the top of the stack
+    let first = start.sp & !0xfff;
+    for va in (first..aux.stack_top()).step_by(4096) {
+        let mut page = alloc::vec![0u8; 4096];
+        for (i, b) in page.iter_mut().enumerate() {
+            if let Some(x) = (va + i as u64).checked_sub(start.sp).and_then(|o| start.bytes.get(o as usize)) {
+                *b = *x;
+            }
+        }
+        spec.load.push((va, page, 6));
+    }
+    spec.stack_top = start.sp;
+    spec.regions = alloc::vec![rtcr_core::Region { start: aux.stack_addr, len: aux.stack_size, rights: 6 }];
+    spec.l4re = Some(rtcr_core::L4reSpec { kip, rm_limit: L4RE_RM_LIMIT, roms, on_exit: rtcr_core::OnExit::Stop });
+    Ok(())
+}
+
 /// The child's layout from its ELF image and the configuration.
 pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSpec {
     let max_threads = config.max_threads.min(rtcr_boot::layout::MAX_THREADS);
@@ -74,6 +125,7 @@ pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSp
         max_pages: config.max_pages,
         server_thread: base::THREAD.0,
         sigma0_range: SIGMA0_RANGE,
+        l4re: None,
     }
 }
 
@@ -137,7 +189,13 @@ fn stop(env: &mut KernelEnv, why: core::fmt::Arguments<'_>) -> ! {
 
 /// Runs `child` (its module name and bytes) under rtcr-core's driver, for
 /// ever. `restore` is an image from another boot to start from.
-pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restore: Option<(&str, &[u8])>) -> ! {
+pub fn run(
+    mut env: KernelEnv,
+    config: &Config<'_>,
+    child: (&str, &[u8]),
+    restore: Option<(&str, &[u8])>,
+    roms: Vec<rtcr_core::Rom>,
+) -> ! {
     let (name, bytes) = child;
     let image = match Image::parse(bytes, MACHINE, CHILD_RANGE) {
         Ok(i) => i,
@@ -149,7 +207,20 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             ),
         ),
     };
-    let spec = child_spec(name, &image, config);
+    let mut spec = child_spec(name, &image, config);
+    if let Some(aux) = image.l4_aux() {
+        if let Err(e) = l4re_spec(&mut spec, aux, roms) {
+            stop(&mut env, format_args!("child module '{name}' is an L4Re program rtcr cannot start: {e}"));
+        }
+        log!(
+            &mut env,
+            "rtcr: child '{=str}' is an L4Re program: it gets the L4Re environment (stack top {=u64:#x}, KIP at \
+             {=u64:#x})",
+            name,
+            spec.stack_top,
+            spec.l4re.as_ref().map(|l| l.kip).unwrap_or(0)
+        );
+    }
     log!(
         &mut env,
         "rtcr: child '{=str}': entry {=u64:#x}, {=usize} pages from {=usize} segments",
@@ -300,6 +371,20 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
             Event::LoopCrash { seq: None, .. } => {
                 log!(env, "rtcr: crash loop: the child crashed before its first checkpoint since a fresh start")
             }
+            Event::Unserved(u) => log!(
+                env,
+                "rtcr: the child asked {=str} for something rtcr does not serve (protocol {=i64:#x}, words \
+                 {=[?]:#x}): answered -ENOSYS",
+                rtcr_core::labels::name(u.service),
+                u.protocol,
+                u.words.as_slice()
+            ),
+            Event::Exited { code, restarted } => log!(
+                env,
+                "rtcr: the child exited with code {=u64}: {=str}",
+                code,
+                if restarted { "started afresh" } else { "it stays stopped, its last image kept" }
+            ),
             Event::ImageAbandoned { seq, failures } => log!(
                 env,
                 "rtcr: checkpoint {=u64} crashed the child {=u32} times before a checkpoint: not restored again",

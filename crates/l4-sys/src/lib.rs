@@ -39,6 +39,7 @@ pub mod irq;
 pub mod item;
 pub mod kernel;
 pub mod kip;
+pub mod l4re;
 pub mod log;
 pub mod msgtag;
 pub mod pagefault;

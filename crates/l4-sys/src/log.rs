@@ -16,6 +16,12 @@ use crate::timeout::TimeoutPair;
 pub const WRITE_OP: u64 = 0;
 /// `L4_VCON_READ_OP`.
 pub const READ_OP: u64 = 1;
+/// `L4_VCON_SET_ATTR_OP`: words 1–3 the attributes (i, o, l flags).
+pub const SET_ATTR_OP: u64 = 2;
+/// `L4_VCON_GET_ATTR_OP`: the reply's words 1–3 are the attributes.
+pub const GET_ATTR_OP: u64 = 3;
+/// `L4_VCON_READ_STAT_DONE` in a read reply's word 0: nothing more to read.
+pub const READ_STAT_DONE: u64 = 1 << 31;
 /// Most bytes one write carries (`L4_VCON_WRITE_SIZE`).
 pub const WRITE_MAX: usize = (crate::utcb::MR_COUNT - 2) * 8;
 

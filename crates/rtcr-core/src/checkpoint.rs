@@ -882,8 +882,24 @@ impl Supervisor {
                     pending: self.irq_pending.contains(&(i as u32)),
                 },
                 ObjKind::Semaphore => ObjectRecord::Semaphore { count: 0 },
+                ObjKind::Dataspace(d) => {
+                    let ds = &self.dataspaces[d as usize];
+                    let rom =
+                        ds.rom.and_then(|r| self.spec.l4re.as_ref()?.roms.get(r as usize)).map(|m| m.name.clone());
+                    let loose = self.ds_loose.get(&d).cloned().unwrap_or_default();
+                    ObjectRecord::Dataspace { size: ds.size, flags: ds.flags, rom, loose }
+                }
             })
             .chain(self.kip_at.iter().map(|vpn| ObjectRecord::Kip { vaddr: vpn << 12 }))
+            .chain(self.rm.regions().map(|r| ObjectRecord::Region {
+                start: r.start,
+                size: r.size,
+                flags: r.flags,
+                ds: r.ds.map(|d| self.dataspaces[d as usize].obj),
+                offset: r.offset,
+                client_cap: r.client_cap,
+            }))
+            .chain(self.rm.areas().map(|a| ObjectRecord::Area { start: a.start, size: a.size, flags: a.flags }))
             .collect();
         let caps = self
             .caps
@@ -900,7 +916,7 @@ impl Supervisor {
                     utcb: th.utcb,
                     prio: th.prio,
                     quantum_us: th.quantum,
-                    pager_slot: 4,
+                    pager_slot: th.pager,
                     exc_slot: th.exc_slot,
                     regs: s.map(|s| s.regs.clone()).unwrap_or_else(|| alloc::vec![0; self.arch.exc_words()]),
                     utcb_words: s.map(|s| s.utcb.clone()).unwrap_or_else(|| alloc::vec![0; 128]),

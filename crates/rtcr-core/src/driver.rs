@@ -75,6 +75,17 @@ pub enum Event {
         /// How many times that image has failed so far.
         failures: u32,
     },
+    /// The child sent a request rtcr does not serve (answered
+    /// `-L4_ENOSYS`): what a program needs that rtcr lacks.
+    Unserved(crate::l4re::Unserved),
+    /// The L4Re child exited (`parent->signal`) with this code.
+    Exited {
+        /// The exit code.
+        code: u64,
+        /// It was started afresh ([`crate::OnExit::Restart`]); otherwise it
+        /// stays stopped and no more checkpoints are taken.
+        restarted: bool,
+    },
     /// The image with this sequence failed [`Policy::max_image_failures`]
     /// times: it is not restored again.
     ImageAbandoned {
@@ -211,6 +222,9 @@ pub struct Driver<R: Region> {
     pub started_us: u64,
     /// Everything that happened.
     pub events: Vec<Event>,
+    /// The child exited and stays stopped (the L4Re contract's
+    /// [`crate::OnExit::Stop`]).
+    pub stopped: bool,
 }
 
 /// The image format's name for an architecture.
@@ -266,6 +280,7 @@ impl<R: Region> Driver<R> {
             restoring_us: 0,
             started_us: now,
             events,
+            stopped: false,
         })
     }
 
@@ -276,7 +291,17 @@ impl<R: Region> Driver<R> {
             // wait for the child no longer than the next checkpoint or the
             // end of this run, whichever is first
             let idle = self.next_checkpoint.min(until_us).saturating_sub(now).max(1);
-            match self.sup.serve(env, 16, Timeout::from_us(idle))? {
+            if self.stopped {
+                let _ = l4_sys::ipc::sleep(env, Timeout::from_us(until_us.saturating_sub(now).max(1)));
+                continue;
+            }
+            let outcome = self.sup.serve(env, 16, Timeout::from_us(idle))?;
+            self.events.extend(self.sup.unserved.drain(..).map(Event::Unserved));
+            if let Some(code) = self.sup.exited.take() {
+                self.exit(env, code)?;
+                continue;
+            }
+            match outcome {
                 ServeOutcome::Crash { thread, code } => {
                     self.events.push(Event::Crash { thread, code });
                     self.recover(env)?;
@@ -288,6 +313,25 @@ impl<R: Region> Driver<R> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The child exited: it is taken down, then started afresh or left
+    /// stopped as its contract says. Its images stay in the store.
+    fn exit<E: Env>(&mut self, env: &mut E, code: u64) -> Result<(), Error> {
+        let restart = self.spec.l4re.as_ref().is_some_and(|l| l.on_exit == crate::OnExit::Restart);
+        let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
+        let frames = old.destroy(env)?;
+        self.events.push(Event::Exited { code, restarted: restart });
+        if restart {
+            self.sup = Supervisor::spawn_into(env, self.spec.clone(), Some(frames))?;
+            self.sup.seq = newest_stored(&self.store);
+            self.checkpoints_since_start = 0;
+            self.started_from = None;
+            self.next_checkpoint = env.clock_us() + self.policy.interval_us;
+        } else {
+            self.stopped = true;
         }
         Ok(())
     }

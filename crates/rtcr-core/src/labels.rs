@@ -24,6 +24,31 @@ const fn code(s: Service) -> u8 {
         Service::Scheduler => 7,
         Service::Exception => 8,
         Service::Irq => 9,
+        Service::Rm => 10,
+        Service::MemAlloc => 11,
+        Service::Dataspace => 12,
+        Service::Namespace => 13,
+        Service::Parent => 14,
+    }
+}
+
+/// A service's name, for logs.
+pub const fn name(s: Service) -> &'static str {
+    match s {
+        Service::Task => "its task",
+        Service::Factory => "the factory",
+        Service::Thread => "a thread",
+        Service::Pager => "the pager",
+        Service::Log => "the log",
+        Service::Icu => "the ICU",
+        Service::Scheduler => "the scheduler",
+        Service::Exception => "the exception handler",
+        Service::Irq => "an IRQ",
+        Service::Rm => "the region map",
+        Service::MemAlloc => "the memory allocator",
+        Service::Dataspace => "a dataspace",
+        Service::Namespace => "the namespace",
+        Service::Parent => "the parent",
     }
 }
 
@@ -39,6 +64,11 @@ pub fn decode(label: u64) -> Option<(Service, u32)> {
         7 => Service::Scheduler,
         8 => Service::Exception,
         9 => Service::Irq,
+        10 => Service::Rm,
+        11 => Service::MemAlloc,
+        12 => Service::Dataspace,
+        13 => Service::Namespace,
+        14 => Service::Parent,
         _ => return None,
     };
     if label & 0xc != 0 {
@@ -53,7 +83,19 @@ mod tests {
 
     #[test]
     fn labels_round_trip_and_keep_the_rights_bits_free() {
-        for s in [Service::Task, Service::Factory, Service::Thread, Service::Pager, Service::Exception, Service::Irq] {
+        for s in [
+            Service::Task,
+            Service::Factory,
+            Service::Thread,
+            Service::Pager,
+            Service::Exception,
+            Service::Irq,
+            Service::Rm,
+            Service::MemAlloc,
+            Service::Dataspace,
+            Service::Namespace,
+            Service::Parent,
+        ] {
             for i in [0u32, 1, 77, 0xffff] {
                 let l = label(s, i);
                 assert_eq!(l & 3, 0);

@@ -25,7 +25,9 @@ extern crate alloc;
 pub mod calls;
 pub mod checkpoint;
 pub mod driver;
+pub mod l4re;
 pub mod labels;
+pub mod regions;
 pub mod restore;
 pub mod state;
 pub mod supervisor;
@@ -34,7 +36,7 @@ mod services;
 
 pub use driver::encode_image;
 pub use labels::Service;
-pub use state::{ChildSpec, Region, Supervisor};
+pub use state::{ChildSpec, L4reSpec, OnExit, Region, Rom, Supervisor};
 
 use l4_sys::exc::Arch;
 

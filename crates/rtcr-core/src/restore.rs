@@ -77,6 +77,10 @@ impl Supervisor {
     pub fn destroy<E: Env>(self, env: &mut E) -> Result<Frames, Error> {
         let me = crate::state::ME;
         let mut free: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
+        // dataspace pages no region showed (a boot module's pages are not rtcr's frames)
+        free.extend(self.dataspaces.iter().filter(|d| d.rom.is_none()).flat_map(|d| d.frames.values().copied()));
+        free.sort_unstable();
+        free.dedup();
         free.extend(self.exchange.iter().copied());
         // and those it had been given but not used yet (a restore that failed half-way)
         free.extend(self.free_frames.iter().copied());
@@ -124,6 +128,9 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
     s.create_task(env)?;
     s.map_trampoline(env)?;
+    if let Some(l4re) = s.spec.l4re.clone() {
+        s.rm = s.empty_region_map(&l4re);
+    }
     let n = cp.objects.len();
     let mut map: Vec<Option<u32>> = alloc::vec![None; n];
     // threads first
@@ -195,6 +202,53 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
                 }
                 o
             }
+            ObjectRecord::Dataspace { size, flags, rom, loose } => {
+                let rom = match rom {
+                    Some(name) => {
+                        let roms = s.spec.l4re.as_ref().map(|l| &l.roms[..]).unwrap_or(&[]);
+                        let r = roms.iter().position(|m| m.name == *name).ok_or_else(|| {
+                            Error::Image(alloc::format!("the image shows boot module rom/{name}, this ECU has none"))
+                        })?;
+                        Some(r as u32)
+                    }
+                    None => None,
+                };
+                let o = s.new_dataspace(env, *size, *flags, rom)?;
+                let d = s.dataspaces.len() as u32 - 1;
+                for (off, data) in loose {
+                    let b = s.frame(env)?;
+                    if !data.is_empty() {
+                        env.write_mem(b, data)?;
+                    }
+                    s.dataspaces[d as usize].frames.insert(off >> 12, b);
+                }
+                o
+            }
+            ObjectRecord::Region { start, size, flags, ds, offset, client_cap } => {
+                let ds = match ds {
+                    Some(r) => match map.get(*r as usize).copied().flatten().map(|o| s.objects[o as usize].kind) {
+                        Some(ObjKind::Dataspace(d)) => Some(d),
+                        // dataspaces come before the regions that show them
+                        _ => return Err(bad("a region names no dataspace restored before it")),
+                    },
+                    None => None,
+                };
+                let r = crate::regions::RegionRec {
+                    start: *start,
+                    size: *size,
+                    flags: *flags,
+                    ds,
+                    offset: *offset,
+                    client_cap: *client_cap,
+                };
+                s.rm.insert_region(r).map_err(|_| bad("a region overlaps another or rtcr's ranges"))?;
+                continue;
+            }
+            ObjectRecord::Area { start, size, flags } => {
+                let a = crate::regions::AreaRec { start: *start, size: *size, flags: *flags };
+                s.rm.insert_area(a).map_err(|_| bad("an area overlaps another"))?;
+                continue;
+            }
             ObjectRecord::Semaphore { count } => {
                 let slot = s.slot();
                 let sem = factory::create_semaphore(env, FACTORY, slot)?;
@@ -209,7 +263,16 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     s.created = cp
         .objects
         .iter()
-        .filter(|o| !matches!(o, ObjectRecord::Service { .. } | ObjectRecord::Task | ObjectRecord::Kip { .. }))
+        .filter(|o| {
+            !matches!(
+                o,
+                ObjectRecord::Service { .. }
+                    | ObjectRecord::Task
+                    | ObjectRecord::Kip { .. }
+                    | ObjectRecord::Region { .. }
+                    | ObjectRecord::Area { .. }
+            )
+        })
         .count() as u32;
     // the capability table, slot by slot
     for c in &cp.caps {
@@ -223,11 +286,25 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     // memory, write-protected
     for p in &cp.pages {
         let vpn = p.vaddr >> 12;
-        let b = s.frame(env)?;
-        // a zero page needs no write: the frame is zeroed
-        if !p.data.is_empty() {
-            env.write_mem(b, &p.data)?;
-        }
+        // a dataspace's page: the same frame wherever it shows
+        let in_ds = s.rm.lookup(p.vaddr).copied().and_then(|r| Some((r.ds?, (r.offset + (p.vaddr - r.start)) >> 12)));
+        let known = in_ds.and_then(|(d, pg)| s.dataspaces.get(d as usize)?.frames.get(&pg).copied());
+        let b = match known {
+            Some(b) => b,
+            None => {
+                let b = s.frame(env)?;
+                // a zero page needs no write: the frame is zeroed
+                if !p.data.is_empty() {
+                    env.write_mem(b, &p.data)?;
+                }
+                if let Some((d, pg)) = in_ds {
+                    if let Some(ds) = s.dataspaces.get_mut(d as usize) {
+                        ds.frames.insert(pg, b);
+                    }
+                }
+                b
+            }
+        };
         s.map_page(env, vpn, b, p.rights & !2)?;
         s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
         s.shadow.insert(vpn, p.bytes(4096).into_owned());

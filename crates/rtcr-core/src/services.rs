@@ -63,12 +63,15 @@ impl Supervisor {
             Service::Irq => self.irq_op(env, idx, &mr, tag),
             Service::Task if tag.label() == Protocol::Task.label() => self.task_op(env, &mr, tag),
             Service::Pager => self.pager(env, &mr, tag),
+            Service::Rm | Service::MemAlloc | Service::Dataspace | Service::Namespace | Service::Parent => {
+                self.l4re_op(env, svc, idx, &mr, tag)
+            }
             _ => err(Errno::BadProto),
         }
     }
 
     /// The object a LOCAL_ID item names (`k`-th item), if it is one of ours.
-    fn item_label(&self, mr: &[u64], tag: MsgTag, k: usize) -> Option<(Service, u32)> {
+    pub(crate) fn item_label(&self, mr: &[u64], tag: MsgTag, k: usize) -> Option<(Service, u32)> {
         let at = tag.words() + 2 * k;
         let it = RcvItem { control: *mr.get(at)?, data: *mr.get(at + 1)? };
         if it.kind() != RcvKind::LocalId {
@@ -219,7 +222,12 @@ impl Supervisor {
                     c = c.pager(CapIdx(mr[1] >> 12));
                 }
                 match thread::control(env, real, &c) {
-                    Ok(()) => ok(&[0, 0, 0]),
+                    Ok(()) => {
+                        if flags & 0x0001_0000 != 0 {
+                            self.threads[t as usize].pager = mr[1] >> 12;
+                        }
+                        ok(&[0, 0, 0])
+                    }
                     Err(l4_sys::Error::Kernel(e)) => err(e),
                     Err(_) => err(Errno::Inval),
                 }
@@ -290,8 +298,27 @@ impl Supervisor {
 
     // ---- log -----------------------------------------------------------------------
 
+    /// The log, a Vcon (`l4sys/include/vcon.h`): writes go to rtcr's
+    /// log with the child's name; the attributes the child sets are kept
+    /// and given back; a read finds nothing (the child has no input).
     fn log_op<E: Env>(&mut self, env: &mut E, mr: &[u64], tag: MsgTag) -> Reply {
-        if tag.words() < 2 || mr[0] & 0xffff != 0 {
+        if tag.words() < 1 {
+            return Reply::None;
+        }
+        match mr[0] & 0xffff {
+            log::WRITE_OP => {}
+            log::READ_OP => return ok(&[log::READ_STAT_DONE]),
+            log::SET_ATTR_OP if tag.words() >= 4 => {
+                self.vcon_attr.copy_from_slice(&mr[1..4]);
+                return ok(&[]);
+            }
+            log::GET_ATTR_OP => {
+                let [i, o, l] = self.vcon_attr;
+                return ok(&[0, i, o, l]);
+            }
+            _ => return err(Errno::NoSys),
+        }
+        if tag.words() < 2 {
             return Reply::None;
         }
         let len = mr[1] as usize;
@@ -526,6 +553,9 @@ impl Supervisor {
                 Cache::Keep,
                 false,
             ));
+        }
+        if let Some(r) = self.rm.lookup(addr).copied() {
+            return self.region_fault(env, &r, addr, write);
         }
         let Some(region) = self.spec.regions.iter().find(|r| addr >= r.start && addr < r.start + r.len).copied() else {
             // the KIP where the kernel has it: a child asked for it before

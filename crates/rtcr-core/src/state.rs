@@ -96,6 +96,60 @@ pub struct ChildSpec {
     /// Where memory a child asks sigma0 for lands in it (start, length):
     /// rtcr answers "any RAM" requests with pages from this range.
     pub sigma0_range: (u64, u64),
+    /// The L4Re environment, for a child that is an L4Re program (`None`:
+    /// the root-task contract).
+    pub l4re: Option<L4reSpec>,
+}
+
+/// What an L4Re child gets besides the root-task layout (README "Writing
+/// a child", the L4Re contract): the environment's services in the slots
+/// moe uses, the KIP where the program asks for it, the boot modules
+/// under `rom/`.
+#[derive(Clone, Debug)]
+pub struct L4reSpec {
+    /// The child's address of the KIP (its PT_L4_AUX descriptor).
+    pub kip: u64,
+    /// Where the region map may place regions (start, end).
+    pub rm_limit: (u64, u64),
+    /// The boot modules the namespace shows under `rom/`.
+    pub roms: Vec<Rom>,
+    /// What an exit (`parent->signal`) leads to.
+    pub on_exit: OnExit,
+}
+
+/// A boot module shown read-only under `rom/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rom {
+    /// Its name (without `rom/`).
+    pub name: String,
+    /// rtcr's address of its first byte (page aligned).
+    pub addr: u64,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// What rtcr does when an L4Re child exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnExit {
+    /// The child stays stopped; rtcr says so and keeps its last image.
+    Stop,
+    /// The child is started afresh.
+    Restart,
+}
+
+/// The slots of an L4Re child's environment (moe's layout:
+/// `libloader/include/remote_app_model`, `moe/server/src/main.cc`).
+pub mod l4re_slots {
+    /// The region map (and every thread's pager).
+    pub const RM: u64 = 0x10;
+    /// The memory allocator.
+    pub const MEM_ALLOC: u64 = 0x11;
+    /// The namespace holding `rom/`.
+    pub const ROM: u64 = 0x12;
+    /// The parent.
+    pub const PARENT: u64 = 0x13;
+    /// First slot the program allocates from.
+    pub const FIRST_FREE: u64 = 0x20;
 }
 
 /// What an object of the child is.
@@ -103,9 +157,34 @@ pub struct ChildSpec {
 pub(crate) enum ObjKind {
     Service(Service, u64),
     Thread(u32),
-    Gate { label: u64, bound: Option<u32> },
-    Irq { label: u64, bound: Option<u32>, hw: Option<u32> },
+    Gate {
+        label: u64,
+        bound: Option<u32>,
+    },
+    Irq {
+        label: u64,
+        bound: Option<u32>,
+        hw: Option<u32>,
+    },
     Semaphore,
+    /// An L4Re dataspace (index into `Supervisor::dataspaces`).
+    Dataspace(u32),
+}
+
+/// A dataspace rtcr gave an L4Re child: its pages are rtcr's frames,
+/// allocated when first touched.
+#[derive(Clone, Debug)]
+pub(crate) struct Ds {
+    /// Its object (the gate the child holds is the object's `child_view`).
+    pub obj: u32,
+    /// Size in bytes (page multiple).
+    pub size: u64,
+    /// Allocation flags.
+    pub flags: u64,
+    /// The boot module it shows (index into the spec's roms), read-only.
+    pub rom: Option<u32>,
+    /// Page index → rtcr's frame.
+    pub frames: BTreeMap<u64, u64>,
 }
 
 /// An object rtcr holds for the child: `cap` is the real object in rtcr's
@@ -135,6 +214,8 @@ pub(crate) struct ThreadRec {
     pub quantum: u64,
     pub started: bool,
     pub bound: bool,
+    /// The child's slot its page faults go to.
+    pub pager: u64,
     pub exc_slot: u64,
     /// rtcr's slot of the exception gate.
     pub exc_gate: CapIdx,
@@ -260,6 +341,21 @@ pub struct Supervisor {
     /// Where the restore that built this child spent its time (µs per
     /// phase, in order); empty for a child started afresh.
     pub restore_phases: Vec<(&'static str, u64)>,
+    /// An L4Re child's region map (empty for a root-task child).
+    pub(crate) rm: crate::regions::RegionMap,
+    /// An L4Re child's dataspaces.
+    pub(crate) dataspaces: Vec<Ds>,
+    /// The Vcon attributes an L4Re child set (`set_attr`): i, o, l flags.
+    pub(crate) vcon_attr: [u64; 3],
+    /// The exit code an L4Re child signalled to its parent, if it exited.
+    pub exited: Option<u64>,
+    /// Pages of dataspaces no region shows, as of the last cut (by
+    /// dataspace index: offset, bytes or none for zeros).
+    #[allow(clippy::type_complexity)]
+    pub(crate) ds_loose: BTreeMap<u32, Vec<(u64, Vec<u8>)>>,
+    /// Requests rtcr did not serve since the driver last looked (answered
+    /// `-L4_ENOSYS`; the driver reports them).
+    pub unserved: Vec<crate::l4re::Unserved>,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).

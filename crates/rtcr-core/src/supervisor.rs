@@ -65,6 +65,12 @@ impl Supervisor {
             early: Vec::new(),
             visible_cancels: 0,
             restore_phases: Vec::new(),
+            rm: crate::regions::RegionMap::default(),
+            dataspaces: Vec::new(),
+            ds_loose: BTreeMap::new(),
+            vcon_attr: [0; 3],
+            exited: None,
+            unserved: Vec::new(),
             seq: 0,
             served: 0,
         }
@@ -98,6 +104,7 @@ impl Supervisor {
                     ObjKind::Gate { .. } => "gate",
                     ObjKind::Irq { .. } => "irq",
                     ObjKind::Semaphore => "semaphore",
+                    ObjKind::Dataspace(_) => "dataspace",
                 };
                 (*s, k, c.rights)
             })
@@ -257,6 +264,10 @@ impl Supervisor {
         scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
         s.create_task(env)?;
         s.create_services(env)?;
+        s.create_l4re_services(env)?;
+        if s.spec.l4re.is_some() {
+            s.attach_initial_regions()?;
+        }
         s.map_trampoline(env)?;
         let load = s.spec.load.clone();
         for (va, bytes, rights) in load {
@@ -271,7 +282,9 @@ impl Supervisor {
         }
         let t = s.new_thread(env, Some(3))?;
         let utcb = s.spec.utcb_area.0;
-        s.bind_thread(env, t, utcb, 4)?;
+        // an L4Re program's threads fault to its region map
+        let pager = if s.spec.l4re.is_some() { crate::state::l4re_slots::RM } else { 4 };
+        s.bind_thread(env, t, utcb, pager)?;
         let prio = s.spec.prio as u64;
         s.run_thread(env, t, prio, 0)?;
         let flags = s.start_flags();
@@ -384,6 +397,7 @@ impl Supervisor {
             quantum: 0,
             started: false,
             bound: false,
+            pager: 0,
             exc_slot,
             exc_gate: exc,
             armed: false,
@@ -407,6 +421,7 @@ impl Supervisor {
         let th = &mut self.threads[t as usize];
         th.utcb = utcb;
         th.bound = true;
+        th.pager = pager;
         Ok(())
     }
 

@@ -209,6 +209,7 @@ pub fn spec(name: &str) -> ChildSpec {
         max_objects: 64,
         max_pages: 512,
         sigma0_range: (0x8000_0000, 0x100_0000),
+        l4re: None,
         server_thread: 3,
     }
 }

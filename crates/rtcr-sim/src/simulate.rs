@@ -153,6 +153,15 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 Event::ImageAbandoned { seq, failures } => {
                     rep.lines.push(format!("rtcr: checkpoint {seq} failed {failures} times: not restored again"))
                 }
+                Event::Unserved(u) => rep.lines.push(format!(
+                    "rtcr: unserved request to {}: protocol {:#x}, words {:x?}",
+                    rtcr_core::labels::name(u.service),
+                    u.protocol,
+                    u.words
+                )),
+                Event::Exited { code, restarted } => {
+                    rep.lines.push(format!("rtcr: the child exited with code {code} (restarted: {restarted})"))
+                }
             }
         }
         store_bytes = d.store.region().0.clone();

@@ -1,0 +1,345 @@
+//! The L4Re environment rtcr serves an L4Re child (the L4Re contract):
+//! the region map, the memory allocator and its dataspaces, the namespace
+//! with `rom/`, and the parent. Each object the child gets is recorded like
+//! a kernel object and is part of every checkpoint.
+//!
+//! The wire formats are L4Re's (`l4re/include/{rm,mem_alloc,dataspace,
+//! namespace,parent}`), decoded by `l4_sys::l4re`. A request rtcr does not
+//! serve is answered `-L4_ENOSYS` and reported ([`Supervisor::unserved`]),
+//! so a program that needs more says so in rtcr's log.
+
+use alloc::vec::Vec;
+
+use l4_sys::error::Errno;
+use l4_sys::MsgTag;
+
+use crate::labels::{self, Service};
+use crate::regions::{RegionMap, RegionRec};
+use crate::services::Reply;
+use crate::state::{l4re_slots, CapRec, Obj, ObjKind, Supervisor};
+use crate::{Env, Error};
+
+/// A request rtcr did not serve: the service, the tag's label and the words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unserved {
+    /// The service it was sent to.
+    pub service: Service,
+    /// The protocol (the tag's label).
+    pub protocol: i64,
+    /// The first message words (the opcode first).
+    pub words: Vec<u64>,
+}
+
+pub(crate) fn err(e: Errno) -> Reply {
+    Reply::Words(-e.value(), Vec::new())
+}
+
+impl Supervisor {
+    /// The services of the L4Re environment in moe's slots (after the
+    /// root-task slots 1–7), and the region map with the program's own
+    /// segments and stack in it.
+    pub(crate) fn create_l4re_services<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        let Some(l4re) = self.spec.l4re.clone() else { return Ok(()) };
+        for (slot, svc) in [
+            (l4re_slots::RM, Service::Rm),
+            (l4re_slots::MEM_ALLOC, Service::MemAlloc),
+            (l4re_slots::ROM, Service::Namespace),
+            (l4re_slots::PARENT, Service::Parent),
+        ] {
+            let g = self.service_gate(env, svc, 0)?;
+            let o = self.add_obj(Obj {
+                kind: ObjKind::Service(svc, labels::label(svc, 0)),
+                cap: g,
+                child_view: g,
+                rights: 7,
+                server: false,
+            })?;
+            self.give_cap(env, g, slot, 7, false)?;
+            self.caps.insert(slot, CapRec { obj: o, rights: 7, server: false });
+        }
+        self.rm = self.empty_region_map(&l4re);
+        self.kip_at.insert(l4re.kip >> 12);
+        Ok(())
+    }
+
+    /// The region map of an L4Re child before anything is attached: rtcr's
+    /// own ranges (trampoline, exchange pages, UTCB area, KIP) kept out.
+    pub(crate) fn empty_region_map(&self, l4re: &crate::state::L4reSpec) -> RegionMap {
+        let (ua, uo) = self.spec.utcb_area;
+        let shared_end = self.spec.shared + 4096 * self.spec.max_threads as u64;
+        let reserved = alloc::vec![
+            (self.spec.shared, shared_end.max(self.spec.trampoline + 4096)),
+            (self.spec.trampoline, self.spec.trampoline + 4096),
+            (ua, ua + (1u64 << uo)),
+            (l4re.kip & !0xfff, (l4re.kip & !0xfff) + 4096),
+        ];
+        RegionMap::new(l4re.rm_limit, reserved)
+    }
+
+    /// The program's segments and stack as regions of its region map
+    /// (anonymous memory: their pages live at their addresses only).
+    pub(crate) fn attach_initial_regions(&mut self) -> Result<(), Error> {
+        let mut runs: Vec<(u64, u64, u8)> = Vec::new();
+        let in_region = |va: u64| self.spec.regions.iter().any(|r| va >= r.start && va < r.start + r.len);
+        for (va, bytes, rights) in self.spec.load.iter().filter(|(va, _, _)| !in_region(*va)) {
+            let len = (bytes.len() as u64).div_ceil(4096).max(1) * 4096;
+            match runs.last_mut() {
+                Some(r) if r.0 + r.1 == *va && r.2 == *rights => r.1 += len,
+                _ => runs.push((*va, len, *rights)),
+            }
+        }
+        runs.extend(self.spec.regions.iter().map(|r| (r.start, r.len, r.rights)));
+        for (start, size, rights) in runs {
+            let flags = l4_sys::l4re::rm::rights_to_region_flags(rights);
+            let r = RegionRec { start, size, flags, ds: None, offset: 0, client_cap: l4_sys::l4re::INVALID_CAP };
+            // a page the stack shares with a segment is covered already
+            if self.rm.insert_region(r).is_err() {
+                return Err(Error::Protocol("the program's segments and stack overlap"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new dataspace of `size` bytes (zero pages, allocated when first
+    /// touched), or one showing boot module `rom`: its object, with a gate
+    /// rtcr serves the dataspace protocol on as the child's capability.
+    pub(crate) fn new_dataspace<E: Env>(
+        &mut self,
+        env: &mut E,
+        size: u64,
+        flags: u64,
+        rom: Option<u32>,
+    ) -> Result<u32, Error> {
+        let d = self.dataspaces.len() as u32;
+        let g = self.service_gate(env, Service::Dataspace, d)?;
+        let obj = self.add_obj(Obj { kind: ObjKind::Dataspace(d), cap: g, child_view: g, rights: 7, server: false })?;
+        self.dataspaces.push(crate::state::Ds { obj, size, flags, rom, frames: alloc::collections::BTreeMap::new() });
+        Ok(obj)
+    }
+
+    /// Serves one request on an L4Re service.
+    pub(crate) fn l4re_op<E: Env>(&mut self, env: &mut E, svc: Service, idx: u32, mr: &[u64], tag: MsgTag) -> Reply {
+        let r = match svc {
+            Service::Rm if tag.label() == l4_sys::Protocol::PageFault.label() => return self.rm_fault(env, mr, tag),
+            Service::Rm => self.rm_op(env, mr, tag),
+            Service::Parent => self.parent_op(mr, tag),
+            _ => None,
+        };
+        let _ = idx;
+        r.unwrap_or_else(|| {
+            self.unserved.push(Unserved {
+                service: svc,
+                protocol: tag.label(),
+                words: mr[..tag.words().min(mr.len()).min(12)].to_vec(),
+            });
+            err(Errno::NoSys)
+        })
+    }
+
+    /// The page for a fault at `addr` in region `r`: the dataspace's page
+    /// (allocated zeroed when first touched; a boot module's own page,
+    /// read-only), or for a region without one, a fresh page of its own.
+    pub(crate) fn region_fault<E: Env>(
+        &mut self,
+        env: &mut E,
+        r: &RegionRec,
+        addr: u64,
+        write: bool,
+    ) -> Option<l4_sys::item::SendItem> {
+        let mut rights = l4_sys::l4re::rm::region_rights(r.flags);
+        if rights == 0 || (write && rights & 2 == 0) {
+            return None;
+        }
+        let vpn = addr >> 12;
+        let backing = match r.ds {
+            None => {
+                if self.pages.len() >= self.spec.max_pages as usize {
+                    return None;
+                }
+                self.frame(env).ok()?
+            }
+            Some(d) => {
+                let pg = (r.offset + ((addr & !0xfff) - r.start)) >> 12;
+                let ds = self.dataspaces.get(d as usize)?;
+                if pg * 4096 >= ds.size {
+                    return None;
+                }
+                if let Some(rom) = ds.rom {
+                    // a boot module: its own page, never written, never in an image
+                    if write {
+                        return None;
+                    }
+                    let m = self.spec.l4re.as_ref()?.roms.get(rom as usize)?;
+                    rights &= !2;
+                    return Some(l4_sys::item::SendItem::map_mem(
+                        vpn << 12,
+                        l4_sys::fpage::Fpage::mem(
+                            m.addr + pg * 4096,
+                            12,
+                            l4_sys::fpage::MemRights::from_bits_truncate(rights as u64),
+                        ),
+                        l4_sys::item::Cache::Keep,
+                        false,
+                    ));
+                }
+                match ds.frames.get(&pg).copied() {
+                    Some(b) => b,
+                    None => {
+                        if self.pages.len() >= self.spec.max_pages as usize {
+                            return None;
+                        }
+                        let b = self.frame(env).ok()?;
+                        self.dataspaces[d as usize].frames.insert(pg, b);
+                        b
+                    }
+                }
+            }
+        };
+        self.pages.insert(vpn, crate::state::Page { backing, rights, writable: true, dirty: true });
+        self.dirty.insert(vpn);
+        Some(l4_sys::item::SendItem::map_mem(
+            vpn << 12,
+            l4_sys::fpage::Fpage::mem(backing, 12, l4_sys::fpage::MemRights::from_bits_truncate(rights as u64)),
+            l4_sys::item::Cache::Keep,
+            false,
+        ))
+    }
+
+    fn rm_fault<E: Env>(&mut self, env: &mut E, mr: &[u64], tag: MsgTag) -> Reply {
+        if tag.words() < 2 {
+            return err(Errno::Inval);
+        }
+        let addr = mr[0] & !7;
+        let write = mr[0] & 2 != 0;
+        match self.resolve_fault(env, addr, write) {
+            Some(item) => Reply::Item(0, item, None),
+            None => err(Errno::Fault),
+        }
+    }
+
+    /// The dataspace a request's `k`-th item names (one of rtcr's gates).
+    fn item_ds(&self, mr: &[u64], tag: MsgTag) -> Option<u32> {
+        (0..tag.items()).find_map(|k| match self.item_label(mr, tag, k)? {
+            (Service::Dataspace, d) if (d as usize) < self.dataspaces.len() => Some(d),
+            _ => None,
+        })
+    }
+
+    fn rm_op<E: Env>(&mut self, env: &mut E, mr: &[u64], tag: MsgTag) -> Option<Reply> {
+        use l4_sys::l4re::rm::{self as rm, op};
+        if tag.label() != l4_sys::l4re::PROTO_RM {
+            return None;
+        }
+        let words = &mr[..tag.words().min(mr.len())];
+        let refused = |r: crate::regions::Refused| match r {
+            crate::regions::Refused::NoRoom => err(Errno::AddrNotAvail),
+            crate::regions::Refused::Invalid => err(Errno::Inval),
+            crate::regions::Refused::NotFound => err(Errno::NoEnt),
+        };
+        match rm::opcode(words)? {
+            op::ATTACH => {
+                let Some(a) = rm::Attach::decode(words) else { return Some(err(Errno::Inval)) };
+                let anonymous = a.flags & rm::ANONYMOUS != 0;
+                let ds = if anonymous { None } else { self.item_ds(mr, tag) };
+                if !anonymous && ds.is_none() {
+                    // a dataspace rtcr did not hand out (or none at all)
+                    return Some(err(Errno::Inval));
+                }
+                let size = (a.size + 0xfff) & !0xfff;
+                if let Some(d) = ds {
+                    let ds = &self.dataspaces[d as usize];
+                    if a.offset % 4096 != 0 || a.offset.checked_add(size).is_none_or(|e| e > ds.size) {
+                        return Some(err(Errno::Inval));
+                    }
+                    if ds.rom.is_some() && a.flags & rm::W != 0 {
+                        return Some(err(Errno::Perm));
+                    }
+                }
+                let r = RegionRec {
+                    start: a.start & !0xfff,
+                    size,
+                    flags: a.flags & 0xffff,
+                    ds,
+                    offset: a.offset,
+                    client_cap: a.client_cap,
+                };
+                let search = a.flags & rm::SEARCH_ADDR != 0;
+                Some(match self.rm.attach(r, search, u32::from(a.align), a.flags & rm::IN_AREA != 0) {
+                    Ok(at) => Reply::Words(0, alloc::vec![at + (a.start & 0xfff) * u64::from(!search)]),
+                    Err(e) => refused(e),
+                })
+            }
+            op::DETACH => {
+                let Some(d) = rm::Detach::decode(words) else { return Some(err(Errno::Inval)) };
+                let gone = self.rm.detach(d.addr, d.size.max(1));
+                let Some(first) = gone.first().copied() else { return Some(err(Errno::NoEnt)) };
+                for r in &gone {
+                    self.drop_region_pages(env, r);
+                }
+                Some(Reply::Words(rm::DETACHED_DS, alloc::vec![first.start, first.size, first.client_cap]))
+            }
+            op::FIND => {
+                if words.len() < 3 {
+                    return Some(err(Errno::Inval));
+                }
+                Some(match self.rm.find(words[1], words[2]).copied() {
+                    Some(r) => Reply::Words(0, alloc::vec![r.start, r.size, r.flags, r.offset, r.client_cap]),
+                    None => err(Errno::NoEnt),
+                })
+            }
+            op::RESERVE_AREA => {
+                let Some(a) = rm::ReserveArea::decode(words) else { return Some(err(Errno::Inval)) };
+                let area = crate::regions::AreaRec { start: a.start, size: a.size, flags: a.flags };
+                Some(match self.rm.reserve_area(area, a.flags & rm::SEARCH_ADDR != 0, u32::from(a.align)) {
+                    Ok(at) => Reply::Words(0, alloc::vec![at]),
+                    Err(e) => refused(e),
+                })
+            }
+            op::FREE_AREA if words.len() >= 2 => {
+                let start = self.rm.areas().find(|a| words[1] >= a.start && words[1] < a.start + a.size)?.start;
+                Some(match self.rm.free_area(start) {
+                    Ok(()) => Reply::Words(0, Vec::new()),
+                    Err(e) => refused(e),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes a detached region's pages out of the child and out of the
+    /// record; the pages of a region without a dataspace are free again.
+    fn drop_region_pages<E: Env>(&mut self, env: &mut E, r: &RegionRec) {
+        let mut va = r.start;
+        while va < r.end() {
+            // the largest naturally aligned block that fits
+            let mut order = 12;
+            while order < 30 && va.is_multiple_of(1u64 << (order + 1)) && va + (1u64 << (order + 1)) <= r.end() {
+                order += 1;
+            }
+            let fp = l4_sys::fpage::Fpage::mem(va, order, l4_sys::fpage::MemRights::RWX);
+            let _ = l4_sys::task::unmap(env, self.child_task(), fp, l4_sys::task::unmap_mask::ALL_SPACES);
+            va += 1u64 << order;
+        }
+        let vpns: Vec<u64> = self.pages.range(r.start >> 12..r.end() >> 12).map(|(v, _)| *v).collect();
+        for vpn in vpns {
+            let p = self.pages.remove(&vpn);
+            self.dirty.remove(&vpn);
+            self.pending.remove(&vpn);
+            self.shadow.remove(&vpn);
+            if let (Some(p), None) = (p, r.ds) {
+                self.free_frames.push(p.backing);
+            }
+        }
+    }
+
+    fn parent_op(&mut self, mr: &[u64], tag: MsgTag) -> Option<Reply> {
+        if tag.label() != l4_sys::l4re::PROTO_PARENT || tag.words() < 3 || mr[0] != 0 {
+            return None;
+        }
+        // signal(sig, val): sig 0 is the exit, val its code
+        if mr[1] == 0 {
+            self.exited = Some(mr[2]);
+        }
+        Some(Reply::Words(0, Vec::new()))
+    }
+}
