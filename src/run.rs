@@ -60,7 +60,7 @@ const L4RE_RM_LIMIT: (u64, u64) = (0x1_0000, 0xc000_0000);
 /// The child's layout as an L4Re program (its ELF has PT_L4_AUX): the
 /// stack where its descriptors say, with the start-up data moe would leave
 /// on it, the environment's services, the boot modules under `rom/`.
-fn l4re_spec(spec: &mut ChildSpec, aux: &[u8], roms: Vec<rtcr_core::Rom>) -> Result<(), String> {
+fn l4re_spec(spec: &mut ChildSpec, image: &Image<'_>, aux: &[u8], roms: Vec<rtcr_core::Rom>) -> Result<(), String> {
     use rtcr_boot::l4re::{start_stack, Aux, EnvCaps, StartArgs};
     use rtcr_core::state::l4re_slots;
     let aux = Aux::parse(aux).map_err(|e| alloc::format!("{e}"))?;
@@ -78,10 +78,15 @@ fn l4re_spec(spec: &mut ChildSpec, aux: &[u8], roms: Vec<rtcr_core::Rom>) -> Res
         first_free_cap: l4re_slots::FIRST_FREE,
         utcb_area: ua | (u64::from(uo) << 2),
         first_free_utcb: ua + rtcr_boot::layout::UTCB_STRIDE,
-        named: alloc::vec![(String::from("rom"), l4re_slots::ROM)],
+        // the names moe gives that rtcr has: rom/, the log, the ICU
+        named: alloc::vec![
+            (String::from("rom"), l4re_slots::ROM),
+            (String::from("log"), base::LOG.0),
+            (String::from("icu"), base::ICU.0),
+        ],
     };
     let argv0 = alloc::format!("rom/{}", spec.name);
-    let args = StartArgs { argv: &[argv0.as_str()], envp: &[], kip, kip_ds: None };
+    let args = StartArgs { argv: &[argv0.as_str()], envp: &[], kip, kip_ds: None, phdrs: image.phdrs_in_memory() };
     let start = start_stack(aux.stack_top(), aux.stack_size, &args, &caps).map_err(|e| alloc::format!("{e}"))?;
     // the start-up data as pre-loaded pages at the top of the stack
     let first = start.sp & !0xfff;
@@ -209,7 +214,7 @@ pub fn run(
     };
     let mut spec = child_spec(name, &image, config);
     if let Some(aux) = image.l4_aux() {
-        if let Err(e) = l4re_spec(&mut spec, aux, roms) {
+        if let Err(e) = l4re_spec(&mut spec, &image, aux, roms) {
             stop(&mut env, format_args!("child module '{name}' is an L4Re program rtcr cannot start: {e}"));
         }
         log!(

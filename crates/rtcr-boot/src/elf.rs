@@ -260,6 +260,26 @@ impl<'a> Image<'a> {
         })
     }
 
+    /// Where the program headers are in the program's memory, and how many
+    /// (`AT_PHDR`, `AT_PHNUM`): the PT_PHDR segment's address, or the
+    /// address of their file offset inside a loaded segment; `None` when no
+    /// segment loads them.
+    pub fn phdrs_in_memory(&self) -> Option<(u64, u64)> {
+        const PT_PHDR: u32 = 6;
+        let n = self.phnum as u64;
+        for i in 0..self.phnum {
+            let p = self.phoff + i * PHDR_SIZE;
+            if u32_at(self.bytes, p) == PT_PHDR {
+                return Some((u64_at(self.bytes, p + 16), n));
+            }
+        }
+        let off = self.phoff as u64;
+        self.segments().find_map(|s| {
+            let start = s.file_start as u64;
+            (start <= off && off + n * PHDR_SIZE as u64 <= s.file_end as u64).then(|| (s.vaddr + off - start, n))
+        })
+    }
+
     /// The file bytes of a segment.
     pub fn file_bytes(&self, s: &Segment) -> &'a [u8] {
         &self.bytes[s.file_start..s.file_end]

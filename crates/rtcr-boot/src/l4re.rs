@@ -32,6 +32,9 @@ pub const AT_L4_ENV: u64 = 0xf1;
 /// Auxv type of the KIP address.
 pub const AT_L4_KIP: u64 = 0xf2;
 const AT_NULL: u64 = 0;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
 const AT_PAGESZ: u64 = 6;
 const AT_UID: u64 = 11;
 const AT_EUID: u64 = 12;
@@ -160,7 +163,8 @@ pub struct EnvCaps {
     pub scheduler: u64,
     /// Debug events (`None`: the invalid capability).
     pub dbg_events: Option<u64>,
-    /// First slot the program may use for itself.
+    /// First slot the program may use for itself (written as a slot
+    /// number: `l4re_env_t::first_free_cap` is one, unlike the others).
     pub first_free_cap: u64,
     /// The UTCB area as an fpage word.
     pub utcb_area: u64,
@@ -198,6 +202,9 @@ pub struct StartArgs<'a> {
     pub kip: u64,
     /// The slot of the KIP's dataspace for the `l4re_aux_t`, if any.
     pub kip_ds: Option<u64>,
+    /// The program headers in the program's memory: address, count (the
+    /// libc finds its PT_TLS through them: `AT_PHDR`, `AT_PHNUM`).
+    pub phdrs: Option<(u64, u64)>,
 }
 
 /// Builds an L4Re program's start-up stack below `top`, at most `room`
@@ -212,7 +219,7 @@ pub fn start_stack(top: u64, room: u64, args: &StartArgs<'_>, caps: &EnvCaps) ->
     let str_bytes: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>().div_ceil(8) * 8;
     let entries = caps.named.len() + 1;
     let fixed = str_bytes + 40 + ENV_SIZE + entries * CAP_ENTRY_SIZE;
-    let auxv_words = 2 * 9;
+    let auxv_words = 2 * 12;
     let vec_words = 1 + args.argv.len() + 1 + args.envp.len() + 1 + auxv_words;
     let total = (fixed + vec_words * 8).div_ceil(16) * 16 + 16;
     if total as u64 > room || !top.is_multiple_of(16) {
@@ -263,7 +270,8 @@ pub fn start_stack(top: u64, room: u64, args: &StartArgs<'_>, caps: &EnvCaps) ->
         cap(caps.scheduler),
         INVALID_CAP,
         caps.dbg_events.map(cap).unwrap_or(INVALID_CAP),
-        cap(caps.first_free_cap),
+        // a slot number, not a capability index (env.h, libpthread)
+        caps.first_free_cap,
         0,
         caps.utcb_area,
         caps.first_free_utcb,
@@ -291,7 +299,9 @@ pub fn start_stack(top: u64, room: u64, args: &StartArgs<'_>, caps: &EnvCaps) ->
         push(&mut data, *p);
     }
     push(&mut data, 0);
-    for (k, v) in [
+    let (phdr, phnum) = args.phdrs.unwrap_or((0, 0));
+    let phdrs = [(AT_PHDR, phdr), (AT_PHNUM, phnum), (AT_PHENT, 56)];
+    for (k, v) in phdrs.into_iter().filter(|_| args.phdrs.is_some()).chain([
         (AT_L4_AUX, aux_at),
         (AT_L4_ENV, env_at),
         (AT_L4_KIP, args.kip),
@@ -301,7 +311,7 @@ pub fn start_stack(top: u64, room: u64, args: &StartArgs<'_>, caps: &EnvCaps) ->
         (AT_GID, 0),
         (AT_EGID, 0),
         (AT_NULL, 0),
-    ] {
+    ]) {
         push(&mut data, k);
         push(&mut data, v);
     }
@@ -376,7 +386,13 @@ mod tests {
     #[test]
     fn the_stack_reads_as_musl_and_the_l4re_env_read_it() {
         let top = 0x8020_0000u64;
-        let args = StartArgs { argv: &["rom/hello", "-v"], envp: &["A=1"], kip: 0x6fff_f000, kip_ds: Some(0x14) };
+        let args = StartArgs {
+            argv: &["rom/hello", "-v"],
+            envp: &["A=1"],
+            kip: 0x6fff_f000,
+            kip_ds: Some(0x14),
+            phdrs: Some((0x40_0040, 5)),
+        };
         let s = start_stack(top, 0x1000, &args, &caps()).unwrap();
         assert_eq!(s.sp % 16, 0);
         assert_eq!(s.sp + s.bytes.len() as u64, top);
@@ -403,6 +419,7 @@ mod tests {
         assert_eq!(aux[&AT_L4_ENV], s.env);
         assert_eq!(aux[&AT_L4_KIP], 0x6fff_f000);
         assert_eq!(aux[&AT_PAGESZ], 4096);
+        assert_eq!((aux[&AT_PHDR], aux[&AT_PHNUM], aux[&AT_PHENT]), (0x40_0040, 5, 56));
         assert_eq!(cstr(m(aux[&AT_L4_AUX])), "rom/hello");
         assert_eq!(m(aux[&AT_L4_AUX] + 8), 0x14 << 12);
         // l4re_env_t
@@ -412,7 +429,7 @@ mod tests {
         assert_eq!(&fields[..7], &[0x13000, 0x10000, 0x11000, 0x5000, 0x3000, 0x2000, 0x7000]);
         assert_eq!(fields[7], INVALID_CAP);
         assert_eq!(fields[8], INVALID_CAP);
-        assert_eq!(fields[9], 0x20000);
+        assert_eq!(fields[9], 0x20);
         assert_eq!(fields[11], 0xb300_0000 | (14 << 2));
         assert_eq!(fields[12], 0xb300_0400);
         // the named capabilities, ended by flags ~0
@@ -426,7 +443,7 @@ mod tests {
 
     #[test]
     fn a_stack_too_small_is_refused() {
-        let args = StartArgs { argv: &["x"], envp: &[], kip: 0, kip_ds: None };
+        let args = StartArgs { argv: &["x"], envp: &[], kip: 0, kip_ds: None, phdrs: None };
         assert_eq!(start_stack(0x8000, 64, &args, &caps()), Err(L4reError::StackTooSmall));
     }
 }

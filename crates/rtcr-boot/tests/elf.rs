@@ -185,3 +185,35 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn an_l4re_program_shows_its_aux_descriptors_and_where_its_program_headers_are() {
+    // as the L4Re make links one: text from file offset 0 (so the headers
+    // are loaded), PT_PHDR, PT_L4_AUX with one KIP_ADDR descriptor
+    let aux_off = 0x800u64;
+    let phs = [
+        Ph { ty: 6, flags: 4, offset: 64, vaddr: 0x40_0040, filesz: 4 * 56, memsz: 4 * 56 },
+        load(5, 0, 0x40_0000, 0x1000, 0x1000),
+        load(6, 0x1000, 0x40_1000, 0x10, 0x2000),
+        Ph { ty: 0x6000_0014, flags: 4, offset: aux_off, vaddr: 0x40_0800, filesz: 24, memsz: 24 },
+    ];
+    let mut b = elf(EM_X86_64, 0x40_0100, &phs, 0x2000);
+    for (i, w) in [4u64, 24, 0x6fff_f000].iter().enumerate() {
+        let at = aux_off as usize + 8 * i;
+        b[at..at + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    let img = Image::parse(&b, EM_X86_64, RANGE).unwrap();
+    let aux = rtcr_boot::l4re::Aux::parse(img.l4_aux().unwrap()).unwrap();
+    assert_eq!(aux.kip_addr, Some(0x6fff_f000));
+    assert_eq!(img.phdrs_in_memory(), Some((0x40_0040, 4)));
+    // without PT_PHDR: found in the segment that loads file offset 64
+    let mut no_phdr = b.clone();
+    no_phdr[64..68].copy_from_slice(&7u32.to_le_bytes()); // PT_TLS now
+    let img = Image::parse(&no_phdr, EM_X86_64, RANGE).unwrap();
+    assert_eq!(img.phdrs_in_memory(), Some((0x40_0040, 4)));
+    // a root-task-style child has neither
+    let g = good();
+    let img = Image::parse(&g, EM_X86_64, RANGE).unwrap();
+    assert_eq!(img.l4_aux(), None);
+    assert_eq!(img.phdrs_in_memory(), None);
+}

@@ -16,7 +16,7 @@
 //! | 6 | ICU |
 //! | 7 | scheduler |
 //! | 8 ..= 0xEFF | free for the child |
-//! | 0xF00 .. | rtcr's |
+//! | 0x2000 .. | rtcr's |
 //!
 //! The first thread starts at the ELF entry with its UTCB first in the UTCB
 //! area; further threads bind theirs at `first + 0x400 · k` (k = 1..15).
@@ -63,7 +63,7 @@ pub mod slots {
     /// The last slot free for the child's own objects.
     pub const LAST_FREE: CapIdx = CapIdx(0xEFF);
     /// The first of rtcr's slots.
-    pub const RTCR_FIRST: CapIdx = CapIdx(0xF00);
+    pub const RTCR_FIRST: CapIdx = CapIdx(0x2000);
 }
 
 /// Bytes per UTCB in the UTCB area.

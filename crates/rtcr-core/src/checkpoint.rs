@@ -852,6 +852,7 @@ impl Supervisor {
         for vpn in &pending {
             self.copy_to_shadow(env, *vpn)?;
         }
+        self.ds_loose = self.loose_pages(env)?;
         Ok(pending.len())
     }
 

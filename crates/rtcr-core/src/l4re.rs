@@ -122,10 +122,12 @@ impl Supervisor {
         let r = match svc {
             Service::Rm if tag.label() == l4_sys::Protocol::PageFault.label() => return self.rm_fault(env, mr, tag),
             Service::Rm => self.rm_op(env, mr, tag),
+            Service::MemAlloc => self.mem_alloc_op(env, mr, tag),
+            Service::Dataspace => self.ds_op(env, idx, mr, tag),
+            Service::Namespace => self.ns_op(env, mr, tag),
             Service::Parent => self.parent_op(mr, tag),
             _ => None,
         };
-        let _ = idx;
         r.unwrap_or_else(|| {
             self.unserved.push(Unserved {
                 service: svc,
@@ -332,14 +334,269 @@ impl Supervisor {
         }
     }
 
+    /// `parent->signal(sig, val)`: sig 0 is the exit with code `val`; it
+    /// is not answered (as moe does not: the exiting thread sleeps for
+    /// ever), and the driver takes the child down.
     fn parent_op(&mut self, mr: &[u64], tag: MsgTag) -> Option<Reply> {
-        if tag.label() != l4_sys::l4re::PROTO_PARENT || tag.words() < 3 || mr[0] != 0 {
+        let words = &mr[..tag.words().min(mr.len())];
+        if tag.label() != l4_sys::l4re::PROTO_PARENT
+            || words.len() < 3
+            || l4_sys::l4re::opcode(words)? != l4_sys::l4re::PARENT_SIGNAL
+        {
             return None;
         }
-        // signal(sig, val): sig 0 is the exit, val its code
-        if mr[1] == 0 {
-            self.exited = Some(mr[2]);
+        if words[1] == 0 {
+            self.exited = Some(words[2]);
+            return Some(Reply::None);
         }
         Some(Reply::Words(0, Vec::new()))
+    }
+
+    /// `Mem_alloc::alloc`: a new dataspace (factory protocol, object
+    /// protocol `Dataspace`), under the child's page quota.
+    fn mem_alloc_op<E: Env>(&mut self, env: &mut E, mr: &[u64], tag: MsgTag) -> Option<Reply> {
+        use l4_sys::l4re::dataspace::{Alloc, FIXED_PADDR, RWX};
+        let words = &mr[..tag.words().min(mr.len())];
+        if tag.label() != l4_sys::Protocol::Factory.label() {
+            return None;
+        }
+        if *words.first()? as i64 != l4_sys::l4re::PROTO_DATASPACE {
+            // namespaces, region maps, logs, schedulers: not from rtcr
+            return Some(err(Errno::NoDev));
+        }
+        let Some(a) = Alloc::decode(words) else { return Some(err(Errno::Inval)) };
+        if a.flags & FIXED_PADDR != 0 {
+            return Some(err(Errno::Inval));
+        }
+        let size = a.size.checked_add(0xfff).map(|s| s & !0xfff)?;
+        let pages = size / 4096;
+        let promised: u64 = self.dataspaces.iter().filter(|d| d.rom.is_none()).map(|d| d.size / 4096).sum();
+        if self.created >= self.spec.max_objects || promised + pages > u64::from(self.spec.max_pages) {
+            return Some(err(Errno::NoMem));
+        }
+        Some(match self.new_dataspace(env, size, RWX, None) {
+            Ok(obj) => {
+                self.created += 1;
+                Reply::Item(0, self.cap_item(obj), Some(obj))
+            }
+            Err(_) => err(Errno::NoMem),
+        })
+    }
+
+    /// The map item that gives the child a capability for `obj`.
+    fn cap_item(&self, obj: u32) -> l4_sys::item::SendItem {
+        let o = self.objects[obj as usize];
+        l4_sys::item::SendItem::map_obj(
+            l4_sys::cap::CapIdx(0),
+            l4_sys::fpage::Fpage::obj(o.child_view, 0, l4_sys::fpage::CapRights::from_bits_truncate(o.rights as u64)),
+            l4_sys::item::ObjAttr::empty(),
+            false,
+        )
+    }
+
+    /// The dataspace protocol on dataspace `d`'s gate.
+    fn ds_op<E: Env>(&mut self, env: &mut E, d: u32, mr: &[u64], tag: MsgTag) -> Option<Reply> {
+        use l4_sys::l4re::dataspace::{op, W};
+        let words = &mr[..tag.words().min(mr.len())];
+        if tag.label() != l4_sys::l4re::PROTO_DATASPACE {
+            return None;
+        }
+        let ds = self.dataspaces.get(d as usize)?;
+        let (size, rom) = (ds.size, ds.rom.is_some());
+        let flags = if rom { ds.flags & !W } else { ds.flags };
+        let in_range = |off: u64, len: u64| off.checked_add(len).is_some_and(|e| e <= size);
+        Some(match l4_sys::l4re::opcode(words)? {
+            op::INFO => Reply::Words(0, alloc::vec![size, flags]),
+            op::MAP_INFO => Reply::Words(0, alloc::vec![0, 0]),
+            op::ALLOCATE if words.len() >= 3 => {
+                if in_range(words[1], words[2]) {
+                    Reply::Words(0, Vec::new())
+                } else {
+                    err(Errno::Range)
+                }
+            }
+            op::CLEAR if words.len() >= 3 => {
+                if rom {
+                    return Some(err(Errno::Access));
+                }
+                let (off, len) = (words[1], words[2].min(size.saturating_sub(words[1])));
+                if off >= size {
+                    return Some(err(Errno::Range));
+                }
+                match self.write_ds(env, d, off, len, None) {
+                    Ok(()) => Reply::Words(0, Vec::new()),
+                    Err(_) => err(Errno::NoMem),
+                }
+            }
+            op::COPY_IN if words.len() >= 4 => {
+                if rom {
+                    return Some(err(Errno::Access));
+                }
+                let Some(src) = self.item_ds(mr, tag) else { return Some(err(Errno::Inval)) };
+                let (dst_off, src_off, len) = (words[1], words[2], words[3]);
+                let src_size = self.dataspaces[src as usize].size;
+                if !in_range(dst_off, len) || src_off.checked_add(len).is_none_or(|e| e > src_size) {
+                    return Some(err(Errno::Range));
+                }
+                match self.write_ds(env, d, dst_off, len, Some((src, src_off))) {
+                    Ok(()) => Reply::Words(0, Vec::new()),
+                    Err(_) => err(Errno::NoMem),
+                }
+            }
+            op::MAP if words.len() >= 4 => {
+                // read-only: rtcr cannot tell where the child's receive
+                // window puts the page, so it must not be written there
+                // behind the dirty tracking
+                if words[3] & W != 0 {
+                    return Some(err(Errno::Perm));
+                }
+                let off = words[1] & !0xfff;
+                if off >= size {
+                    return Some(err(Errno::Range));
+                }
+                match self.ds_frame(env, d, off >> 12) {
+                    Some(b) => Reply::Item(
+                        0,
+                        l4_sys::item::SendItem::map_mem(
+                            words[2] & !0xfff,
+                            l4_sys::fpage::Fpage::mem(b, 12, l4_sys::fpage::MemRights::RX),
+                            l4_sys::item::Cache::Keep,
+                            false,
+                        ),
+                        None,
+                    ),
+                    None => err(Errno::NoMem),
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// rtcr's frame (or a boot module's page) of page `pg` of dataspace `d`,
+    /// allocated zeroed when first asked for.
+    fn ds_frame<E: Env>(&mut self, env: &mut E, d: u32, pg: u64) -> Option<u64> {
+        let ds = self.dataspaces.get(d as usize)?;
+        if let Some(r) = ds.rom {
+            let m = self.spec.l4re.as_ref()?.roms.get(r as usize)?;
+            return Some(m.addr + pg * 4096);
+        }
+        if let Some(b) = ds.frames.get(&pg) {
+            return Some(*b);
+        }
+        let b = self.frame(env).ok()?;
+        self.dataspaces[d as usize].frames.insert(pg, b);
+        Some(b)
+    }
+
+    /// Writes `[off, off + len)` of dataspace `d`: zeros, or the bytes of
+    /// dataspace `src` from its offset. The child's pages that show the
+    /// frames count as written (their last cut's copy is taken first).
+    fn write_ds<E: Env>(
+        &mut self,
+        env: &mut E,
+        d: u32,
+        off: u64,
+        len: u64,
+        src: Option<(u32, u64)>,
+    ) -> Result<(), Error> {
+        let mut done = 0;
+        let mut buf = alloc::vec![0u8; 4096];
+        while done < len {
+            let at = off + done;
+            let (pg, in_pg) = (at >> 12, at & 0xfff);
+            let n = (4096 - in_pg).min(len - done);
+            let dst = self.ds_frame(env, d, pg).ok_or(Error::Quota("pages"))?;
+            // the pages that show this frame: their last cut's copy first
+            let showing: Vec<u64> = self.pages.iter().filter(|(_, p)| p.backing == dst).map(|(v, _)| *v).collect();
+            for vpn in &showing {
+                if self.pending.remove(vpn) {
+                    self.copy_to_shadow(env, *vpn)?;
+                }
+                self.dirty.insert(*vpn);
+                if let Some(p) = self.pages.get_mut(vpn) {
+                    p.dirty = true;
+                }
+            }
+            let chunk = &mut buf[..n as usize];
+            match src {
+                None => chunk.fill(0),
+                Some((s, s_off)) => {
+                    // byte by byte across the source's page boundary
+                    let mut k = 0;
+                    while k < n {
+                        let sa = s_off + done + k;
+                        let m = (4096 - (sa & 0xfff)).min(n - k);
+                        let sf = self.ds_frame(env, s, sa >> 12).ok_or(Error::Quota("pages"))?;
+                        env.read_mem(sf + (sa & 0xfff), &mut chunk[k as usize..(k + m) as usize])?;
+                        k += m;
+                    }
+                }
+            }
+            env.write_mem(dst + in_pg, chunk)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The namespace with `rom/`: a query of a boot module's name gives a
+    /// read-only dataspace of it (one per module, made on the first query).
+    fn ns_op<E: Env>(&mut self, env: &mut E, mr: &[u64], tag: MsgTag) -> Option<Reply> {
+        let words = &mr[..tag.words().min(mr.len())];
+        if tag.label() != l4_sys::l4re::PROTO_NAMESPACE {
+            return None;
+        }
+        if l4_sys::l4re::opcode(words)? != l4_sys::l4re::NS_QUERY {
+            // register_obj, unlink: rom/ is read-only
+            return Some(err(Errno::Access));
+        }
+        let mut buf = [0u8; 64];
+        let Some(name) = l4_sys::l4re::name_at(words, 1, &mut buf) else { return Some(err(Errno::NoEnt)) };
+        let name = name.strip_suffix(b"\0").unwrap_or(name);
+        let roms = self.spec.l4re.as_ref().map(|l| l.roms.clone()).unwrap_or_default();
+        let Some(r) = roms.iter().position(|m| m.name.as_bytes() == name) else { return Some(err(Errno::NoEnt)) };
+        let existing = self.dataspaces.iter().find(|d| d.rom == Some(r as u32)).map(|d| d.obj);
+        let obj = match existing {
+            Some(o) => o,
+            None => {
+                match self.new_dataspace(env, (roms[r].len + 0xfff) & !0xfff, l4_sys::l4re::rm::R, Some(r as u32)) {
+                    Ok(o) => o,
+                    Err(_) => return Some(err(Errno::NoMem)),
+                }
+            }
+        };
+        Some(Reply::Item(0, self.cap_item(obj), Some(obj)))
+    }
+
+    /// The pages of dataspaces no region shows, read now (for the image:
+    /// nothing else holds them).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn loose_pages<E: Env>(
+        &mut self,
+        env: &mut E,
+    ) -> Result<alloc::collections::BTreeMap<u32, Vec<(u64, Vec<u8>)>>, Error> {
+        let mut out = alloc::collections::BTreeMap::new();
+        for (d, ds) in self.dataspaces.iter().enumerate() {
+            if ds.rom.is_some() {
+                continue;
+            }
+            for (&pg, &b) in &ds.frames {
+                let shown = self.rm.regions().any(|r| {
+                    r.ds == Some(d as u32)
+                        && pg * 4096 >= r.offset
+                        && pg * 4096 < r.offset + r.size
+                        && self.pages.contains_key(&((r.start + pg * 4096 - r.offset) >> 12))
+                });
+                if shown {
+                    continue;
+                }
+                let mut page = alloc::vec![0u8; 4096];
+                env.read_mem(b, &mut page)?;
+                if page.iter().all(|&x| x == 0) {
+                    page.clear();
+                }
+                out.entry(d as u32).or_insert_with(Vec::new).push((pg * 4096, page));
+            }
+        }
+        Ok(out)
     }
 }

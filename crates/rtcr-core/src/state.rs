@@ -28,7 +28,7 @@ pub(crate) const SCRATCH: CapIdx = CapIdx(0xff);
 /// A second scratch slot of rtcr's (the slot check compares two mappings).
 pub(crate) const SCRATCH_2: CapIdx = CapIdx(0xfe);
 /// Child slots where rtcr keeps each thread's exception gate.
-pub const PRIV_BASE: u64 = 0xF00;
+pub const PRIV_BASE: u64 = 0x2000;
 /// Priority rtcr runs at: above any child, so a checkpoint is never starved.
 pub const RTCR_PRIO: u64 = 250;
 

@@ -48,11 +48,7 @@ pub mod op {
     pub const GET_INFO: u64 = 7;
 }
 
-/// The opcode of a request: word 0's low 4 bytes (an `int`; L4Re leaves
-/// the upper half as it was).
-pub fn opcode(words: &[u64]) -> Option<u64> {
-    Some(*words.first()? & 0xffff_ffff)
-}
+pub use super::opcode;
 
 /// `detach` result: the region was detached whole.
 pub const DETACHED_DS: i64 = 0;
