@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the single boot image arm64 bootstrap needs (bootstrap + fiasco +
-# sigma0 + rtcr [+ modules]) with the l4image tool of an existing L4Re build.
-# Prints the image's path. Used by scripts/qemu-boot.sh.
+# sigma0 + the root task, rtcr or moe [+ modules]) with the l4image tool of
+# an existing L4Re build. Prints the image's path. Used by scripts/qemu-boot.sh.
 #
 #   scripts/arm64-image.sh FIASCO SIGMA0 L4RE_OBJ ROOTTASK_ELF "ROOTTASK ARGS" [MODULE...]
 set -euo pipefail

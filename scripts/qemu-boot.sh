@@ -3,11 +3,18 @@
 # L4Re build (nothing here builds or fetches them).
 #
 #   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--timeout SECONDS]
-#                        [--keys "KEYS"] [--elf PATH] [--module FILE]... [--raw]
-#                        [-- ROOTTASK-ARGS...]
+#                        [--keys "KEYS"] [--elf PATH | --roottask moe]
+#                        [--module FILE]... [--raw] [-- ROOTTASK-ARGS...]
 #
-# ROOTTASK-ARGS is rtcr's configuration (crates/rtcr-boot/src/config.rs),
-# e.g. `child=none probe`; without any, `child=none` is passed.
+# The root task is rtcr (or the ELF of --elf): ROOTTASK-ARGS is rtcr's
+# configuration (crates/rtcr-boot/src/config.rs), e.g. `child=none probe`;
+# without any, `child=none` is passed.
+# --roottask moe boots the standard L4Re way instead (no rtcr): the L4Re
+# build's moe is the root task, with the L4Re build's `l4re` as a module
+# before the --module files; ROOTTASK-ARGS are moe's, by default
+# `--init=rom/NAME` with NAME the first --module's file name, e.g.
+#   scripts/qemu-boot.sh --roottask moe --module .../l4f/rtcr-l4-hello
+# Every module is found by its file name, as rom/NAME (moe) or NAME (rtcr).
 #
 # Environment (per architecture, as in tests/qemu.rs):
 #   FIASCO_OBJ_X86_64 / FIASCO_OBJ_ARM64  Fiasco build dir holding `fiasco`
@@ -30,13 +37,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-arch=x86_64 timeout=30 keys="" elf="" modules=() raw=0
+arch=x86_64 timeout=30 keys="" elf="" roottask=rtcr modules=() raw=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --keys) keys=$2; shift 2 ;;
     --elf) elf=$2; shift 2 ;;
+    --roottask) roottask=$2; shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
     --raw) raw=1; shift ;;
     --) shift; break ;;
@@ -44,7 +52,12 @@ while [ $# -gt 0 ]; do
     *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
   esac
 done
-rt_args="${*:-child=none}"
+rt_args="$*"
+case "$roottask" in
+  rtcr) ;;
+  moe) [ -z "$elf" ] || { echo "qemu-boot: --elf and --roottask moe exclude each other" >&2; exit 2; } ;;
+  *) echo "qemu-boot: unknown root task $roottask (rtcr or moe)" >&2; exit 2 ;;
+esac
 
 case "$arch" in
   x86_64) fvar=FIASCO_OBJ_X86_64 lvar=L4RE_OBJ_X86_64 l4arch=amd64 target=x86_64-unknown-none qemu=qemu-system-x86_64 qpkg=qemu-system-x86 ;;
@@ -61,8 +74,26 @@ fiasco=$fobj/fiasco
 find_one() { find "$lobj"/bin -path "$1" -type f 2>/dev/null | sort | head -n 1; }
 sigma0=$(find_one "*/${l4arch}_*/l4f/sigma0")
 [ -n "$sigma0" ] || { echo "qemu-boot: no sigma0 under $lobj/bin/${l4arch}_*/l4f" >&2; exit 3; }
-[ -n "$elf" ] || elf=$target_dir/$target/release/rtcr
-[ -f "$elf" ] || { echo "qemu-boot: $elf missing: cargo build --release -p rtcr --target $target" >&2; exit 3; }
+if [ "$roottask" = moe ]; then
+  # the L4Re way (conf/modules.list, entry hello): roottask moe --init=rom/X,
+  # modules l4re and X
+  elf=$(find_one "*/${l4arch}_*/l4f/moe")
+  [ -n "$elf" ] || { echo "qemu-boot: no moe under $lobj/bin/${l4arch}_*/l4f" >&2; exit 3; }
+  l4re=$(find_one "*/${l4arch}_*/l4f/l4re")
+  [ -n "$l4re" ] || { echo "qemu-boot: no l4re under $lobj/bin/${l4arch}_*/l4f" >&2; exit 3; }
+  if [ -z "$rt_args" ]; then
+    [ ${#modules[@]} -gt 0 ] || { echo "qemu-boot: --roottask moe needs a --module to start (or moe's arguments after --)" >&2; exit 2; }
+    rt_args="--init=rom/$(basename "${modules[0]}")"
+  fi
+  modules=("$l4re" "${modules[@]}")
+else
+  rt_args=${rt_args:-child=none}
+  [ -n "$elf" ] || elf=$target_dir/$target/release/rtcr
+  [ -f "$elf" ] || { echo "qemu-boot: $elf missing: cargo build --release -p rtcr --target $target" >&2; exit 3; }
+fi
+for m in "${modules[@]}"; do
+  [ -f "$m" ] || { echo "qemu-boot: module $m missing" >&2; exit 3; }
+done
 
 # what QEMU printed so far, for the ?TEXT waits of --keys
 seen=$(mktemp "${TMPDIR:-/tmp}/rtcr-qemu-boot.XXXXXX")

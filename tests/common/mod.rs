@@ -195,3 +195,112 @@ pub fn check_soak_restores(arch: &str, log: &str, status: &[(usize, Status)], pr
         }
     }
 }
+
+/// rtcr's L4Re test programs (l4re-apps/), built for one architecture by
+/// scripts/build-l4re-apps.sh with L4Re's build system.
+#[derive(Clone, Debug)]
+pub struct L4reApps {
+    /// `rtcr-l4-hello`: a counter, a ledger page and a 50 ms sleep a round.
+    pub hello: PathBuf,
+    /// `rtcr-l4-suite`: pthreads, an L4::Server gate, an IRQ, malloc and
+    /// dataspace memory.
+    pub suite: PathBuf,
+}
+
+/// Builds l4re-apps/ for `arch` (x86_64 or aarch64) into the L4Re build
+/// directory of `L4RE_OBJ_*` with scripts/build-l4re-apps.sh, once per test
+/// process and architecture (the tests of one architecture share the build
+/// directory, so they must not run make in it at the same time). `None`,
+/// after a SKIPPED line with the script's reason, when the host lacks what
+/// the build needs (the script's exit status 3: no variable, no compiler);
+/// a failing build fails the test.
+pub fn l4re_apps(arch: &str) -> Option<L4reApps> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, Option<L4reApps>>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(apps) = built.get(arch) {
+        return apps.clone();
+    }
+    let out = Command::new(root().join("scripts/build-l4re-apps.sh"))
+        .args(["--arch", arch])
+        .output()
+        .expect("cannot run scripts/build-l4re-apps.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let apps = match out.status.code() {
+        Some(0) => {
+            let path = |name: &str| -> PathBuf {
+                stdout
+                    .lines()
+                    .map(PathBuf::from)
+                    .find(|p| p.file_name().is_some_and(|f| f == name))
+                    .unwrap_or_else(|| panic!("build-l4re-apps printed no path of {name}:\n{stdout}"))
+            };
+            Some(L4reApps { hello: path("rtcr-l4-hello"), suite: path("rtcr-l4-suite") })
+        }
+        Some(3) => {
+            let why = stderr.lines().last().unwrap_or("");
+            eprintln!("SKIPPED: l4re-apps {arch}: cannot build them here: {why}");
+            None
+        }
+        _ => panic!("build-l4re-apps --arch {arch} failed:\n{stdout}{stderr}"),
+    };
+    built.insert(arch.to_string(), apps.clone());
+    apps
+}
+
+/// Boots `prog` the standard L4Re way, with moe as the root task
+/// (`roottask moe --init=rom/<prog>`, modules l4re and `prog`:
+/// scripts/qemu-boot.sh --roottask moe); the log.
+pub fn boot_under_moe(arch: &str, timeout: u32, prog: &Path) -> String {
+    assert!(prog.exists(), "{} missing", prog.display());
+    qemu_boot(arch, "", timeout, &["--roottask".into(), "moe".into(), "--module".into(), prog.into()])
+}
+
+/// What every run of L4Re test program `name` (rtcr-l4-hello,
+/// rtcr-l4-suite) must show: no ERROR line, one start line, status lines
+/// whose rounds and sleeps grow (and calls and IRQs with `ipc`), at least
+/// `min_rounds` rounds, and at the end no error, no early sleep, the ledger
+/// intact. Each violation goes to `problems`. Returns the status lines with
+/// the index of the log line each came from.
+pub fn check_l4_app(
+    log: &str,
+    name: &str,
+    ipc: bool,
+    min_rounds: u64,
+    problems: &mut Vec<String>,
+) -> Vec<(usize, Status)> {
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(&format!("{name}: ERROR"))).collect();
+    if !errors.is_empty() {
+        let shown = errors.iter().take(12).copied().collect::<Vec<_>>().join("\n  ");
+        problems.push(format!("{} `{name}: ERROR` lines, the first:\n  {shown}", errors.len()));
+    }
+    let starts = log.lines().filter(|l| l.contains(&format!("{name}: start"))).count();
+    if starts != 1 {
+        problems.push(format!("`{name}: start` {starts} times, not once"));
+    }
+    let status: Vec<(usize, Status)> =
+        log.lines().enumerate().filter_map(|(i, l)| Status::parse(name, l).map(|s| (i, s))).collect();
+    let (Some(&(_, first)), Some(&(_, last))) = (status.first(), status.last()) else {
+        problems.push(format!("no `{name}: round` status line"));
+        return status;
+    };
+    if status.len() < 2 {
+        problems.push(format!("one status line only: {last:?}"));
+    }
+    if last.round < min_rounds {
+        problems.push(format!("only {} rounds (want {min_rounds}): {last:?}", last.round));
+    }
+    if last.errors != 0 || last.early != 0 || !last.ledger_ok {
+        problems
+            .push(format!("the last status: errors {} early {} ledger ok {}", last.errors, last.early, last.ledger_ok));
+    }
+    if !(last.round > first.round && last.sleeps > first.sleeps) {
+        problems.push(format!("rounds and sleeps stopped: {first:?} .. {last:?}"));
+    }
+    if ipc && !(last.calls > first.calls && last.irqs > first.irqs) {
+        problems.push(format!("calls and IRQs stopped: {first:?} .. {last:?}"));
+    }
+    status
+}

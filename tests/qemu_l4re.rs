@@ -1,0 +1,165 @@
+//! rtcr's L4Re test programs (l4re-apps/, issue 11: unmodified L4Re
+//! programs as the child), booted the standard L4Re way: moe as the root
+//! task starting the program with the L4Re environment
+//! (`roottask moe --init=rom/<prog>`, modules l4re and the program). This is
+//! the reference run of the programs rtcr is meant to run unchanged.
+//!
+//! - `rtcr-l4-hello` (C, libc only): a counter, a page of static memory
+//!   checked and rewritten every round, a 50 ms usleep a round, a status
+//!   line every 10 rounds.
+//! - `rtcr-l4-suite` (C++, pthreads, the L4Re environment): an IPC gate
+//!   served by an L4Re::Util::Registry_server in one thread and called with
+//!   sequence numbers from another (exactly once each), a software IRQ from
+//!   the environment's factory bound to a waiter and triggered by a third
+//!   thread (each trigger delivered exactly once), a malloc block and a
+//!   dataspace (mem_alloc + rm attach) checked every round.
+//!
+//! The programs are built here with scripts/build-l4re-apps.sh (L4Re's make,
+//! into the L4Re build directory). Needs `FIASCO_OBJ_X86_64` +
+//! `L4RE_OBJ_X86_64` / `FIASCO_OBJ_ARM64` + `L4RE_OBJ_ARM64` (as tests/qemu.rs),
+//! the compilers the L4Re tree was configured with, and qemu-system-*.
+//! Without them each test says SKIPPED and passes.
+//!
+//! Run: `cargo test -p rtcr --test qemu_l4re -- --nocapture`
+
+mod common;
+
+use common::{assert_no_problems, boot_under_moe, check_l4_app, have_kernel, l4re_apps, L4reApps, Status};
+
+/// One architecture's names.
+struct Arch {
+    arch: &'static str,
+    fvar: &'static str,
+    lvar: &'static str,
+    machine: u16,
+}
+
+const X86_64: Arch = Arch { arch: "x86_64", fvar: "FIASCO_OBJ_X86_64", lvar: "L4RE_OBJ_X86_64", machine: 62 };
+const AARCH64: Arch = Arch { arch: "aarch64", fvar: "FIASCO_OBJ_ARM64", lvar: "L4RE_OBJ_ARM64", machine: 183 };
+
+/// The built programs, or `None` after a SKIPPED line.
+fn apps(a: &Arch) -> Option<L4reApps> {
+    if !have_kernel(a.arch, a.fvar, a.lvar) {
+        return None;
+    }
+    l4re_apps(a.arch)
+}
+
+/// Boots `name` under moe for `timeout` s and checks its run: moe started
+/// it, it printed each of `lines`, it ran clean (common::check_l4_app) and
+/// every status line is a later round than the one before (no restart, no
+/// repeat).
+fn under_moe(a: &Arch, name: &str, ipc: bool, lines: &[&str], timeout: u32, min_rounds: u64) {
+    let Some(apps) = apps(a) else { return };
+    let prog = if name == "rtcr-l4-hello" { &apps.hello } else { &apps.suite };
+    let log = boot_under_moe(a.arch, timeout, prog);
+    let mut problems = Vec::new();
+    if !log.contains(&format!("MOE: Starting: rom/{name}")) {
+        problems.push(format!("moe did not start rom/{name}"));
+    }
+    for l in lines {
+        if !log.contains(l) {
+            problems.push(format!("no line with {l:?}"));
+        }
+    }
+    let status = check_l4_app(&log, name, ipc, min_rounds, &mut problems);
+    for w in status.windows(2) {
+        let (prev, next): (Status, Status) = (w[0].1, w[1].1);
+        if next.round <= prev.round || !next.covers(&prev) {
+            problems.push(format!("went back: {prev:?} then {next:?}"));
+        }
+    }
+    if let (Some((_, first)), Some((_, last))) = (status.first(), status.last()) {
+        eprintln!("{} {name} under moe: {} status lines, first {first:?}, last {last:?}", a.arch, status.len());
+    }
+    assert_no_problems(&problems, &log);
+}
+
+/// The suite: its set-up line (threads started, the gate registered, the
+/// IRQ created, the memory attached), then calls and IRQs growing.
+fn suite_under_moe(a: &Arch, timeout: u32) {
+    under_moe(a, "rtcr-l4-suite", true, &["rtcr-l4-suite: set up: 5 threads, gate "], timeout, 10);
+}
+
+#[test]
+fn x86_64_l4_hello_under_moe() {
+    // 50 ms rounds: 100 rounds are 5 s of the ~15 s the program runs
+    under_moe(&X86_64, "rtcr-l4-hello", false, &[], 20, 100);
+}
+
+#[test]
+fn aarch64_l4_hello_under_moe() {
+    under_moe(&AARCH64, "rtcr-l4-hello", false, &[], 20, 100);
+}
+
+#[test]
+fn x86_64_l4_suite_under_moe() {
+    // 500 ms rounds: 10 rounds are 5 s of the ~15 s the program runs
+    suite_under_moe(&X86_64, 20);
+}
+
+#[test]
+fn aarch64_l4_suite_under_moe() {
+    suite_under_moe(&AARCH64, 20);
+}
+
+/// Both programs are what rtcr's loader takes as a child (a static ET_EXEC
+/// for the machine, every PT_LOAD inside the child range), as L4Re builds
+/// them by default, and what moe's loader takes too.
+fn static_and_loadable(a: &Arch) {
+    let Some(apps) = apps(a) else { return };
+    for prog in [&apps.hello, &apps.suite] {
+        let file = std::fs::read(prog).unwrap_or_else(|e| panic!("{}: {e}", prog.display()));
+        let img = rtcr_boot::elf::Image::parse(&file, a.machine, rtcr_boot::layout::CHILD_RANGE)
+            .unwrap_or_else(|e| panic!("rtcr's loader refuses {}: {e}", prog.display()));
+        let segments = img.segments().count();
+        eprintln!("{} {}: {segments} PT_LOAD segments", a.arch, prog.display());
+        assert!(segments >= 2, "{}: {segments} PT_LOAD segments, want text and data", prog.display());
+    }
+}
+
+#[test]
+fn x86_64_l4_apps_are_static_children_rtcr_can_load() {
+    static_and_loadable(&X86_64);
+}
+
+#[test]
+fn aarch64_l4_apps_are_static_children_rtcr_can_load() {
+    static_and_loadable(&AARCH64);
+}
+
+/// The check itself, on made-up logs (no kernel needed): a clean run
+/// passes; an ERROR line, a second start, errors, an early sleep, a BAD
+/// ledger, too few rounds and calls that stop are each found.
+#[test]
+fn the_l4_app_check_finds_each_kind_of_problem() {
+    let line = |r: u64, c: u64, e: u64, early: u64, ledger: &str| {
+        format!(
+            "rtcr-l4-suite: round {r} calls {c} irqs {c} sleeps {r} early {early} late 0 errors {e} ledger {ledger}"
+        )
+    };
+    let log =
+        |lines: &[String]| format!("MOE: Starting: rom/rtcr-l4-suite\nrtcr-l4-suite: start\n{}\n", lines.join("\n"));
+    let problems = |log: &str, ipc: bool| {
+        let mut p = Vec::new();
+        check_l4_app(log, "rtcr-l4-suite", ipc, 3, &mut p);
+        p
+    };
+    let clean = log(&[line(1, 50, 0, 0, "ok"), line(2, 100, 0, 0, "ok"), line(3, 150, 0, 0, "ok")]);
+    assert_eq!(problems(&clean, true), Vec::<String>::new());
+    let bad = [
+        format!("{clean}rtcr-l4-suite: ERROR client: call 7 answered 9\n"),
+        format!("{clean}rtcr-l4-suite: start\n"),
+        log(&[line(1, 50, 0, 0, "ok"), line(2, 100, 0, 0, "ok"), line(3, 150, 1, 0, "ok")]),
+        log(&[line(1, 50, 0, 0, "ok"), line(2, 100, 0, 0, "ok"), line(3, 150, 0, 1, "ok")]),
+        log(&[line(1, 50, 0, 0, "ok"), line(2, 100, 0, 0, "ok"), line(3, 150, 0, 0, "BAD")]),
+        log(&[line(1, 50, 0, 0, "ok"), line(2, 100, 0, 0, "ok")]),
+        log(&[line(1, 50, 0, 0, "ok"), line(2, 50, 0, 0, "ok"), line(3, 50, 0, 0, "ok")]),
+        "rtcr-l4-suite: start\n".to_string(),
+    ];
+    for b in &bad {
+        assert!(!problems(b, true).is_empty(), "not found in:\n{b}");
+    }
+    // calls that do not grow are a problem only where calls are expected
+    assert!(problems(&bad[6], false).is_empty());
+}
