@@ -76,7 +76,8 @@ fn l4re_spec(spec: &mut ChildSpec, image: &Image<'_>, aux: &[u8], roms: Vec<rtcr
         scheduler: base::SCHEDULER.0,
         dbg_events: None,
         first_free_cap: l4re_slots::FIRST_FREE,
-        utcb_area: ua | (u64::from(uo) << 2),
+        // an l4_fpage_t, as moe's utcb_area field is
+        utcb_area: l4_sys::Fpage::mem(ua, u32::from(uo), l4_sys::MemRights::empty()).0,
         first_free_utcb: ua + rtcr_boot::layout::UTCB_STRIDE,
         // the names moe gives that rtcr has: rom/, the log, the ICU
         named: alloc::vec![

@@ -166,7 +166,8 @@ pub struct EnvCaps {
     /// First slot the program may use for itself (written as a slot
     /// number: `l4re_env_t::first_free_cap` is one, unlike the others).
     pub first_free_cap: u64,
-    /// The UTCB area as an fpage word.
+    /// The UTCB area as an `l4_fpage_t` word (address, log2 size in bits
+    /// 6–11, the memory type in bits 4–5).
     pub utcb_area: u64,
     /// First UTCB address the program may use.
     pub first_free_utcb: u64,
@@ -377,7 +378,7 @@ mod tests {
             scheduler: 7,
             dbg_events: None,
             first_free_cap: 0x20,
-            utcb_area: 0xb300_0000 | (14 << 2),
+            utcb_area: 0xb300_0000 | (14 << 6) | (1 << 4),
             first_free_utcb: 0xb300_0400,
             named: alloc::vec![(String::from("rom"), 0x12), (String::from("a-name-of-16-chr"), 0x16)],
         }
@@ -430,7 +431,7 @@ mod tests {
         assert_eq!(fields[7], INVALID_CAP);
         assert_eq!(fields[8], INVALID_CAP);
         assert_eq!(fields[9], 0x20);
-        assert_eq!(fields[11], 0xb300_0000 | (14 << 2));
+        assert_eq!(fields[11], 0xb300_0000 | (14 << 6) | (1 << 4));
         assert_eq!(fields[12], 0xb300_0400);
         // the named capabilities, ended by flags ~0
         let c = fields[13];

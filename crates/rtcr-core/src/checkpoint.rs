@@ -477,7 +477,11 @@ impl Supervisor {
         let ri = regs(self.arch);
         let mut r = cont.clone();
         r[ri.ip] = self.spec.trampoline + crate::calls::STUB_OFFSET;
-        r[ri.tag] = 0;
+        // a call with a send phase sends the tag the thread had (its
+        // message is in its UTCB); a receive sends nothing
+        if dest & 1 == 0 {
+            r[ri.tag] = 0;
+        }
         r[ri.dest] = dest;
         r[ri.abi_timeout] = timeout;
         self.resume_with(env, t, &r, &fpu)?;

@@ -24,6 +24,7 @@ extern crate alloc;
 
 pub mod calls;
 pub mod checkpoint;
+pub mod direct_ipc;
 pub mod driver;
 pub mod l4re;
 pub mod labels;

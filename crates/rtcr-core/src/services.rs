@@ -42,6 +42,9 @@ pub(crate) enum Grant {
     Kip,
 }
 
+/// Longest line of the child's output rtcr holds back for its end.
+const LOG_LINE_MAX: usize = 400;
+
 fn err(e: Errno) -> Reply {
     Reply::Words(-e.value(), Vec::new())
 }
@@ -52,6 +55,9 @@ fn ok(words: &[u64]) -> Reply {
 
 impl Supervisor {
     pub(crate) fn dispatch<E: Env>(&mut self, env: &mut E, svc: Service, idx: u32, tag: MsgTag) -> Reply {
+        if crate::direct_ipc::is_direct(svc, tag) {
+            return self.direct_ipc(env, idx, tag);
+        }
         let w = tag.words().min(63);
         let mr: Vec<u64> = env.utcb().mr[..(w + 2 * tag.items()).min(63)].to_vec();
         match svc {
@@ -325,12 +331,23 @@ impl Supervisor {
         if len > log::WRITE_MAX || tag.words() < 2 + len.div_ceil(8) {
             return Reply::None;
         }
-        let bytes: Vec<u8> = mr[2..2 + len.div_ceil(8)].iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
-        let mut line: Vec<u8> = Vec::with_capacity(len + self.spec.name.len() + 2);
-        line.extend_from_slice(self.spec.name.as_bytes());
-        line.extend_from_slice(b": ");
-        line.extend_from_slice(&bytes);
-        let _ = log::write(env, Cap::new(base::LOG), &line);
+        self.log_buf.extend(mr[2..2 + len.div_ceil(8)].iter().flat_map(|w| w.to_le_bytes()).take(len));
+        // whole lines, each with the child's name (printf writes a line in
+        // pieces); a line longer than a log write goes out in parts
+        while let Some(end) = self
+            .log_buf
+            .iter()
+            .position(|&b| b == b'\n')
+            .or((self.log_buf.len() > LOG_LINE_MAX).then_some(LOG_LINE_MAX))
+        {
+            let rest = self.log_buf.split_off((end + 1).min(self.log_buf.len()));
+            let mut line: Vec<u8> = Vec::with_capacity(self.log_buf.len() + self.spec.name.len() + 2);
+            line.extend_from_slice(self.spec.name.as_bytes());
+            line.extend_from_slice(b": ");
+            line.append(&mut self.log_buf);
+            self.log_buf = rest;
+            let _ = log::write(env, Cap::new(base::LOG), &line);
+        }
         Reply::None
     }
 

@@ -338,6 +338,10 @@ pub struct Supervisor {
     /// (a call waiting for its reply or a send, still blocked when rtcr
     /// had waited for it): the child saw them cancelled.
     pub visible_cancels: u64,
+    /// Messages a child thread sent to another thread's capability that
+    /// rtcr could not have the sender make again (its sender not found
+    /// among the stopped threads): the sender got rtcr's echo instead.
+    pub direct_lost: u64,
     /// Where the restore that built this child spent its time (µs per
     /// phase, in order); empty for a child started afresh.
     pub restore_phases: Vec<(&'static str, u64)>,
@@ -345,6 +349,8 @@ pub struct Supervisor {
     pub(crate) rm: crate::regions::RegionMap,
     /// An L4Re child's dataspaces.
     pub(crate) dataspaces: Vec<Ds>,
+    /// The child's output since its last end of line.
+    pub(crate) log_buf: Vec<u8>,
     /// The Vcon attributes an L4Re child set (`set_attr`): i, o, l flags.
     pub(crate) vcon_attr: [u64; 3],
     /// The exit code an L4Re child signalled to its parent, if it exited.

@@ -64,11 +64,13 @@ impl Supervisor {
             cutting: false,
             early: Vec::new(),
             visible_cancels: 0,
+            direct_lost: 0,
             restore_phases: Vec::new(),
             rm: crate::regions::RegionMap::default(),
             dataspaces: Vec::new(),
             ds_loose: BTreeMap::new(),
             vcon_attr: [0; 3],
+            log_buf: Vec::new(),
             exited: None,
             unserved: Vec::new(),
             seq: 0,
@@ -403,6 +405,7 @@ impl Supervisor {
             armed: false,
             held: None,
         });
+        self.map_direct(env, idx)?;
         if let Some(s) = slot {
             self.give_cap(env, proxy, s, 7, false)?;
             self.caps.insert(s, CapRec { obj: o, rights: 7, server: false });
