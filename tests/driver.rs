@@ -162,7 +162,7 @@ fn a_wild_jump_crashes_the_child_and_it_is_restored_with_every_slot() {
     assert_eq!(d.sup.recorded_slots(), slots_before);
     let (good, total) = d.sup.verify_slots(&mut env).unwrap();
     assert_eq!(good, total);
-    assert_eq!(total, slots_before.len() + 4, "recorded slots and four exception gates");
+    assert_eq!(total, slots_before.len() + 8, "recorded slots, four exception gates and four threads for direct IPC");
 }
 
 #[test]

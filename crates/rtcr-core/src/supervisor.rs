@@ -114,7 +114,8 @@ impl Supervisor {
     }
 
     /// Checks the child's capability space against the record, slot by
-    /// slot (the recorded slots and each thread's exception gate): each must
+    /// slot (the recorded slots, each thread's exception gate and its real
+    /// capability for IPC to it): each must
     /// hold a capability (`cap_valid`), and that capability, mapped back into
     /// rtcr, must equal (`cap_equal`: same object, same W/S rights, same
     /// client/server interface) the one rtcr maps from its own object with
@@ -123,6 +124,13 @@ impl Supervisor {
         let mut expect: Vec<(u64, CapIdx, u8, bool)> =
             self.caps.iter().map(|(s, c)| (*s, self.objects[c.obj as usize].child_view, c.rights, c.server)).collect();
         expect.extend(self.threads.iter().map(|t| (t.exc_slot, t.exc_gate, 7, false)));
+        // and each thread's real capability, for IPC to it (crate::direct_ipc)
+        expect.extend(
+            self.threads
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (crate::direct_ipc::DIRECT_BASE + i as u64, self.objects[t.obj as usize].cap, 4, false)),
+        );
         let mut good = 0;
         for &(slot, view, rights, server) in &expect {
             if !task::cap_valid(env, self.child_task(), CapIdx(slot))? {
