@@ -24,7 +24,10 @@
 
 mod common;
 
-use common::{assert_no_problems, boot_under_moe, check_l4_app, have_kernel, l4re_apps, L4reApps, Status};
+use common::{
+    assert_no_problems, boot_rtcr, boot_under_moe, check_l4_app, expect_line, have_kernel, l4re_apps, num_after,
+    L4reApps, Status,
+};
 
 /// One architecture's names.
 struct Arch {
@@ -101,6 +104,132 @@ fn x86_64_l4_suite_under_moe() {
 #[test]
 fn aarch64_l4_suite_under_moe() {
     suite_under_moe(&AARCH64, 20);
+}
+
+/// Boots `name` under rtcr for `timeout` s — a checkpoint every 50 ms, a
+/// crash every 3 s, the newest image dumped on the console at 10 s (the
+/// dump holds rtcr up for about 10 s of QEMU time) — and
+/// checks: rtcr gave it the L4Re environment; it started once and ran
+/// clean (its own checks: exactly-once calls and IRQs, memory, sleeps);
+/// each crash was followed by a restore whose slot check passed, and the
+/// status lines after it went on from the checkpoint. Then the dumped
+/// image is restored on a second boot (another machine): the program goes
+/// on from it, without a second start. `min_rounds` is for the first boot.
+fn under_rtcr(a: &Arch, name: &str, ipc: bool, timeout: u32, min_rounds: u64) {
+    let Some(apps) = apps(a) else { return };
+    let prog = if name == "rtcr-l4-hello" { &apps.hello } else { &apps.suite };
+    let args = format!("child={name} interval_ms=50 crash_ms=3000 crash_every_ms=3000 dump_ms=10000");
+    let log = boot_rtcr(a.arch, timeout, std::slice::from_ref(prog), &args);
+    let mut problems = Vec::new();
+    if !log.contains(&format!("rtcr: child '{name}' is an L4Re program: it gets the L4Re environment")) {
+        problems.push("rtcr did not start it as an L4Re program".into());
+    }
+    let status = check_l4_app(&log, name, ipc, min_rounds, &mut problems);
+    for bad in ["crash loop", "does not serve", "exited with code", "the child started afresh"] {
+        if let Some(l) = log.lines().find(|l| l.contains(bad)) {
+            problems.push(format!("rtcr said: {l}"));
+        }
+    }
+    // rtcr's clock on its lines; a crash or a restore in the last second of
+    // the boot may have had no time to show its outcome
+    let at = |l: &str| l.split_whitespace().next().and_then(|t| t.parse::<f64>().ok());
+    let end = log.lines().filter_map(at).fold(0.0, f64::max);
+    let settled = |l: &str| at(l).is_some_and(|t| t + 1.0 < end);
+    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms") && settled(l)).count();
+    let restores: Vec<usize> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("rtcr: restored from checkpoint ") && settled(l))
+        .map(|(i, _)| i)
+        .collect();
+    let verified: Vec<&str> = log.lines().filter(|l| l.contains("rtcr: slots verified: ") && settled(l)).collect();
+    eprintln!("{} {name} under rtcr: {crashes} crashes, {} restores, {verified:?}", a.arch, restores.len());
+    if crashes < 2 || restores.len() < crashes || verified.len() != restores.len() {
+        problems.push(format!("{crashes} crashes, {} restores, {} slot checks", restores.len(), verified.len()));
+    }
+    for v in &verified {
+        if num_after(v, "verified: ") != num_after(v, "/") {
+            problems.push(format!("slot check failed: {v}"));
+        }
+    }
+    for &r in &restores {
+        let before: Vec<Status> = status.iter().filter(|(i, _)| *i < r).map(|s| s.1).collect();
+        let Some(first) = status.iter().find(|(i, _)| *i > r).map(|s| s.1) else {
+            problems.push(format!("no status line after the restore at log line {r}"));
+            continue;
+        };
+        // from a checkpoint at most a few tens of ms old: at most the last
+        // status before the crash may come again, nothing older
+        if let Some(reference) = before.iter().rev().nth(1).or(before.last()) {
+            if !first.covers(reference) {
+                problems.push(format!("not continued from the checkpoint: {reference:?} then {first:?}"));
+            }
+        }
+    }
+    if let (Some((_, first)), Some((_, last))) = (status.first(), status.last()) {
+        eprintln!("{} {name} under rtcr: {} status lines, first {first:?}, last {last:?}", a.arch, status.len());
+    }
+    assert_no_problems(&problems, &log);
+
+    // another machine: a fresh boot from the dumped image
+    let mut r = rtcr_image::dump::Reassembler::new();
+    log.lines().for_each(|l| r.feed(l));
+    let (seq, image) = r.finish().expect("an image dump in the first boot's log");
+    rtcr_image::decode(&image).expect("the dumped image is valid");
+    let dump_at = log.lines().position(|l| l.contains("rtcr: dumping checkpoint")).unwrap_or(0);
+    let before_dump: Vec<Status> = status.iter().filter(|(i, _)| *i < dump_at).map(|s| s.1).collect();
+    let dir = std::env::temp_dir().join(format!("rtcr-l4-{}-{name}-{}", a.arch, std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("migrated.img");
+    std::fs::write(&img, &image).unwrap();
+    let log2 = boot_rtcr(a.arch, timeout / 2, &[prog.clone(), img], &format!("child={name} restore=migrated.img"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut problems = Vec::new();
+    expect_line(&log2, &format!("rtcr: child '{name}' restored from the image"));
+    let v = expect_line(&log2, "rtcr: slots verified: ");
+    if num_after(&v, "verified: ") != num_after(&v, "/") {
+        problems.push(format!("slot check after the migration failed: {v}"));
+    }
+    if log2.lines().any(|l| l.contains(&format!("{name}: start"))) {
+        problems.push("the migrated program started afresh".into());
+    }
+    let status2: Vec<Status> = log2.lines().filter_map(|l| Status::parse(name, l)).collect();
+    match (status2.first(), before_dump.iter().rev().nth(1).or(before_dump.last())) {
+        (Some(first), Some(reference)) if first.covers(reference) && first.errors == 0 => {}
+        (first, reference) => {
+            problems.push(format!("checkpoint {seq} migrated: {reference:?} before the dump, then {first:?}"))
+        }
+    }
+    if status2.len() < 2 || status2.last().is_some_and(|l| l.errors != 0 || !l.ledger_ok) {
+        problems.push(format!("the migrated program: {status2:?}"));
+    }
+    eprintln!(
+        "{} {name} migrated with checkpoint {seq}: {} status lines, last {:?}",
+        a.arch,
+        status2.len(),
+        status2.last()
+    );
+    assert_no_problems(&problems, &log2);
+}
+
+#[test]
+fn x86_64_l4_hello_under_rtcr() {
+    under_rtcr(&X86_64, "rtcr-l4-hello", false, 40, 100);
+}
+
+#[test]
+fn aarch64_l4_hello_under_rtcr() {
+    under_rtcr(&AARCH64, "rtcr-l4-hello", false, 50, 100);
+}
+
+#[test]
+fn x86_64_l4_suite_under_rtcr() {
+    under_rtcr(&X86_64, "rtcr-l4-suite", true, 40, 10);
+}
+
+#[test]
+fn aarch64_l4_suite_under_rtcr() {
+    under_rtcr(&AARCH64, "rtcr-l4-suite", true, 50, 10);
 }
 
 /// Both programs are what rtcr's loader takes as a child (a static ET_EXEC
