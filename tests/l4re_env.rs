@@ -40,6 +40,7 @@ mod at {
     pub const COPY: u64 = DATA + 72;
     pub const DETACH: u64 = DATA + 80;
     pub const GONE: u64 = DATA + 88;
+    pub const ALIAS: u64 = DATA + 96;
 }
 
 fn code<T>(r: Result<T, Error>) -> u64 {
@@ -153,16 +154,31 @@ fn l4re_program() -> Arc<dyn fiasco_model::Program> {
                     let a = cpu.load_u64(at::ANON)?;
                     let r = sys!(cpu, ipc::rpc(cpu, RM, PROTO_RM, &[rm::op::FIND, a, 1], &[]));
                     cpu.store_u64(at::GONE, code(r) + 1)?;
+                    cpu.goto(20);
+                }
+                20 => {
+                    // the first dataspace a second time: one frame, two addresses
+                    let it = [l4_sys::item::SendItem::cap_arg(DS)];
+                    let w = attach(0, 0x2000, rm::SEARCH_ADDR | 6, DS.0 << 12);
+                    let r = sys!(cpu, ipc::rpc(cpu, RM, PROTO_RM, &w, &it));
+                    let a = if r.is_ok() { cpu.utcb().mr[0] } else { 0 };
+                    cpu.store_u64(at::ALIAS, a)?;
                     cpu.goto(13);
                 }
                 13 => {
                     // every round: the bytes as written, and one more round
                     let (b, c) = (cpu.load_u64(at::DS_AT)?, cpu.load_u64(at::IN_AREA)?);
+                    let alias = cpu.load_u64(at::ALIAS)?;
                     let n = cpu.load_u64(at::ROUNDS)?;
                     let mut bad = 0;
                     bad += (cpu.load_u64(b)? != 0xB0) as u64;
                     bad += (cpu.load_u64(b + 4096)? != 0) as u64;
                     bad += (n > 0 && cpu.load_u64(c)? != n - 1) as u64;
+                    // written through the higher address, read through the
+                    // lower (a restore fills the shared frame from the lower)
+                    let (lo, hi) = (b.min(alias), b.max(alias));
+                    bad += (n > 0 && cpu.load_u64(lo + 16)? != n - 1) as u64;
+                    cpu.store_u64(hi + 16, n)?;
                     if bad > 0 {
                         let e = cpu.load_u64(at::ERRORS)?;
                         cpu.store_u64(at::ERRORS, e + bad)?;
@@ -230,11 +246,18 @@ fn environment_round_trip(arch: Arch) {
     assert_eq!(v(at::COPY), 1, "copy_in");
     assert_eq!(v(at::DETACH), anon, "detach gave back the region's start");
     assert_eq!(v(at::GONE), l4_sys::Errno::NoEnt.value() as u64 + 1, "the detached region is gone");
+    let alias = v(at::ALIAS);
+    assert!(alias != 0 && (alias + 0x2000 <= ds_at || alias >= ds_at + 0x2000), "a second attach: {alias:#x}");
     assert_eq!(v(at::ERRORS), 0);
     let slots = sup.recorded_slots();
     assert!(slots.contains(&(0x30, "dataspace", 7)) && slots.contains(&(0x31, "dataspace", 7)), "{slots:?}");
     assert!(slots.iter().any(|s| s.0 == l4re_slots::RM), "the region map's slot");
 
+    // a checkpoint, more rounds, and the checkpoint to restore: its pages
+    // are those written since the first
+    sup.checkpoint(&mut env).unwrap();
+    let n = child_u64(env.0.model(), &sup, at::ROUNDS);
+    serve_until(&mut env, &mut sup, |m, s| child_u64(m, s, at::ROUNDS) >= n + 3);
     let (cp, _) = sup.checkpoint(&mut env).unwrap();
     let regions: Vec<(u64, u64, bool)> = cp
         .objects
@@ -246,7 +269,8 @@ fn environment_round_trip(arch: Arch) {
         .collect();
     assert!(regions.contains(&(ds_at, 0x2000, true)), "{regions:x?}");
     assert!(regions.contains(&(in_area, 0x1000, false)));
-    assert!(!regions.iter().any(|r| r.0 == anon), "detached");
+    assert!(!regions.contains(&(anon, 0x3000, false)), "detached");
+    assert!(regions.contains(&(alias, 0x2000, true)), "the second attach");
     assert!(cp.objects.contains(&ObjectRecord::Area { start: area, size: 0x10_0000, flags: rm::SEARCH_ADDR }));
     // the second dataspace is shown by no region: its page is kept with it
     let loose: Vec<&Vec<(u64, Vec<u8>)>> = cp

@@ -856,6 +856,7 @@ impl Supervisor {
         for vpn in &pending {
             self.copy_to_shadow(env, *vpn)?;
         }
+        self.sync_alias_shadows(&pending);
         self.ds_loose = self.loose_pages(env)?;
         Ok(pending.len())
     }

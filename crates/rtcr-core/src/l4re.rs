@@ -567,6 +567,28 @@ impl Supervisor {
         Some(Reply::Item(0, self.cap_item(obj), Some(obj)))
     }
 
+    /// A dataspace page shown at two addresses is one frame: when it was
+    /// written through one of them, the copy of the cut holds for every
+    /// address that shows it (the restore fills the frame once, from the
+    /// lowest address). Only where some dataspace is attached twice.
+    pub(crate) fn sync_alias_shadows(&mut self, copied: &[u64]) {
+        let mut seen = alloc::collections::BTreeSet::new();
+        if !self.rm.regions().filter_map(|r| r.ds).any(|d| !seen.insert(d)) {
+            return;
+        }
+        let mut by_frame: alloc::collections::BTreeMap<u64, Vec<u64>> = alloc::collections::BTreeMap::new();
+        for (vpn, p) in &self.pages {
+            by_frame.entry(p.backing).or_default().push(*vpn);
+        }
+        for vpn in copied {
+            let Some(p) = self.pages.get(vpn) else { continue };
+            let Some(data) = self.shadow.get(vpn).cloned() else { continue };
+            for alias in by_frame.get(&p.backing).into_iter().flatten().filter(|a| *a != vpn) {
+                self.shadow.insert(*alias, data.clone());
+            }
+        }
+    }
+
     /// The pages of dataspaces no region shows, read now (for the image:
     /// nothing else holds them).
     #[allow(clippy::type_complexity)]
