@@ -288,7 +288,12 @@ pub fn run(
         let now = env.clock_us();
         let elapsed_ms = now.saturating_sub(t_start) / 1000;
         if let Some(ms) = crash_due.filter(|ms| elapsed_ms >= *ms) {
-            crash_due = config.crash_every_ms.map(|every| ms + every);
+            // the next one a whole period from now: after rtcr was held up
+            // (a console dump takes seconds) the missed ones do not come in
+            // a burst, which would crash the child again before any
+            // checkpoint of the restored child (a crash loop of the hook's
+            // making)
+            crash_due = config.crash_every_ms.map(|every| (ms + every).max(elapsed_ms + every));
             if config.jdb {
                 jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
                 // the checkpoint the restore will use, taken now
@@ -376,6 +381,9 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
             ),
             Event::LoopCrash { seq: None, .. } => {
                 log!(env, "rtcr: crash loop: the child crashed before its first checkpoint since a fresh start")
+            }
+            Event::CrashSite { ip, addr } => {
+                log!(env, "rtcr: the crash: ip {=u64:#x}, fault address {=u64:#x}", ip, addr)
             }
             Event::Unserved(u) => log!(
                 env,

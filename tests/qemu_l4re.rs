@@ -135,7 +135,8 @@ fn under_rtcr(a: &Arch, name: &str, ipc: bool, timeout: u32, min_rounds: u64) {
     let at = |l: &str| l.split_whitespace().next().and_then(|t| t.parse::<f64>().ok());
     let end = log.lines().filter_map(at).fold(0.0, f64::max);
     let settled = |l: &str| at(l).is_some_and(|t| t + 1.0 < end);
-    let crashes = log.lines().filter(|l| l.contains("rtcr: test hook crash_ms") && settled(l)).count();
+    let crashes =
+        log.lines().filter(|l| l.contains("rtcr: child thread ") && l.contains(" crashed") && settled(l)).count();
     let restores: Vec<usize> = log
         .lines()
         .enumerate()

@@ -42,6 +42,7 @@
 #include <l4/re/env.h>
 #include <l4/re/dataspace>
 #include <l4/re/mem_alloc>
+#include <l4/re/namespace>
 #include <l4/re/rm>
 #include <l4/re/util/unique_cap>
 #include <l4/re/util/object_registry>
@@ -57,6 +58,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <pthread.h>
 
 namespace {
@@ -389,14 +391,38 @@ int main(int argc, char **argv)
     }
   irq = irq_cap.get();
 
+  // its own binary, read-only from rom/ (the namespace the environment names)
+  char const *self = argv[0] && !strncmp(argv[0], "rom/", 4) ? argv[0] + 4 : "rtcr-l4-suite";
+  auto rom = env->get_cap<L4Re::Namespace>("rom");
+  auto bin = L4Re::Util::make_unique_cap<L4Re::Dataspace>();
+  if (!rom.is_valid() || !bin.is_valid() || (err = rom->query(self, bin.get())) < 0)
+    {
+      printf("rtcr-l4-suite: rom/%s: query failed: %ld\n", self, rom.is_valid() ? err : -1L);
+      return 1;
+    }
+  L4Re::Rm::Unique_region<unsigned char const *> rom_region;
+  unsigned long bin_size = bin->size();
+  err = env->rm()->attach(&rom_region, bin_size, L4Re::Rm::F::Search_addr | L4Re::Rm::F::R,
+                          L4::Ipc::make_cap(bin.get(), L4_CAP_FPAGE_RO));
+  if (err < 0 || memcmp(rom_region.get(), "\177ELF", 4))
+    {
+      printf("rtcr-l4-suite: rom/%s: attach failed (%ld) or no ELF there\n", self, err);
+      return 1;
+    }
+  unsigned char const *elf = rom_region.get();
+  unsigned char elf_head[64];
+  memcpy(elf_head, elf, sizeof(elf_head));
+
   start(server_thread, "server");
   wait_for(server_ready);
   start(irq_waiter_thread, "irq waiter");
   wait_for(waiter_ready);
   start(client_thread, "client");
   start(irq_trigger_thread, "irq trigger");
-  printf("rtcr-l4-suite: set up: 5 threads, gate 0x%lx, IRQ 0x%lx, malloc block at %p, dataspace at %p\n",
-         (unsigned long)gate.cap(), (unsigned long)irq.cap(), (void *)heap.words, (void *)dspace.words);
+  printf("rtcr-l4-suite: set up: 5 threads, gate 0x%lx, IRQ 0x%lx, malloc block at %p, dataspace at %p, "
+         "rom/%s (%lu bytes) at %p\n",
+         (unsigned long)gate.cap(), (unsigned long)irq.cap(), (void *)heap.words, (void *)dspace.words, self,
+         bin_size, (void const *)elf);
   fflush(stdout);
 
   for (u64 round = 1;; round++)
@@ -404,6 +430,11 @@ int main(int argc, char **argv)
       sleep_timed(interval_ms * 1000, "main");
       heap.round(round - 1, round);
       dspace.round(round - 1, round);
+      if (memcmp(elf, elf_head, sizeof(elf_head)))
+        {
+          error("main: rom/%s changed under the program", self);
+          ledger_ok = false;
+        }
       u64 since = call_since_us.load();
       if (since && now_us() > since + Outstanding_us)
         error("main: a call outstanding for %llu us", now_us() - since);

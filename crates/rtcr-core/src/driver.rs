@@ -75,6 +75,14 @@ pub enum Event {
         /// How many times that image has failed so far.
         failures: u32,
     },
+    /// Where the crash just reported happened: the thread's IP and the
+    /// fault address its exception state names.
+    CrashSite {
+        /// Instruction pointer.
+        ip: u64,
+        /// Fault address (page faults).
+        addr: u64,
+    },
     /// The child sent a request rtcr does not serve (answered
     /// `-L4_ENOSYS`): what a program needs that rtcr lacks.
     Unserved(crate::l4re::Unserved),
@@ -304,6 +312,9 @@ impl<R: Region> Driver<R> {
             match outcome {
                 ServeOutcome::Crash { thread, code } => {
                     self.events.push(Event::Crash { thread, code });
+                    if let Some((ip, addr)) = self.sup.crash_site.take() {
+                        self.events.push(Event::CrashSite { ip, addr });
+                    }
                     self.recover(env)?;
                 }
                 _ => {

@@ -359,6 +359,8 @@ pub struct Supervisor {
     /// dataspace index: offset, bytes or none for zeros).
     #[allow(clippy::type_complexity)]
     pub(crate) ds_loose: BTreeMap<u32, Vec<(u64, Vec<u8>)>>,
+    /// Where the last crash happened: (IP, fault address), for the log.
+    pub crash_site: Option<(u64, u64)>,
     /// Requests rtcr did not serve since the driver last looked (answered
     /// `-L4_ENOSYS`; the driver reports them).
     pub unserved: Vec<crate::l4re::Unserved>,

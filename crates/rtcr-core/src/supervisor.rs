@@ -73,6 +73,7 @@ impl Supervisor {
             log_buf: Vec::new(),
             exited: None,
             unserved: Vec::new(),
+            crash_site: None,
             seq: 0,
             served: 0,
         }
@@ -494,6 +495,7 @@ impl Supervisor {
                     self.resume_keep_fpu(env, idx, &r)?;
                     continue;
                 }
+                self.crash_site = Some(self.site_of(&regs));
                 return Ok(ServeOutcome::Crash { thread: idx, code });
             }
             let reply = self.dispatch(env, svc, idx, got.tag);
@@ -586,6 +588,15 @@ impl Supervisor {
             self.resume_with(env, t, &r, &fpu)?;
         }
         Ok(window)
+    }
+
+    /// Where an exception state says the thread was: (IP, fault address).
+    pub(crate) fn site_of(&self, regs: &[u64]) -> (u64, u64) {
+        let at = |i: usize| regs.get(i).copied().unwrap_or(0);
+        match self.arch {
+            Arch::Amd64 => (at(l4_sys::exc::amd64::mr::IP), at(l4_sys::exc::amd64::mr::PFA)),
+            Arch::Arm64 => (at(l4_sys::exc::arm64::mr::PC), at(l4_sys::exc::arm64::mr::PFA)),
+        }
     }
 
     /// The x86 trap number / arm exception class of an exception state.

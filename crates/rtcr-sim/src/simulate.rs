@@ -153,6 +153,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 Event::ImageAbandoned { seq, failures } => {
                     rep.lines.push(format!("rtcr: checkpoint {seq} failed {failures} times: not restored again"))
                 }
+                Event::CrashSite { ip, addr } => {
+                    rep.lines.push(format!("rtcr: the crash: ip {ip:#x}, address {addr:#x}"))
+                }
                 Event::Unserved(u) => rep.lines.push(format!(
                     "rtcr: unserved request to {}: protocol {:#x}, words {:x?}",
                     rtcr_core::labels::name(u.service),
