@@ -18,7 +18,11 @@
 //!    ([`run_down_relative_timeouts`]), at the cut for the image and again at
 //!    the resume, so a checkpoint does not stretch a child's sleep.
 //! 3. Write-protect the pages written since the last checkpoint (the next
-//!    write faults to rtcr and marks the page dirty again); their contents
+//!    write faults to rtcr and marks the page dirty again), in the child's
+//!    own space, each run of neighbouring pages as the fewest naturally
+//!    aligned fpages (`runs_to_fpages`; one kernel call per
+//!    [`UNMAP_MAX`] of them, none per page); rtcr's per-page bookkeeping
+//!    of them waits until the threads run again. Their contents
 //!    are copied into the shadow after the resume ([`Supervisor::complete`]),
 //!    and a write that comes first faults to rtcr, which copies the page
 //!    before it grants the write (copy on write). Read back gate labels.
@@ -99,35 +103,43 @@ pub struct Stats {
     pub threads: usize,
 }
 
-/// Covers the 4 KiB frames at `addrs` (rtcr's addresses) with as few
+/// Covers the 4 KiB pages at `addrs` (ascending, no repeats) with as few
 /// naturally aligned power-of-two fpages as possible, each covering only
-/// frames of the set, with the W right to revoke.
-pub(crate) fn runs_to_fpages(addrs: &mut [u64]) -> Vec<Fpage> {
-    addrs.sort_unstable();
+/// pages of the set, with the W right to revoke. One pass, no per-page
+/// allocation: a checkpoint's pause runs it over the whole dirty set.
+pub(crate) fn runs_to_fpages(addrs: impl IntoIterator<Item = u64>) -> Vec<Fpage> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < addrs.len() {
-        // length of the run of consecutive frames starting here
-        let mut n = 1;
-        while i + n < addrs.len() && addrs[i + n] == addrs[i] + 4096 * n as u64 {
-            n += 1;
-        }
-        let mut a = addrs[i];
-        let mut left = n as u64;
-        while left > 0 {
-            // the largest aligned block at `a` that fits in what is left
-            let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
-            let mut order = 12;
-            while order < align && (1u64 << (order + 1 - 12)) <= left {
-                order += 1;
+    // the run being gathered: its first page and length in pages
+    let mut run: Option<(u64, u64)> = None;
+    for a in addrs {
+        match run {
+            Some((start, n)) if start + 4096 * n == a => run = Some((start, n + 1)),
+            _ => {
+                if let Some((start, n)) = run {
+                    aligned_blocks(start, n, &mut out);
+                }
+                run = Some((a, 1));
             }
-            out.push(Fpage::mem(a, order, MemRights::W));
-            a += 1u64 << order;
-            left -= 1u64 << (order - 12);
         }
-        i += n;
+    }
+    if let Some((start, n)) = run {
+        aligned_blocks(start, n, &mut out);
     }
     out
+}
+
+/// The `n` pages from `a` as the largest naturally aligned blocks.
+fn aligned_blocks(mut a: u64, n: u64, out: &mut Vec<Fpage>) {
+    let mut left = n;
+    while left > 0 {
+        // the largest aligned block at `a` that fits in what is left
+        let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
+        let fits = 63 - left.leading_zeros() + 12;
+        let order = align.min(fits).max(12);
+        out.push(Fpage::mem(a, order, MemRights::W));
+        a += 1u64 << order;
+        left -= 1u64 << (order - 12);
+    }
 }
 
 /// One stopped thread: what the pause captured.
@@ -634,27 +646,17 @@ impl Supervisor {
             let words = self.save_utcb(env, t, &r, &fpu)?;
             saved.push(Saved::running(t, r, words, fpu));
         }
-        let mut copied = 0;
-        let mut protect: Vec<u64> = Vec::new();
-        let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
-        for vpn in dirty {
-            let Some(p) = self.pages.get(&vpn).copied() else { continue };
-            self.pending.insert(vpn);
-            copied += 1;
-            if p.writable && p.rights & 2 != 0 {
-                protect.push(p.backing);
-            }
-            let e = self.pages.get_mut(&vpn).expect("present");
-            e.dirty = false;
-            e.writable = false;
-        }
-        // runs of frames that lie next to each other in rtcr's space go as
-        // one fpage each (naturally aligned powers of two): fewer items,
-        // less kernel work
-        let protect = runs_to_fpages(&mut protect);
+        // the pages written since the last cut lose W in the child's own
+        // space, each run of neighbouring pages as the fewest naturally
+        // aligned fpages (one kernel call per UNMAP_MAX of them, none per
+        // page); the set is ordered, so this is one pass with no lookup.
+        // A page without W (a read-only segment) is unaffected.
+        let dirty = core::mem::take(&mut self.dirty);
+        let copied = dirty.len();
+        let protect = runs_to_fpages(dirty.iter().map(|vpn| vpn << 12));
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
-            task::unmap_batch(env, crate::state::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
+            task::unmap_batch(env, self.child_task(), chunk, unmap_mask::ALL_SPACES, &mut flags[..chunk.len()])?;
         }
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;
@@ -665,6 +667,20 @@ impl Supervisor {
         // milliseconds (x86 Fiasco), far coarser than a pause
         let ticks = env.stamp_now().wrapping_sub(stamp0) as u128;
         let pause_us = (ticks * 1_000_000 / hz.max(1) as u128) as u64;
+        // per page, now that the child runs again (rtcr serves no fault
+        // before this is done): the pages are write-protected, and their
+        // contents wait to be copied (`complete`, or a write fault first)
+        for vpn in &dirty {
+            if let Some(e) = self.pages.get_mut(vpn) {
+                e.dirty = false;
+                e.writable = false;
+            }
+        }
+        if self.pending.is_empty() {
+            self.pending = dirty;
+        } else {
+            self.pending.extend(dirty);
+        }
         let us_since =
             |from: u64, now: u64| (u128::from(now.saturating_sub(from)) * 1_000_000 / u128::from(hz.max(1))) as u64;
         // 3. threads in a kernel call at the cut: let the call end
@@ -933,22 +949,34 @@ mod tests {
 
     #[test]
     fn runs_become_aligned_blocks() {
-        let mut a: alloc::vec::Vec<u64> = (0..8).map(|i| 0x1_0000_0000 + 4096 * i).collect();
-        let f = runs_to_fpages(&mut a);
+        let f = runs_to_fpages((0..8).map(|i| 0x1_0000_0000 + 4096 * i));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].addr(), f[0].order()), (0x1_0000_0000, 15));
         // 3 frames from an odd start: 1 + 2
-        let mut b = alloc::vec![0x1000u64, 0x2000, 0x3000];
-        let f = runs_to_fpages(&mut b);
+        let f = runs_to_fpages([0x1000u64, 0x2000, 0x3000]);
         let got: alloc::vec::Vec<(u64, u32)> = f.iter().map(|f| (f.addr(), f.order())).collect();
         assert_eq!(got, alloc::vec![(0x1000, 12), (0x2000, 13)]);
         // gaps stay gaps
-        let mut c = alloc::vec![0x4000u64, 0x6000];
-        assert_eq!(runs_to_fpages(&mut c).len(), 2);
-        // every frame covered exactly once
-        let mut d: alloc::vec::Vec<u64> = (0..37u64).map(|i| 0x7000 + 4096 * i).collect();
-        let total: u64 = runs_to_fpages(&mut d).iter().map(|f| f.size() / 4096).sum();
+        assert_eq!(runs_to_fpages([0x4000u64, 0x6000]).len(), 2);
+        // every frame covered exactly once, each block aligned to its size
+        let f = runs_to_fpages((0..37u64).map(|i| 0x7000 + 4096 * i));
+        let total: u64 = f.iter().map(|f| f.size() / 4096).sum();
         assert_eq!(total, 37);
+        assert!(f.iter().all(|f| f.addr() % f.size() == 0));
+        // 4096 pages on a 16 MiB boundary: one fpage
+        let f = runs_to_fpages((0..4096u64).map(|i| 0x100_0000 + 4096 * i));
+        assert_eq!(
+            f.iter().map(|f| (f.addr(), f.order())).collect::<alloc::vec::Vec<_>>(),
+            alloc::vec![(0x100_0000, 24)]
+        );
+        // runs apart: each its own blocks, and nothing between them
+        let set: alloc::vec::Vec<u64> = (0..3u64).chain(8..16).map(|i| 0x10_0000 + 4096 * i).collect();
+        let f = runs_to_fpages(set.iter().copied());
+        let mut covered: alloc::vec::Vec<u64> =
+            f.iter().flat_map(|f| (0..f.size() / 4096).map(move |i| f.addr() + 4096 * i)).collect();
+        covered.sort_unstable();
+        assert_eq!(covered, set);
+        assert!(runs_to_fpages(core::iter::empty()).is_empty());
     }
 }
 
