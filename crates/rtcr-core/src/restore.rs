@@ -14,6 +14,7 @@
 use alloc::vec::Vec;
 
 use l4_sys::cap::CapIdx;
+use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
 use l4_sys::{factory, icu, irq, scheduler::SchedParam, Cap};
 use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
@@ -220,17 +221,21 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
     }
     phase.end(env, "objects and slots");
-    // memory, write-protected
-    for p in &cp.pages {
+    // memory, write-protected: every page into a frame of rtcr's (those a
+    // destroyed child left, then fresh ones from sigma0 in large blocks),
+    // written once (its data, or zeros: neither kind of frame is zero) and
+    // mapped. The shadow is not filled here: the frame holds the image's
+    // contents until the child writes it, so the page waits for its copy
+    // like a page of a cut (a write fault copies it first, the next
+    // checkpoint copies the rest after its resume)
+    let frames = frames_for(s, env, cp.pages.len())?;
+    let zero = [0u8; 4096];
+    for (p, b) in cp.pages.iter().zip(frames) {
         let vpn = p.vaddr >> 12;
-        let b = s.frame(env)?;
-        // a zero page needs no write: the frame is zeroed
-        if !p.data.is_empty() {
-            env.write_mem(b, &p.data)?;
-        }
+        env.write_mem(b, if p.data.is_empty() { &zero } else { &p.data })?;
         s.map_page(env, vpn, b, p.rights & !2)?;
         s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-        s.shadow.insert(vpn, p.bytes(4096).into_owned());
+        s.pending.insert(vpn);
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);
@@ -300,6 +305,42 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     phase.end(env, "registers and resume");
     s.restore_phases = phase.done;
     Ok(())
+}
+
+/// The largest block of frames asked of sigma0 at once (4 MiB, as for
+/// rtcr's heap).
+const FRAME_BLOCK_ORDER: u32 = 22;
+
+/// `n` frames of rtcr's for a restored child's pages, in ascending order:
+/// those a destroyed child left first, then fresh ones from sigma0 at the
+/// next free addresses of rtcr's range, asked for in naturally aligned
+/// blocks of up to 4 MiB (one request each, not one per page; a block
+/// sigma0 refuses is asked for again smaller, down to one page). Their
+/// contents are whatever they held.
+fn frames_for<E: Env>(s: &mut Supervisor, env: &mut E, n: usize) -> Result<Vec<u64>, Error> {
+    let reused = n.min(s.free_frames.len());
+    // the free list is kept highest first: the lowest go first
+    let mut out: Vec<u64> = s.free_frames.split_off(s.free_frames.len() - reused);
+    out.reverse();
+    let mut missing = (n - reused) as u64 * 4096;
+    let mut max = FRAME_BLOCK_ORDER;
+    while missing > 0 {
+        let at = s.frames_next;
+        let mut order = max;
+        while order > 12 && (at & ((1 << order) - 1) != 0 || missing < 1 << order) {
+            order -= 1;
+        }
+        match l4_sys::sigma0::map_any(env, crate::state::SIGMA0, order, Fpage::mem(at, order, MemRights::empty())) {
+            Ok(_) => {
+                out.extend((0..1u64 << (order - 12)).map(|i| at + 4096 * i));
+                s.frames_next += 1 << order;
+                missing -= 1 << order;
+            }
+            Err(_) if order > 12 => max = order - 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
 }
 
 /// Where a restore's time goes, phase by phase (µs, from the stamp
