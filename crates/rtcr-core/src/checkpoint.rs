@@ -101,6 +101,12 @@ pub struct Stats {
     pub pause_us: u64,
     /// Threads stopped.
     pub threads: usize,
+    /// Fpages the dirty set was write-protected with (in
+    /// `ceil(fpages / UNMAP_MAX)` kernel calls).
+    pub fpages: usize,
+    /// The copy of the dirty pages after the resume (µs, stamp counter;
+    /// [`Supervisor::checkpoint`] fills it in, 0 after [`Supervisor::pause`]).
+    pub copy_us: u64,
 }
 
 /// Covers the 4 KiB pages at `addrs` (ascending, no repeats) with as few
@@ -558,8 +564,11 @@ impl Supervisor {
 
     /// Takes a checkpoint; returns its record and what it cost.
     pub fn checkpoint<E: Env>(&mut self, env: &mut E) -> Result<(Checkpoint, Stats), Error> {
-        let (saved, stats, t0) = self.pause(env)?;
+        let (saved, mut stats, t0) = self.pause(env)?;
+        let at = env.stamp_now();
         self.complete(env)?;
+        let ticks = u128::from(env.stamp_now().wrapping_sub(at));
+        stats.copy_us = (ticks * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
         let mut cp = self.record(&saved);
         cp.clock_us = t0;
         Ok((cp, stats))
@@ -654,6 +663,7 @@ impl Supervisor {
         let dirty = core::mem::take(&mut self.dirty);
         let copied = dirty.len();
         let protect = runs_to_fpages(dirty.iter().map(|vpn| vpn << 12));
+        let fpages = protect.len();
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
             task::unmap_batch(env, self.child_task(), chunk, unmap_mask::ALL_SPACES, &mut flags[..chunk.len()])?;
@@ -793,7 +803,7 @@ impl Supervisor {
         }
         saved.sort_by_key(|s| s.thread);
         self.seq += 1;
-        let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() };
+        let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len(), fpages, copy_us: 0 };
         Ok((saved, stats, t0))
     }
 
