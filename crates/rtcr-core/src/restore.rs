@@ -43,6 +43,9 @@ impl Supervisor {
     /// more memory from sigma0 than the child needs. A restore that fails
     /// half-way takes down what it built and gives the frames back with the
     /// error, for a try with another image.
+    // the error carries the frames back (a few vectors), once per failed
+    // restore: not worth a box
+    #[allow(clippy::result_large_err)]
     pub fn restore_into<E: Env>(
         env: &mut E,
         mut spec: ChildSpec,

@@ -397,7 +397,7 @@ impl<R: Region> Store<R> {
         let mut slots: Vec<(Slot, u64)> =
             [Slot::A, Slot::B].into_iter().filter_map(|slot| header(slot).map(|seq| (slot, seq))).collect();
         // stable: A stays first on a tie
-        slots.sort_by(|a, b| b.1.cmp(&a.1));
+        slots.sort_by_key(|s| core::cmp::Reverse(s.1));
         slots.into_iter().map(|(slot, _)| slot).collect()
     }
 
