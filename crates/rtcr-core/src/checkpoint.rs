@@ -20,7 +20,7 @@
 //! 3. Write-protect the pages written since the last checkpoint (the next
 //!    write faults to rtcr and marks the page dirty again), in the child's
 //!    own space, each run of neighbouring pages as the fewest naturally
-//!    aligned fpages (`runs_to_fpages`; one kernel call per
+//!    aligned fpages ([`crate::pageset::PageSet`] keeps them as runs; one kernel call per
 //!    [`UNMAP_MAX`] of them, none per page); rtcr's per-page bookkeeping
 //!    of them waits until the threads run again. Their contents
 //!    are copied into the shadow after the resume ([`Supervisor::complete`]),
@@ -111,25 +111,23 @@ pub struct Stats {
 
 /// Covers the 4 KiB pages at `addrs` (ascending, no repeats) with as few
 /// naturally aligned power-of-two fpages as possible, each covering only
-/// pages of the set, with the W right to revoke. One pass, no per-page
-/// allocation: a checkpoint's pause runs it over the whole dirty set.
+/// pages of the set, with the W right to revoke.
+#[cfg(test)]
 pub(crate) fn runs_to_fpages(addrs: impl IntoIterator<Item = u64>) -> Vec<Fpage> {
-    let mut out = Vec::new();
-    // the run being gathered: its first page and length in pages
-    let mut run: Option<(u64, u64)> = None;
+    let mut set = crate::pageset::PageSet::new();
     for a in addrs {
-        match run {
-            Some((start, n)) if start + 4096 * n == a => run = Some((start, n + 1)),
-            _ => {
-                if let Some((start, n)) = run {
-                    aligned_blocks(start, n, &mut out);
-                }
-                run = Some((a, 1));
-            }
-        }
+        set.insert(a >> 12);
     }
-    if let Some((start, n)) = run {
-        aligned_blocks(start, n, &mut out);
+    fpages_of_runs(set.runs())
+}
+
+/// The runs (first page number, pages) as the fewest naturally aligned
+/// power-of-two fpages, each covering only pages of a run, with the W
+/// right to revoke: work per run and per block, none per page.
+pub(crate) fn fpages_of_runs(runs: impl Iterator<Item = (u64, u64)>) -> Vec<Fpage> {
+    let mut out = Vec::new();
+    for (vpn, n) in runs {
+        aligned_blocks(vpn << 12, n, &mut out);
     }
     out
 }
@@ -662,7 +660,7 @@ impl Supervisor {
         // A page without W (a read-only segment) is unaffected.
         let dirty = core::mem::take(&mut self.dirty);
         let copied = dirty.len();
-        let protect = runs_to_fpages(dirty.iter().map(|vpn| vpn << 12));
+        let protect = fpages_of_runs(dirty.runs());
         let fpages = protect.len();
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
@@ -680,16 +678,12 @@ impl Supervisor {
         // per page, now that the child runs again (rtcr serves no fault
         // before this is done): the pages are write-protected, and their
         // contents wait to be copied (`complete`, or a write fault first)
-        for vpn in &dirty {
-            if let Some(e) = self.pages.get_mut(vpn) {
+        for vpn in dirty.iter() {
+            if let Some(e) = self.pages.get_mut(&vpn) {
                 e.dirty = false;
                 e.writable = false;
             }
-        }
-        if self.pending.is_empty() {
-            self.pending = dirty;
-        } else {
-            self.pending.extend(dirty);
+            self.pending.insert(vpn);
         }
         let us_since =
             |from: u64, now: u64| (u128::from(now.saturating_sub(from)) * 1_000_000 / u128::from(hz.max(1))) as u64;

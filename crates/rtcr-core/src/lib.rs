@@ -26,6 +26,7 @@ pub mod calls;
 pub mod checkpoint;
 pub mod driver;
 pub mod labels;
+pub mod pageset;
 pub mod restore;
 pub mod state;
 pub mod supervisor;
