@@ -255,7 +255,7 @@ impl Model {
                             let mut vpns: Vec<u64> = Vec::new();
                             if let Some(Kind::Task(t)) = self.objs.get_mut(&tk).map(|o| &mut o.kind) {
                                 for (&v, p) in t.pages.range_mut(start..end) {
-                                    if rights & 4 == 0 && self.mapdb.is_leaf(p.node) {
+                                    if rights & 4 == 0 && !p.derived {
                                         if self_too {
                                             r |= p.referenced;
                                             d |= p.dirty;

@@ -111,11 +111,6 @@ impl MapDb {
         out
     }
 
-    /// Was nothing mapped on from `id` (or is it gone)?
-    pub fn is_leaf(&self, id: NodeId) -> bool {
-        self.get(&id).is_none_or(|n| n.children.is_empty())
-    }
-
     pub fn place(&self, id: NodeId) -> Option<Place> {
         self.get(&id).map(|n| n.place)
     }
