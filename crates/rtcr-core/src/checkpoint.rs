@@ -104,6 +104,8 @@ pub struct Stats {
     /// Fpages the dirty set was write-protected with (in
     /// `ceil(fpages / UNMAP_MAX)` kernel calls).
     pub fpages: usize,
+    /// The part of the pause those kernel calls took (µs, stamp counter).
+    pub protect_us: u64,
     /// The copy of the dirty pages after the resume (µs, stamp counter;
     /// [`Supervisor::checkpoint`] fills it in, 0 after [`Supervisor::pause`]).
     pub copy_us: u64,
@@ -662,10 +664,12 @@ impl Supervisor {
         let copied = dirty.len();
         let protect = fpages_of_runs(dirty.runs());
         let fpages = protect.len();
+        let protect_from = env.stamp_now();
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
             task::unmap_batch(env, self.child_task(), chunk, unmap_mask::ALL_SPACES, &mut flags[..chunk.len()])?;
         }
+        let protect_ticks = env.stamp_now().wrapping_sub(protect_from);
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;
         for s in &saved {
@@ -797,7 +801,16 @@ impl Supervisor {
         }
         saved.sort_by_key(|s| s.thread);
         self.seq += 1;
-        let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len(), fpages, copy_us: 0 };
+        let protect_us = (u128::from(protect_ticks) * 1_000_000 / hz.max(1) as u128) as u64;
+        let stats = Stats {
+            seq: self.seq,
+            pages_copied: copied,
+            pause_us,
+            threads: saved.len(),
+            fpages,
+            protect_us,
+            copy_us: 0,
+        };
         Ok((saved, stats, t0))
     }
 
