@@ -15,7 +15,9 @@
 //! descriptors, boot modules, heap), `selfcheck` (the image format and
 //! rtcr-core's environment checked on this kernel, with a 200 ms sleep that
 //! measures the stamp counter against the kernel clock), `probe` and
-//! `probe-dump` (the kernel verify-list probes).
+//! `probe-dump` (the kernel verify-list probes). `bench` adds the lines the
+//! kernel benchmark reads (scripts/bench-kernel.sh); `heap_kib=` sizes
+//! rtcr's heap for a large child.
 
 use core::fmt;
 
@@ -69,8 +71,10 @@ pub struct Config<'a> {
     /// Include the debugger object-dump probe.
     pub probe_dump: bool,
     /// rtcr's heap in KiB (RAM from sigma0): the shadow copy of the child's
-    /// memory (4 KiB per page) and an image being encoded or decoded live
-    /// there, so a child of N pages needs somewhat more than 2 × 4 KiB × N.
+    /// memory (4 KiB per page) lives there, and while a checkpoint is
+    /// written also its records (a copy of the non-zero pages) and its
+    /// image: a child of N pages all written needs about 3 × 4 KiB × N
+    /// (the kernel benchmark measured 12.5 KB per page at the peak).
     pub heap_kib: u64,
     /// `bench`: log what the kernel benchmark (scripts/bench-kernel.sh)
     /// reads besides the usual lines: per checkpoint the copy after the
