@@ -3,8 +3,8 @@
 # L4Re build (nothing here builds or fetches them).
 #
 #   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--timeout SECONDS]
-#                        [--keys "KEYS"] [--elf PATH] [--module FILE]... [--raw]
-#                        [-- ROOTTASK-ARGS...]
+#                        [--keys "KEYS"] [--until TEXT] [--elf PATH]
+#                        [--module FILE]... [--raw] [-- ROOTTASK-ARGS...]
 #
 # ROOTTASK-ARGS is rtcr's configuration (crates/rtcr-boot/src/config.rs),
 # e.g. `child=none probe`; without any, `child=none` is passed.
@@ -20,6 +20,8 @@
 #   UP, ENTER, and anything else is typed as is. Example, dump rtcr's
 #   object space:
 #   --keys "@8 ESC @2 s @1 DOWN DOWN o @3"
+# --until TEXT ends the boot (before the timeout) a second after the serial
+#   output shows TEXT (plain text: a child's line, not a defmt one).
 # The serial log goes to stdout with CRs and colour codes removed, and
 # rtcr's defmt lines (rtcr-defmt <hex>) decoded to text on the fly by
 # `rtcrctl log --elf` (built here on first use); --raw leaves them encoded.
@@ -30,12 +32,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-arch=x86_64 timeout=30 keys="" elf="" modules=() raw=0
+arch=x86_64 timeout=30 keys="" until="" elf="" modules=() raw=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --keys) keys=$2; shift 2 ;;
+    --until) until=$2; shift 2 ;;
     --elf) elf=$2; shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
     --raw) raw=1; shift ;;
@@ -66,7 +69,12 @@ sigma0=$(find_one "*/${l4arch}_*/l4f/sigma0")
 
 # what QEMU printed so far, for the ?TEXT waits of --keys
 seen=$(mktemp "${TMPDIR:-/tmp}/rtcr-qemu-boot.XXXXXX")
-cleanup() { rm -f "$seen"; }
+pidfile=$seen.pid
+watcher=""
+cleanup() {
+  [ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
+  rm -f "$seen" "$pidfile"
+}
 trap cleanup EXIT
 feed() {
   for t in $keys; do
@@ -85,6 +93,15 @@ feed() {
   done
 }
 clean() { tr -d '\r' | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+# --until: stop this boot's QEMU (by the pid it wrote) once TEXT shows
+if [ -n "$until" ]; then
+  (
+    until LC_ALL=C grep -qa -- "$until" "$seen" 2>/dev/null; do sleep 0.5; done
+    sleep 1
+    [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+  ) &
+  watcher=$!
+fi
 decode() { cat; }
 if [ "$raw" = 0 ] && LC_ALL=C grep -qa '\.defmt' "$elf"; then
   # the decoder needs no L4Re headers: without L4RE_OBJ_* l4-sys's build
@@ -106,7 +123,7 @@ case "$arch" in
     initrd="$(esc "$fiasco -serial_esc"),$(esc "$sigma0"),$(esc "$elf $rt_args")"
     for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
     feed | timeout "$timeout" "$qemu" -M q35 -m 512 -cpu max -no-reboot \
-      -display none -monitor none -serial stdio \
+      -display none -monitor none -serial stdio -pidfile "$pidfile" \
       -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | tee "$seen" | clean | decode || true
     ;;
   aarch64)
@@ -116,6 +133,6 @@ case "$arch" in
     machine=virt
     if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then machine=virt,virtualization=true; fi
     feed | timeout "$timeout" "$qemu" -M "$machine" -cpu cortex-a57 -m 1024 \
-      -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
+      -no-reboot -display none -monitor none -serial stdio -pidfile "$pidfile" -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
     ;;
 esac
