@@ -3,7 +3,7 @@
 # L4Re build (nothing here builds or fetches them).
 #
 #   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--timeout SECONDS]
-#                        [--keys "KEYS"] [--elf PATH | --roottask moe]
+#                        [--keys "KEYS"] [--until TEXT] [--elf PATH | --roottask moe]
 #                        [--module FILE]... [--raw] [-- ROOTTASK-ARGS...]
 #
 # The root task is rtcr (or the ELF of --elf): ROOTTASK-ARGS is rtcr's
@@ -27,6 +27,8 @@
 #   UP, ENTER, and anything else is typed as is. Example, dump rtcr's
 #   object space:
 #   --keys "@8 ESC @2 s @1 DOWN DOWN o @3"
+# --until TEXT ends the boot (before the timeout) a second after the serial
+#   output shows TEXT (plain text: a child's line, not a defmt one).
 # The serial log goes to stdout with CRs and colour codes removed, and
 # rtcr's defmt lines (rtcr-defmt <hex>) decoded to text on the fly by
 # `rtcrctl log --elf` (built here on first use); --raw leaves them encoded.
@@ -37,12 +39,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-arch=x86_64 timeout=30 keys="" elf="" roottask=rtcr modules=() raw=0
+arch=x86_64 timeout=30 keys="" until="" elf="" roottask=rtcr modules=() raw=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --keys) keys=$2; shift 2 ;;
+    --until) until=$2; shift 2 ;;
     --elf) elf=$2; shift 2 ;;
     --roottask) roottask=$2; shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
@@ -97,7 +100,12 @@ done
 
 # what QEMU printed so far, for the ?TEXT waits of --keys
 seen=$(mktemp "${TMPDIR:-/tmp}/rtcr-qemu-boot.XXXXXX")
-cleanup() { rm -f "$seen"; }
+pidfile=$seen.pid
+watcher=""
+cleanup() {
+  [ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
+  rm -f "$seen" "$pidfile"
+}
 trap cleanup EXIT
 feed() {
   for t in $keys; do
@@ -116,6 +124,15 @@ feed() {
   done
 }
 clean() { tr -d '\r' | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+# --until: stop this boot's QEMU (by the pid it wrote) once TEXT shows
+if [ -n "$until" ]; then
+  (
+    until LC_ALL=C grep -qa -- "$until" "$seen" 2>/dev/null; do sleep 0.5; done
+    sleep 1
+    [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+  ) &
+  watcher=$!
+fi
 decode() { cat; }
 if [ "$raw" = 0 ] && LC_ALL=C grep -qa '\.defmt' "$elf"; then
   # the decoder needs no L4Re headers: without L4RE_OBJ_* l4-sys's build
@@ -137,7 +154,7 @@ case "$arch" in
     initrd="$(esc "$fiasco -serial_esc"),$(esc "$sigma0"),$(esc "$elf $rt_args")"
     for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
     feed | timeout "$timeout" "$qemu" -M q35 -m 512 -cpu max -no-reboot \
-      -display none -monitor none -serial stdio \
+      -display none -monitor none -serial stdio -pidfile "$pidfile" \
       -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | tee "$seen" | clean | decode || true
     ;;
   aarch64)
@@ -147,6 +164,6 @@ case "$arch" in
     machine=virt
     if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then machine=virt,virtualization=true; fi
     feed | timeout "$timeout" "$qemu" -M "$machine" -cpu cortex-a57 -m 1024 \
-      -no-reboot -display none -monitor none -serial stdio -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
+      -no-reboot -display none -monitor none -serial stdio -pidfile "$pidfile" -kernel "$image" 2>&1 | tee "$seen" | clean | decode || true
     ;;
 esac

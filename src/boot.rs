@@ -65,10 +65,6 @@ pub(crate) fn started_us() -> u64 {
     STARTED_US.load(Ordering::Relaxed)
 }
 
-/// Pages of heap rtcr asks sigma0 for (16 MiB: the shadow copy of the
-/// child's memory and one image being encoded live here).
-const HEAP_PAGES: u64 = 4096;
-
 /// Called by the entry stub with a valid stack. Never returns.
 #[no_mangle]
 pub extern "C" fn rtcr_main() -> ! {
@@ -152,7 +148,9 @@ pub extern "C" fn rtcr_main() -> ! {
         }
     }
 
-    match crate::heap::init(&mut k, HEAP_PAGES) {
+    // the shadow copy of the child's memory and one image being encoded
+    // live here (`heap_kib`, 16 MiB by default)
+    match crate::heap::init(&mut k, config.heap_kib / 4) {
         Ok(pages) if config.report => {
             say!(&mut k, "rtcr: heap {} KiB at {:#x} from sigma0", pages * 4, crate::heap::HEAP_VA)
         }

@@ -7,14 +7,55 @@
 //! from sigma0 (which hands out what it has; nothing is assumed about the
 //! physical layout), in blocks of up to 4 MiB.
 
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 use l4_sys::arch::CurrentThread;
 use l4_sys::cap::{base, Cap};
 use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::{sigma0, Kernel};
 use linked_list_allocator::LockedHeap;
 
-#[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
+
+#[global_allocator]
+static COUNTED: Counted = Counted;
+
+/// Bytes allocated now, and the most at once since [`take_peak`] (rtcr's
+/// own memory per child page, which the benchmark reports).
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The heap, counting what is allocated (rtcr runs one thread: relaxed
+/// counters suffice).
+struct Counted;
+
+// SAFETY: every call is passed on unchanged to the LockedHeap, which is a
+// GlobalAlloc; the counters do not touch the memory.
+unsafe impl GlobalAlloc for Counted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds alloc's contract, passed on as is.
+        let p = unsafe { HEAP.alloc(layout) };
+        if !p.is_null() {
+            let now = IN_USE.fetch_add(layout.size(), Relaxed) + layout.size();
+            PEAK.fetch_max(now, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds dealloc's contract (ptr came from alloc
+        // above with this layout), passed on as is.
+        unsafe { HEAP.dealloc(ptr, layout) };
+        IN_USE.fetch_sub(layout.size(), Relaxed);
+    }
+}
+
+/// The most bytes the heap held at once since the last call (or the
+/// start), and the count starts again from what it holds now.
+pub fn take_peak() -> usize {
+    PEAK.swap(IN_USE.load(Relaxed), Relaxed)
+}
 
 /// Where the heap starts (virtual; no RAM or device there on either platform).
 pub const HEAP_VA: u64 = 0x30_0000_0000;
@@ -79,4 +120,9 @@ pub fn map_blocks(
 /// Bytes the heap has free now.
 pub fn free() -> usize {
     HEAP.lock().free()
+}
+
+/// Bytes of the heap in use now.
+pub fn used() -> usize {
+    HEAP.lock().used()
 }

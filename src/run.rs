@@ -31,6 +31,9 @@ pub const FRAMES_VA: u64 = 0x40_0000_0000;
 const FRAMES_LEN: u64 = 0x8_0000_0000;
 /// rtcr's own address of the checkpoint store.
 pub const STORE_VA: u64 = 0x38_0000_0000;
+/// rtcr's own address of the benchmark's scratch RAM (`bench`; as large as
+/// the store, so it ends at the latest at [`FRAMES_VA`]).
+pub const BENCH_VA: u64 = 0x3C_0000_0000;
 /// rtcr's first capability slot for the objects it holds for the child.
 const RTCR_SLOTS: u64 = 0x100;
 /// How often the loop looks at the clock for the test hooks (µs).
@@ -184,6 +187,62 @@ impl Region for StoreRam {
     }
 }
 
+/// RAM for the memcpy baselines of `bench` (scripts/bench-kernel.sh): mapped
+/// into rtcr only, never into the child; rtcr times a copy from its first
+/// half to its second, in the same boot as what it compares with.
+struct Scratch {
+    len: usize,
+}
+
+impl Scratch {
+    /// Maps `kib` KiB of RAM at [`BENCH_VA`] and touches all of it.
+    fn map(env: &mut KernelEnv, kib: u64) -> Result<Self, l4_sys::Error> {
+        let len = (kib / 4 * 4096) as usize;
+        if let (_, Some(e)) = crate::heap::map_any_ram(env, BENCH_VA, len as u64) {
+            return Err(e);
+        }
+        // SAFETY: [BENCH_VA, BENCH_VA + len) was just mapped read-write from
+        // sigma0 (map_any_ram covered all of it), and nothing else refers to it.
+        unsafe { core::ptr::write_bytes(BENCH_VA as *mut u8, 0x5a, len) };
+        Ok(Scratch { len })
+    }
+
+    /// A memcpy of `bytes` (at most half the scratch), in ns on the stamp
+    /// counter: the fastest of three after one that warms up, so both
+    /// halves are in the TLB and caches as far as they fit (as the pages
+    /// rtcr copies are) and a timer tick or a preemption of QEMU on the
+    /// host counts only if it hit all three.
+    fn memcpy_ns(&self, env: &mut KernelEnv, bytes: usize) -> u64 {
+        let n = bytes.min(self.len / 2);
+        let mut best = u64::MAX;
+        for i in 0..4 {
+            let t = env.stamp_now();
+            // SAFETY: both ranges lie in the scratch `map` mapped read-write
+            // ([BENCH_VA, BENCH_VA + len), n <= len / 2), do not overlap, and
+            // are reached only through this Scratch.
+            unsafe {
+                core::ptr::copy_nonoverlapping(BENCH_VA as *const u8, (BENCH_VA as usize + self.len / 2) as *mut u8, n)
+            };
+            let ticks = env.stamp_now().wrapping_sub(t);
+            if i > 0 {
+                best = best.min(ticks);
+            }
+        }
+        (u128::from(best) * 1_000_000_000 / u128::from(env.stamp_hz().max(1))) as u64
+    }
+}
+
+/// The length of the image with sequence `seq` in the store (from its
+/// header), if a slot holds it.
+fn image_len(store: &Store<StoreRam>, seq: u64) -> Option<usize> {
+    [rtcr_image::Slot::A, rtcr_image::Slot::B].into_iter().find_map(|slot| {
+        let mut head = [0u8; rtcr_image::HEADER_LEN];
+        store.region().read(store.slot_offset(slot), &mut head).ok()?;
+        let h = rtcr_image::read_header(&head).ok()?;
+        (h.sequence == seq).then_some(h.image_len() as usize)
+    })
+}
+
 /// Stops rtcr with a last line (the child, if any, stays as it is).
 fn stop(env: &mut KernelEnv, why: core::fmt::Arguments<'_>) -> ! {
     say!(env, "rtcr: {why}");
@@ -240,6 +299,14 @@ pub fn run(
         Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB checkpoint store: {e}", config.store_kib)),
     };
     log!(&mut env, "rtcr: checkpoint store: {=u64} KiB (slots A and B), RAM mapped into rtcr only", config.store_kib);
+    let scratch = config.bench.then(|| match Scratch::map(&mut env, config.store_kib) {
+        Ok(s) => {
+            log!(&mut env, "rtcr: bench: {=u64} KiB of scratch RAM for the memcpy baselines", config.store_kib);
+            s
+        }
+        Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB benchmark scratch: {e}", config.store_kib)),
+    });
+    let scratch = scratch.as_ref();
     let mut store = Store::new(ram);
     if let Some((rname, rbytes)) = restore {
         match store.write(rbytes) {
@@ -278,7 +345,7 @@ pub fn run(
         since_rtcr_us,
         config.interval_ms
     );
-    report(&mut env, &mut d, config.jdb);
+    report(&mut env, &mut d, config.jdb, scratch);
     if d.sup.seq > 0 {
         verify(&mut env, &mut d);
     }
@@ -298,7 +365,7 @@ pub fn run(
                 jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
                 // the checkpoint the restore will use, taken now
                 d.checkpoint(&mut env);
-                report(&mut env, &mut d, config.jdb);
+                report(&mut env, &mut d, config.jdb, scratch);
             }
             log!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
             if let Err(e) = d.sup.inject_wild_jump(&mut env, 0) {
@@ -310,10 +377,10 @@ pub fn run(
             dump_image(&mut env, &d);
         }
         if let Err(e) = d.run_until(&mut env, now + SLICE_US) {
-            report(&mut env, &mut d, config.jdb);
+            report(&mut env, &mut d, config.jdb, scratch);
             stop(&mut env, format_args!("supervising '{name}' failed: {e}"));
         }
-        report(&mut env, &mut d, config.jdb);
+        report(&mut env, &mut d, config.jdb, scratch);
         if d.sup.visible_cancels != cancels_said {
             cancels_said = d.sup.visible_cancels;
             log!(
@@ -327,23 +394,46 @@ pub fn run(
     }
 }
 
-/// Logs (and forgets) what the driver did since the last call.
-fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool) {
+/// Logs (and forgets) what the driver did since the last call; with
+/// `bench`'s scratch, also what the kernel benchmark reads.
+fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool, bench: Option<&Scratch>) {
     for e in core::mem::take(&mut d.events) {
         match e {
-            Event::Checkpoint { stats, slot, bytes } => log!(
-                env,
-                "rtcr: checkpoint {=u64}: {=usize} pages copied, pause {=u64} us, {=usize} threads, image {=usize} bytes in \
-                 slot {=char}",
-                stats.seq,
-                stats.pages_copied,
-                stats.pause_us,
-                stats.threads,
-                bytes,
-                if slot == 0 { 'A' } else { 'B' }
-            ),
+            Event::Checkpoint { stats, slot, bytes } => {
+                log!(
+                    env,
+                    "rtcr: checkpoint {=u64}: {=usize} pages copied, pause {=u64} us, {=usize} threads, image {=usize} \
+                     bytes in slot {=char}",
+                    stats.seq,
+                    stats.pages_copied,
+                    stats.pause_us,
+                    stats.threads,
+                    bytes,
+                    if slot == 0 { 'A' } else { 'B' }
+                );
+                if let Some(scratch) = bench {
+                    let memcpy_ns = scratch.memcpy_ns(env, stats.pages_copied * 4096);
+                    log!(
+                        env,
+                        "rtcr: bench: checkpoint {=u64}: dirty {=usize} pause_us {=u64} protect_us {=u64} copy_us {=u64} \
+                         fpages {=usize} memcpy_ns {=u64} image {=usize} child_pages {=usize} heap_used {=usize} \
+                         heap_peak {=usize}",
+                        stats.seq,
+                        stats.pages_copied,
+                        stats.pause_us,
+                        stats.protect_us,
+                        stats.copy_us,
+                        stats.fpages,
+                        memcpy_ns,
+                        bytes,
+                        d.sup.page_count(),
+                        crate::heap::used(),
+                        crate::heap::take_peak()
+                    );
+                }
+            }
             Event::Crash { thread, code } => {
-                log!(env, "rtcr: child thread {=u32} crashed (trap/exception class {=u64:#x})", thread, code)
+                log!(env, "rtcr: child thread {=u32} crashed (trap/exception class {=u64:#x})", thread, code);
             }
             Event::Restored { seq, backoff_us, took_us } => {
                 log!(
@@ -356,6 +446,21 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                 for (what, us) in d.sup.restore_phases.clone() {
                     log!(env, "rtcr: restore phase: {=str} {=u64} us", what, us);
                 }
+                if let Some(scratch) = bench {
+                    let bytes = image_len(&d.store, seq).unwrap_or(0);
+                    let phases_us: u64 = d.sup.restore_phases.iter().map(|p| p.1).sum();
+                    let memcpy_ns = scratch.memcpy_ns(env, bytes);
+                    log!(
+                        env,
+                        "rtcr: bench: restore {=u64}: image {=usize} phases_us {=u64} memcpy_ns {=u64} child_pages \
+                         {=usize}",
+                        seq,
+                        bytes,
+                        phases_us,
+                        memcpy_ns,
+                        d.sup.page_count()
+                    );
+                }
                 verify(env, d);
                 if jdb_after_restore {
                     jdb(env, "rtcr: jdb-after-restore: look at the child's object space, then g");
@@ -365,12 +470,9 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                 log!(env, "rtcr: checkpoint failed (the previous image stays): {=str}", why.as_str())
             }
             Event::ImageRefused(why) => log!(env, "rtcr: image refused: {=str}", why.as_str()),
-            Event::RestoreFailed { seq, why } => log!(
-                env,
-                "rtcr: restoring checkpoint {=u64} failed, trying the older one: {=str}",
-                seq,
-                why.as_str()
-            ),
+            Event::RestoreFailed { seq, why } => {
+                log!(env, "rtcr: restoring checkpoint {=u64} failed, trying the older one: {=str}", seq, why.as_str())
+            }
             Event::StartedAfresh => log!(env, "rtcr: no image could be restored: the child started afresh"),
             Event::LoopCrash { seq: Some(seq), failures } => log!(
                 env,

@@ -245,20 +245,29 @@ impl Model {
                             let order = f.order().min(63) - 12;
                             let start = (f.addr() >> 12) & !((1u64 << order.min(63)) - 1);
                             let end = start.saturating_add(1u64 << order.min(51));
-                            let vpns: Vec<u64> = if order == 0 {
-                                // one page: no range walk
-                                self.task(tk)
-                                    .filter(|x| x.pages.contains_key(&start))
-                                    .map(|_| vec![start])
-                                    .unwrap_or_default()
-                            } else {
-                                self.task(tk)
-                                    .map(|x| x.pages.range(start..end).map(|(k, _)| *k).collect())
-                                    .unwrap_or_default()
-                            };
+                            let rights = f.rights() as u8;
                             let (mut r, mut d) = (false, false);
+                            // one walk of the range: a page nothing was
+                            // mapped on from, losing W or X (not R), changes
+                            // in place (what `page_unmap` does to it, without
+                            // a lookup per page); the others go through
+                            // `page_unmap` after the walk, as before
+                            let mut vpns: Vec<u64> = Vec::new();
+                            if let Some(Kind::Task(t)) = self.objs.get_mut(&tk).map(|o| &mut o.kind) {
+                                for (&v, p) in t.pages.range_mut(start..end) {
+                                    if rights & 4 == 0 && !p.derived {
+                                        if self_too {
+                                            r |= p.referenced;
+                                            d |= p.dirty;
+                                            p.rights &= !rights;
+                                        }
+                                    } else {
+                                        vpns.push(v);
+                                    }
+                                }
+                            }
                             for v in vpns {
-                                let (rr, dd) = self.page_unmap(tk, v, f.rights() as u8, self_too);
+                                let (rr, dd) = self.page_unmap(tk, v, rights, self_too);
                                 r |= rr;
                                 d |= dd;
                             }

@@ -128,6 +128,11 @@ pub struct Model {
     pub(crate) kip_frame: u64,
     /// sigma0's bookkeeping: which RAM frames it gave away, to whom (label).
     pub(crate) s0_owned: BTreeMap<u64, u64>,
+    /// Per block order: the last block "any RAM" handed out. sigma0 never
+    /// takes RAM back, so no block of that order above it is free: the next
+    /// search starts below it (the same block as a search from the top,
+    /// without walking every frame given away so far).
+    pub(crate) s0_any_last: [Option<u64>; 31],
     /// Fault injection: a thread of this task dies at its task's n-th next
     /// kernel entry.
     pub(crate) crash_at_entry: Option<(ObjId, u64)>,
@@ -187,6 +192,7 @@ impl Model {
             programs: BTreeMap::new(),
             kip_frame: 0,
             s0_owned: BTreeMap::new(),
+            s0_any_last: [None; 31],
             crash_at_entry: None,
             entries: 0,
             halt_at_entry: None,

@@ -305,7 +305,7 @@ impl Model {
         }
         let node = self.mapdb.insert(Place::Page { task, vpn }, None);
         if let Some(t) = self.task_mut(task) {
-            t.pages.insert(vpn, Pte { frame: pfn, rights, referenced: false, dirty: false, node });
+            t.pages.insert(vpn, Pte { frame: pfn, rights, referenced: false, dirty: false, node, derived: false });
         }
         node
     }
@@ -343,8 +343,14 @@ impl Model {
             }
         }
         let node = self.mapdb.insert(Place::Page { task: to, vpn: dvpn }, Some(se.node));
+        if let Some(e) = self.task_mut(from).and_then(|t| t.pages.get_mut(&svpn)) {
+            e.derived = true;
+        }
         if let Some(t) = self.task_mut(to) {
-            t.pages.insert(dvpn, Pte { frame: se.frame, rights: r, referenced: false, dirty: false, node });
+            t.pages.insert(
+                dvpn,
+                Pte { frame: se.frame, rights: r, referenced: false, dirty: false, node, derived: false },
+            );
         }
         if grant {
             self.page_remove_entry(from, svpn);

@@ -114,6 +114,10 @@ pub(crate) struct Pte {
     pub referenced: bool,
     pub dirty: bool,
     pub node: NodeId,
+    /// Something was mapped on from this entry (`page_map`), so the mapdb
+    /// may hold mappings derived from it; never cleared (a stale `true`
+    /// only sends an unmap the long way round).
+    pub derived: bool,
 }
 
 pub(crate) struct Task {

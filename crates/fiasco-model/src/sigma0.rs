@@ -258,11 +258,22 @@ impl Model {
         let (base, size) = self.cfg.ram;
         let block = 1u64 << order;
         let mut at = (base + size - block) & !(block - 1);
+        if let Some(last) = self.s0_any_last[order as usize] {
+            // every block of this order above the last one given was taken
+            if last < base + block {
+                return None;
+            }
+            at = at.min(last - block);
+        }
         while at >= base {
             let first = at >> 12;
             let n = block >> 12;
-            if (first..first + n).all(|p| !self.s0_owned.contains_key(&p)) {
-                return self.s0_map_range(at, order, owner, false);
+            if self.s0_owned.range(first..first + n).next().is_none() {
+                let got = self.s0_map_range(at, order, owner, false);
+                if got.is_some() {
+                    self.s0_any_last[order as usize] = Some(at);
+                }
+                return got;
             }
             if at < block {
                 break;

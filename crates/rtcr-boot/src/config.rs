@@ -15,7 +15,9 @@
 //! descriptors, boot modules, heap), `selfcheck` (the image format and
 //! rtcr-core's environment checked on this kernel, with a 200 ms sleep that
 //! measures the stamp counter against the kernel clock), `probe` and
-//! `probe-dump` (the kernel verify-list probes).
+//! `probe-dump` (the kernel verify-list probes). `bench` adds the lines the
+//! kernel benchmark reads (scripts/bench-kernel.sh); `heap_kib=` sizes
+//! rtcr's heap for a large child.
 
 use core::fmt;
 
@@ -68,6 +70,17 @@ pub struct Config<'a> {
     pub probe: bool,
     /// Include the debugger object-dump probe.
     pub probe_dump: bool,
+    /// rtcr's heap in KiB (RAM from sigma0): the shadow copy of the child's
+    /// memory (4 KiB per page) lives there, and while a checkpoint is
+    /// written also its records (a copy of the non-zero pages) and its
+    /// image: a child of N pages all written needs about 3 × 4 KiB × N
+    /// (the kernel benchmark measured 12.5 KB per page at the peak).
+    pub heap_kib: u64,
+    /// `bench`: log what the kernel benchmark (scripts/bench-kernel.sh)
+    /// reads besides the usual lines: per checkpoint the copy after the
+    /// resume, the fpages write-protected, rtcr's heap in use and a memcpy
+    /// of the same bytes timed by rtcr; per restore a memcpy of the image.
+    pub bench: bool,
 }
 
 impl Default for Config<'_> {
@@ -89,6 +102,8 @@ impl Default for Config<'_> {
             selfcheck: false,
             probe: false,
             probe_dump: false,
+            heap_kib: 16 * 1024,
+            bench: false,
         }
     }
 }
@@ -151,7 +166,7 @@ impl fmt::Display for ConfigError<'_> {
 }
 
 /// The words that take a value (`key=value`).
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "child",
     "interval_ms",
     "store_kib",
@@ -163,10 +178,11 @@ const KEYS: [&str; 11] = [
     "dump_ms",
     "crash_every_ms",
     "max_image_failures",
+    "heap_kib",
 ];
 
 /// The words that stand alone.
-const FLAGS: [&str; 5] = ["jdb", "report", "selfcheck", "probe", "probe-dump"];
+const FLAGS: [&str; 6] = ["jdb", "report", "selfcheck", "probe", "probe-dump", "bench"];
 
 fn number<'a>(key: &'a str, value: &'a str, min: u64, max: u64) -> Result<u64, ConfigError<'a>> {
     let bad = ConfigError::BadNumber { key, value, min, max };
@@ -204,6 +220,7 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
                         c.probe = true;
                         c.probe_dump = true
                     }
+                    "bench" => c.bench = true,
                     _ => return Err(ConfigError::Unknown(word)),
                 }
                 continue;
@@ -232,7 +249,9 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             7 => c.crash_ms = Some(number(key, value, 1, 86_400_000)?),
             8 => c.dump_ms = Some(number(key, value, 1, 86_400_000)?),
             9 => c.crash_every_ms = Some(number(key, value, 1, 86_400_000)?),
-            _ => c.max_image_failures = number(key, value, 1, 1000)? as u32,
+            10 => c.max_image_failures = number(key, value, 1, 1000)? as u32,
+            // at least 1 MiB; at most 4 GiB
+            _ => c.heap_kib = number(key, value, 1024, 4 << 20)?,
         }
     }
     if !child_given {

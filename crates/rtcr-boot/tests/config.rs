@@ -16,7 +16,8 @@ fn defaults_and_the_child() {
 fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
-         crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 jdb report selfcheck probe",
+         crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 heap_kib=65536 jdb report selfcheck \
+         probe bench",
     )
     .unwrap();
     assert_eq!(
@@ -38,6 +39,8 @@ fn every_key() {
             selfcheck: true,
             probe: true,
             probe_dump: false,
+            heap_kib: 65536,
+            bench: true,
         }
     );
     let d = parse("child=none probe-dump").unwrap();
@@ -48,7 +51,7 @@ fn every_key() {
 fn diagnostics_are_off_unless_asked_for() {
     // the default boot goes straight to the child
     let c = parse("child=demo").unwrap();
-    assert!(!c.report && !c.selfcheck && !c.probe && !c.probe_dump && !c.jdb);
+    assert!(!c.report && !c.selfcheck && !c.probe && !c.probe_dump && !c.jdb && !c.bench);
     // each flag turns on its own part only
     let r = parse("child=demo report").unwrap();
     assert!(r.report && !r.selfcheck && !r.probe);
@@ -74,6 +77,8 @@ fn mistakes_are_named() {
     let e = parse("child=a interval_ms=0").unwrap_err();
     assert_eq!(e, ConfigError::BadNumber { key: "interval_ms", value: "0", min: 1, max: 3_600_000 });
     assert!(matches!(parse("child=a store_kib=4"), Err(ConfigError::BadNumber { key: "store_kib", .. })));
+    assert!(matches!(parse("child=a heap_kib=512"), Err(ConfigError::BadNumber { key: "heap_kib", .. })));
+    assert_eq!(parse("child=a").unwrap().heap_kib, 16384, "the default: 16 MiB");
     assert!(matches!(parse("child=a crash_ms=0"), Err(ConfigError::BadNumber { key: "crash_ms", .. })));
     assert_eq!(parse("child=a dump_ms=1 dump_ms=2"), Err(ConfigError::Repeated("dump_ms")));
     assert!(matches!(parse("child=a max_pages=lots"), Err(ConfigError::BadNumber { key: "max_pages", .. })));
@@ -87,7 +92,8 @@ fn mistakes_are_named() {
     assert_eq!(
         format!("{}", parse("child=a selfchek").unwrap_err()),
         "unknown word 'selfchek' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-         restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= jdb report selfcheck probe probe-dump)"
+         restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= heap_kib= jdb report selfcheck probe probe-dump \
+         bench)"
     );
     // a repeated crash needs the first; failures are counted from 1
     let e = parse("child=a crash_every_ms=100").unwrap_err();

@@ -22,9 +22,10 @@
 //! area; further threads bind theirs at `first + 0x400 · k` (k = 1..15).
 //!
 //! The binaries (`src/bin`) are the demo child rtcr supervises, a minimal
-//! child and a foreign-entry child (its own kernel-entry code, L4Re's
-//! register conventions; its checks are [`foreign`]); on a host OS they only
-//! say how to build them. The pure parts of this
+//! child, a foreign-entry child (its own kernel-entry code, L4Re's
+//! register conventions; its checks are [`foreign`]) and the kernel
+//! benchmark's child (`rtcr-bench`); on a host OS they only say how to
+//! build them. The pure parts of this
 //! library are host-tested; the panic handler exists only for the
 //! bare-metal targets.
 #![cfg_attr(not(test), no_std)]

@@ -18,7 +18,11 @@
 //!    ([`run_down_relative_timeouts`]), at the cut for the image and again at
 //!    the resume, so a checkpoint does not stretch a child's sleep.
 //! 3. Write-protect the pages written since the last checkpoint (the next
-//!    write faults to rtcr and marks the page dirty again); their contents
+//!    write faults to rtcr and marks the page dirty again), in the child's
+//!    own space, each run of neighbouring pages as the fewest naturally
+//!    aligned fpages ([`crate::pageset::PageSet`] keeps them as runs; one kernel call per
+//!    [`UNMAP_MAX`] of them, none per page); rtcr's per-page bookkeeping
+//!    of them waits until the threads run again. Their contents
 //!    are copied into the shadow after the resume ([`Supervisor::complete`]),
 //!    and a write that comes first faults to rtcr, which copies the page
 //!    before it grants the write (copy on write). Read back gate labels.
@@ -97,37 +101,51 @@ pub struct Stats {
     pub pause_us: u64,
     /// Threads stopped.
     pub threads: usize,
+    /// Fpages the dirty set was write-protected with (in
+    /// `ceil(fpages / UNMAP_MAX)` kernel calls).
+    pub fpages: usize,
+    /// The part of the pause those kernel calls took (µs, stamp counter).
+    pub protect_us: u64,
+    /// The copy of the dirty pages after the resume (µs, stamp counter;
+    /// [`Supervisor::checkpoint`] fills it in, 0 after [`Supervisor::pause`]).
+    pub copy_us: u64,
 }
 
-/// Covers the 4 KiB frames at `addrs` (rtcr's addresses) with as few
+/// Covers the 4 KiB pages at `addrs` (ascending, no repeats) with as few
 /// naturally aligned power-of-two fpages as possible, each covering only
-/// frames of the set, with the W right to revoke.
-pub(crate) fn runs_to_fpages(addrs: &mut [u64]) -> Vec<Fpage> {
-    addrs.sort_unstable();
+/// pages of the set, with the W right to revoke.
+#[cfg(test)]
+pub(crate) fn runs_to_fpages(addrs: impl IntoIterator<Item = u64>) -> Vec<Fpage> {
+    let mut set = crate::pageset::PageSet::new();
+    for a in addrs {
+        set.insert(a >> 12);
+    }
+    fpages_of_runs(set.runs())
+}
+
+/// The runs (first page number, pages) as the fewest naturally aligned
+/// power-of-two fpages, each covering only pages of a run, with the W
+/// right to revoke: work per run and per block, none per page.
+pub(crate) fn fpages_of_runs(runs: impl Iterator<Item = (u64, u64)>) -> Vec<Fpage> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < addrs.len() {
-        // length of the run of consecutive frames starting here
-        let mut n = 1;
-        while i + n < addrs.len() && addrs[i + n] == addrs[i] + 4096 * n as u64 {
-            n += 1;
-        }
-        let mut a = addrs[i];
-        let mut left = n as u64;
-        while left > 0 {
-            // the largest aligned block at `a` that fits in what is left
-            let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
-            let mut order = 12;
-            while order < align && (1u64 << (order + 1 - 12)) <= left {
-                order += 1;
-            }
-            out.push(Fpage::mem(a, order, MemRights::W));
-            a += 1u64 << order;
-            left -= 1u64 << (order - 12);
-        }
-        i += n;
+    for (vpn, n) in runs {
+        aligned_blocks(vpn << 12, n, &mut out);
     }
     out
+}
+
+/// The `n` pages from `a` as the largest naturally aligned blocks.
+fn aligned_blocks(mut a: u64, n: u64, out: &mut Vec<Fpage>) {
+    let mut left = n;
+    while left > 0 {
+        // the largest aligned block at `a` that fits in what is left
+        let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
+        let fits = 63 - left.leading_zeros() + 12;
+        let order = align.min(fits).max(12);
+        out.push(Fpage::mem(a, order, MemRights::W));
+        a += 1u64 << order;
+        left -= 1u64 << (order - 12);
+    }
 }
 
 /// One stopped thread: what the pause captured.
@@ -550,8 +568,11 @@ impl Supervisor {
 
     /// Takes a checkpoint; returns its record and what it cost.
     pub fn checkpoint<E: Env>(&mut self, env: &mut E) -> Result<(Checkpoint, Stats), Error> {
-        let (saved, stats, t0) = self.pause(env)?;
+        let (saved, mut stats, t0) = self.pause(env)?;
+        let at = env.stamp_now();
         self.complete(env)?;
+        let ticks = u128::from(env.stamp_now().wrapping_sub(at));
+        stats.copy_us = (ticks * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
         let mut cp = self.record(&saved);
         cp.clock_us = t0;
         Ok((cp, stats))
@@ -638,28 +659,21 @@ impl Supervisor {
             let words = self.save_utcb(env, t, &r, &fpu)?;
             saved.push(Saved::running(t, r, words, fpu));
         }
-        let mut copied = 0;
-        let mut protect: Vec<u64> = Vec::new();
-        let dirty: Vec<u64> = core::mem::take(&mut self.dirty).into_iter().collect();
-        for vpn in dirty {
-            let Some(p) = self.pages.get(&vpn).copied() else { continue };
-            self.pending.insert(vpn);
-            copied += 1;
-            if p.writable && p.rights & 2 != 0 {
-                protect.push(p.backing);
-            }
-            let e = self.pages.get_mut(&vpn).expect("present");
-            e.dirty = false;
-            e.writable = false;
-        }
-        // runs of frames that lie next to each other in rtcr's space go as
-        // one fpage each (naturally aligned powers of two): fewer items,
-        // less kernel work
-        let protect = runs_to_fpages(&mut protect);
+        // the pages written since the last cut lose W in the child's own
+        // space, each run of neighbouring pages as the fewest naturally
+        // aligned fpages (one kernel call per UNMAP_MAX of them, none per
+        // page); the set is ordered, so this is one pass with no lookup.
+        // A page without W (a read-only segment) is unaffected.
+        let dirty = core::mem::take(&mut self.dirty);
+        let copied = dirty.len();
+        let protect = fpages_of_runs(dirty.runs());
+        let fpages = protect.len();
+        let protect_from = env.stamp_now();
         for chunk in protect.chunks(UNMAP_MAX) {
             let mut flags = [AccessFlags::default(); UNMAP_MAX];
-            task::unmap_batch(env, crate::state::ME, chunk, unmap_mask::CHILDREN, &mut flags[..chunk.len()])?;
+            task::unmap_batch(env, self.child_task(), chunk, unmap_mask::ALL_SPACES, &mut flags[..chunk.len()])?;
         }
+        let protect_ticks = env.stamp_now().wrapping_sub(protect_from);
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;
         for s in &saved {
@@ -669,6 +683,16 @@ impl Supervisor {
         // milliseconds (x86 Fiasco), far coarser than a pause
         let ticks = env.stamp_now().wrapping_sub(stamp0) as u128;
         let pause_us = (ticks * 1_000_000 / hz.max(1) as u128) as u64;
+        // per page, now that the child runs again (rtcr serves no fault
+        // before this is done): the pages are write-protected, and their
+        // contents wait to be copied (`complete`, or a write fault first)
+        for vpn in dirty.iter() {
+            if let Some(e) = self.pages.get_mut(&vpn) {
+                e.dirty = false;
+                e.writable = false;
+            }
+            self.pending.insert(vpn);
+        }
         let us_since =
             |from: u64, now: u64| (u128::from(now.saturating_sub(from)) * 1_000_000 / u128::from(hz.max(1))) as u64;
         // 3. threads in a kernel call at the cut: let the call end
@@ -781,7 +805,16 @@ impl Supervisor {
         }
         saved.sort_by_key(|s| s.thread);
         self.seq += 1;
-        let stats = Stats { seq: self.seq, pages_copied: copied, pause_us, threads: saved.len() };
+        let protect_us = (u128::from(protect_ticks) * 1_000_000 / hz.max(1) as u128) as u64;
+        let stats = Stats {
+            seq: self.seq,
+            pages_copied: copied,
+            pause_us,
+            threads: saved.len(),
+            fpages,
+            protect_us,
+            copy_us: 0,
+        };
         Ok((saved, stats, t0))
     }
 
@@ -955,22 +988,34 @@ mod tests {
 
     #[test]
     fn runs_become_aligned_blocks() {
-        let mut a: alloc::vec::Vec<u64> = (0..8).map(|i| 0x1_0000_0000 + 4096 * i).collect();
-        let f = runs_to_fpages(&mut a);
+        let f = runs_to_fpages((0..8).map(|i| 0x1_0000_0000 + 4096 * i));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].addr(), f[0].order()), (0x1_0000_0000, 15));
         // 3 frames from an odd start: 1 + 2
-        let mut b = alloc::vec![0x1000u64, 0x2000, 0x3000];
-        let f = runs_to_fpages(&mut b);
+        let f = runs_to_fpages([0x1000u64, 0x2000, 0x3000]);
         let got: alloc::vec::Vec<(u64, u32)> = f.iter().map(|f| (f.addr(), f.order())).collect();
         assert_eq!(got, alloc::vec![(0x1000, 12), (0x2000, 13)]);
         // gaps stay gaps
-        let mut c = alloc::vec![0x4000u64, 0x6000];
-        assert_eq!(runs_to_fpages(&mut c).len(), 2);
-        // every frame covered exactly once
-        let mut d: alloc::vec::Vec<u64> = (0..37u64).map(|i| 0x7000 + 4096 * i).collect();
-        let total: u64 = runs_to_fpages(&mut d).iter().map(|f| f.size() / 4096).sum();
+        assert_eq!(runs_to_fpages([0x4000u64, 0x6000]).len(), 2);
+        // every frame covered exactly once, each block aligned to its size
+        let f = runs_to_fpages((0..37u64).map(|i| 0x7000 + 4096 * i));
+        let total: u64 = f.iter().map(|f| f.size() / 4096).sum();
         assert_eq!(total, 37);
+        assert!(f.iter().all(|f| f.addr() % f.size() == 0));
+        // 4096 pages on a 16 MiB boundary: one fpage
+        let f = runs_to_fpages((0..4096u64).map(|i| 0x100_0000 + 4096 * i));
+        assert_eq!(
+            f.iter().map(|f| (f.addr(), f.order())).collect::<alloc::vec::Vec<_>>(),
+            alloc::vec![(0x100_0000, 24)]
+        );
+        // runs apart: each its own blocks, and nothing between them
+        let set: alloc::vec::Vec<u64> = (0..3u64).chain(8..16).map(|i| 0x10_0000 + 4096 * i).collect();
+        let f = runs_to_fpages(set.iter().copied());
+        let mut covered: alloc::vec::Vec<u64> =
+            f.iter().flat_map(|f| (0..f.size() / 4096).map(move |i| f.addr() + 4096 * i)).collect();
+        covered.sort_unstable();
+        assert_eq!(covered, set);
+        assert!(runs_to_fpages(core::iter::empty()).is_empty());
     }
 }
 

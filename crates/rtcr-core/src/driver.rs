@@ -116,25 +116,30 @@ fn restore_from_store<E: Env, R: Region>(
     abandoned: &[u64],
     events: &mut Vec<Event>,
 ) -> (Option<Supervisor>, Option<Frames>) {
-    let newest = match store.latest() {
-        Ok(x) => x,
-        Err(rtcr_image::StoreError::Empty) => return (None, frames),
-        Err(e) => {
-            events.push(Event::ImageRefused(format!("{e}")));
-            return (None, frames);
+    // the slots by their headers, newest first; each image's body is
+    // checked once, as it is decoded (the store's `latest` would check
+    // both slots' bodies, then the newest again, and decoding once more)
+    let order = store.newest_first();
+    if order.is_empty() {
+        // no header verifies: say why (unless the store was never written)
+        match store.latest() {
+            Err(rtcr_image::StoreError::Empty) | Ok(_) => {}
+            Err(e) => events.push(Event::ImageRefused(format!("{e}"))),
         }
-    };
-    // the older slot is read (and its CRC checked) only if the newest fails
-    let older = core::iter::once_with(|| store.read_slot(newest.0.other()).ok()).flatten();
-    for bytes in core::iter::once(newest.1).chain(older) {
+        return (None, frames);
+    }
+    for slot in order {
         // an image from outside (another ECU) is verified before any of it is used
         let mut phase = crate::restore::Phases::start(env);
-        let decoded = rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12);
+        let decoded = store
+            .read_unchecked(slot)
+            .map_err(|e| format!("{e}"))
+            .and_then(|bytes| rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| format!("{e}")));
         phase.end(env, "read and verify the image");
         let (meta, cp) = match decoded {
             Ok(x) => x,
             Err(e) => {
-                events.push(Event::ImageRefused(format!("{e}")));
+                events.push(Event::ImageRefused(e));
                 continue;
             }
         };

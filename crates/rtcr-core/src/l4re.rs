@@ -325,7 +325,7 @@ impl Supervisor {
         let vpns: Vec<u64> = self.pages.range(r.start >> 12..r.end() >> 12).map(|(v, _)| *v).collect();
         for vpn in vpns {
             let p = self.pages.remove(&vpn);
-            self.dirty.remove(&vpn);
+            self.dirty.remove(vpn);
             self.pending.remove(&vpn);
             self.shadow.remove(&vpn);
             if let (Some(p), None) = (p, r.ds) {

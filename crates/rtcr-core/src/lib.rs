@@ -28,6 +28,7 @@ pub mod direct_ipc;
 pub mod driver;
 pub mod l4re;
 pub mod labels;
+pub mod pageset;
 pub mod regions;
 pub mod restore;
 pub mod state;

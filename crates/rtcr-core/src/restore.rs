@@ -11,9 +11,12 @@
 //! ready, its registers, and runs. A thread that was inside a kernel call
 //! re-issues it.
 
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use l4_sys::cap::CapIdx;
+use l4_sys::fpage::{Fpage, MemRights};
+use l4_sys::item::{Cache, SendItem};
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
 use l4_sys::{factory, icu, irq, scheduler::SchedParam, Cap};
 use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
@@ -40,6 +43,9 @@ impl Supervisor {
     /// more memory from sigma0 than the child needs. A restore that fails
     /// half-way takes down what it built and gives the frames back with the
     /// error, for a try with another image.
+    // the error carries the frames back (a few vectors), once per failed
+    // restore: not worth a box
+    #[allow(clippy::result_large_err)]
     pub fn restore_into<E: Env>(
         env: &mut E,
         mut spec: ChildSpec,
@@ -50,15 +56,25 @@ impl Supervisor {
         spec.utcb_area = cp.utcb_area;
         spec.name = cp.child.clone();
         let mut s = Supervisor::new_for_restore(spec, env.arch());
-        if let Some(f) = frames {
+        let mut placed = Vec::new();
+        if let Some(mut f) = frames {
+            placed = core::mem::take(&mut f.placed);
             s.take_frames(f);
         }
         s.seq = seq;
-        match rebuild(&mut s, env, cp) {
+        // the frames the image's pages had, set aside for them (the
+        // trampoline and the exchange pages take others)
+        let keep = set_aside(&mut s, cp, &placed);
+        match rebuild(&mut s, env, cp, &keep) {
             Ok(()) => Ok(s),
             Err(error) => {
-                // take down what was built, keep the frames for another try
-                let frames = s.destroy(env).unwrap_or_default();
+                // take down what was built, keep the frames for another try:
+                // those set aside too, and where the pages were
+                let mut frames = s.destroy(env).unwrap_or_default();
+                frames.free.extend(keep.values());
+                frames.free.sort_unstable_by(|a, b| b.cmp(a));
+                frames.free.dedup();
+                frames.placed = placed;
                 Err(RestoreFailed { error, frames })
             }
         }
@@ -89,7 +105,8 @@ impl Supervisor {
         }
         // the lowest addresses are handed out first
         free.sort_unstable_by(|a, b| b.cmp(a));
-        let mut frames = Frames { free, next: self.frames_next, kip: self.kip, phases: Vec::new() };
+        let placed = self.pages.iter().map(|(&vpn, p)| (vpn, p.backing)).collect();
+        let mut frames = Frames { free, next: self.frames_next, kip: self.kip, phases: Vec::new(), placed };
         if self.child_task.0 == 0 {
             return Ok(frames);
         }
@@ -120,10 +137,16 @@ pub struct Frames {
     kip: Option<(u64, u64)>,
     /// Where taking the child down spent its time (µs per phase).
     pub phases: Vec<(&'static str, u64)>,
+    /// Which frame held which of the child's pages (page number, frame):
+    /// a restore into the same rtcr puts each page back into its frame, so
+    /// runs of pages stay runs of frames, aligned as they were, and are
+    /// mapped as large fpages again.
+    placed: Vec<(u64, u64)>,
 }
 
-/// Builds the child of `cp` into the fresh supervisor `s`.
-fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(), Error> {
+/// Builds the child of `cp` into the fresh supervisor `s`; `keep`: the
+/// frame each page had before, set aside for it (see [`Frames`]).
+fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTreeMap<u64, u64>) -> Result<(), Error> {
     let mut phase = Phases::start(env);
     l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
     s.create_task(env)?;
@@ -283,36 +306,43 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
         s.caps.insert(c.slot, CapRec { obj: o, rights: c.rights, server: c.server });
     }
     phase.end(env, "objects and slots");
-    // memory, write-protected
-    for p in &cp.pages {
+    // memory, write-protected: every page into a frame of rtcr's (those a
+    // destroyed child left, then fresh ones from sigma0 in large blocks),
+    // written once (its data, or zeros: neither kind of frame is zero) and
+    // mapped. The shadow is not filled here: the frame holds the image's
+    // contents until the child writes it, so the page waits for its copy
+    // like a page of a cut (a write fault copies it first, the next
+    // checkpoint copies the rest after its resume)
+    let mut frames = frames_for(s, env, cp, keep)?;
+    let zero = [0u8; 4096];
+    for (i, p) in cp.pages.iter().enumerate() {
         let vpn = p.vaddr >> 12;
-        // a dataspace's page: the same frame wherever it shows
+        // a dataspace's page: one frame wherever a region shows it
         let in_ds = s.rm.lookup(p.vaddr).copied().and_then(|r| Some((r.ds?, (r.offset + (p.vaddr - r.start)) >> 12)));
         let known = in_ds.and_then(|(d, pg)| s.dataspaces.get(d as usize)?.frames.get(&pg).copied());
-        let b = match known {
-            Some(b) => b,
+        match known {
+            Some(b) => {
+                s.free_frames.push(frames[i]);
+                frames[i] = b;
+            }
             None => {
-                let b = s.frame(env)?;
-                // a zero page needs no write: the frame is zeroed
-                if !p.data.is_empty() {
-                    env.write_mem(b, &p.data)?;
-                }
+                env.write_mem(frames[i], if p.data.is_empty() { &zero } else { &p.data })?;
                 if let Some((d, pg)) = in_ds {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {
-                        ds.frames.insert(pg, b);
+                        ds.frames.insert(pg, frames[i]);
                     }
                 }
-                b
             }
-        };
-        s.map_page(env, vpn, b, p.rights & !2)?;
+        }
+        let b = frames[i];
         s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-        s.shadow.insert(vpn, p.bytes(4096).into_owned());
+        s.pending.insert(vpn);
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);
         }
     }
+    map_runs(s, env, cp.pages.iter().zip(&frames).map(|(p, &b)| (p.vaddr, b, p.rights & !2)))?;
     phase.end(env, "memory");
     // threads: bind, schedule, UTCB; each stays stopped until all are
     // ready, so none runs (or crashes) while the others are restored
@@ -377,6 +407,138 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint) -> Result<(
     phase.end(env, "registers and resume");
     s.restore_phases = phase.done;
     Ok(())
+}
+
+/// The largest block of frames asked of sigma0 at once (4 MiB, as for
+/// rtcr's heap).
+const FRAME_BLOCK_ORDER: u32 = 22;
+
+/// The frames `placed` names for pages of `cp`, taken off the free list
+/// (page number to frame); those no longer free are left out.
+fn set_aside(s: &mut Supervisor, cp: &Checkpoint, placed: &[(u64, u64)]) -> BTreeMap<u64, u64> {
+    if placed.is_empty() {
+        return BTreeMap::new();
+    }
+    let free: BTreeSet<u64> = s.free_frames.iter().copied().collect();
+    let was: BTreeMap<u64, u64> = placed.iter().copied().collect();
+    let keep: BTreeMap<u64, u64> = cp
+        .pages
+        .iter()
+        .filter_map(|p| was.get(&(p.vaddr >> 12)).map(|&b| (p.vaddr >> 12, b)))
+        .filter(|(_, b)| free.contains(b))
+        .collect();
+    let taken: BTreeSet<u64> = keep.values().copied().collect();
+    s.free_frames.retain(|b| !taken.contains(b));
+    keep
+}
+
+/// A frame for each page of `cp`, in order: the one it had (`keep`), else
+/// one a destroyed child left, else a fresh one from sigma0 at the next
+/// free address of rtcr's range. Fresh frames are asked for in naturally
+/// aligned blocks of up to 4 MiB (one request each, not one per page; a
+/// block sigma0 refuses is asked for again smaller, down to one page), a
+/// run of neighbouring pages getting neighbouring frames aligned as the
+/// pages are (so it is mapped as large fpages). Their contents are
+/// whatever they held.
+fn frames_for<E: Env>(
+    s: &mut Supervisor,
+    env: &mut E,
+    cp: &Checkpoint,
+    keep: &BTreeMap<u64, u64>,
+) -> Result<Vec<u64>, Error> {
+    // how many pages from each one on lie next to each other
+    let mut run_left = alloc::vec![1u64; cp.pages.len()];
+    for i in (0..cp.pages.len().saturating_sub(1)).rev() {
+        if cp.pages[i + 1].vaddr == cp.pages[i].vaddr.wrapping_add(4096) {
+            run_left[i] = run_left[i + 1] + 1;
+        }
+    }
+    let mut out = Vec::with_capacity(cp.pages.len());
+    // fresh frames: the next one of the block mapped last, and how many
+    // bytes of it are left (blocks never reach past the run they are for)
+    let mut block: (u64, u64) = (0, 0);
+    for (p, left) in cp.pages.iter().zip(run_left) {
+        let b = if let Some(&b) = keep.get(&(p.vaddr >> 12)) {
+            b
+        } else if let Some(b) = s.free_frames.pop() {
+            // the free list is kept highest first: the lowest go first
+            b
+        } else {
+            if block.1 == 0 {
+                // rtcr's address aligned as the child's is (a run starts
+                // here, or goes on after an unaligned block)
+                let align = 1u64 << p.vaddr.trailing_zeros().clamp(12, FRAME_BLOCK_ORDER);
+                s.frames_next = (s.frames_next + align - 1) & !(align - 1);
+                block = (s.frames_next, fresh_block(s, env, left * 4096)?);
+            }
+            let b = block.0;
+            block = (block.0 + 4096, block.1 - 4096);
+            b
+        };
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Maps a naturally aligned block of RAM from sigma0 at rtcr's next free
+/// address, as large as alignment and `want` bytes allow (at most 4 MiB;
+/// smaller if sigma0 refuses); its length.
+fn fresh_block<E: Env>(s: &mut Supervisor, env: &mut E, want: u64) -> Result<u64, Error> {
+    let at = s.frames_next;
+    let mut order = FRAME_BLOCK_ORDER;
+    while order > 12 && (at & ((1 << order) - 1) != 0 || want < 1 << order) {
+        order -= 1;
+    }
+    loop {
+        match l4_sys::sigma0::map_any(env, crate::state::SIGMA0, order, Fpage::mem(at, order, MemRights::empty())) {
+            Ok(_) => {
+                s.frames_next += 1 << order;
+                return Ok(1 << order);
+            }
+            Err(_) if order > 12 => order -= 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Maps pages (child address, rtcr's frame, rights; in the child's address
+/// order) into the child: each run whose child addresses and frames both
+/// lie next to each other, with the same rights, as the fewest fpages
+/// naturally aligned on both sides (one kernel call each, not one per
+/// page).
+fn map_runs<E: Env>(s: &mut Supervisor, env: &mut E, pages: impl Iterator<Item = (u64, u64, u8)>) -> Result<(), Error> {
+    let mut run: Option<(u64, u64, u8, u64)> = None;
+    let flush = |s: &mut Supervisor, env: &mut E, run: Option<(u64, u64, u8, u64)>| -> Result<(), Error> {
+        let Some((mut va, mut b, rights, mut n)) = run else { return Ok(()) };
+        while n > 0 {
+            let align = (va | b).trailing_zeros().min(63);
+            let fits = 63 - n.leading_zeros() + 12;
+            let order = align.min(fits).max(12);
+            let it = SendItem::map_mem(
+                va,
+                Fpage::mem(b, order, MemRights::from_bits_truncate(rights as u64)),
+                Cache::Keep,
+                false,
+            );
+            l4_sys::task::map(env, s.child_task(), crate::state::ME, it)?;
+            va += 1 << order;
+            b += 1 << order;
+            n -= 1 << (order - 12);
+        }
+        Ok(())
+    };
+    for (va, b, rights) in pages {
+        match run {
+            Some((v0, b0, r0, n)) if r0 == rights && va == v0 + 4096 * n && b == b0 + 4096 * n => {
+                run = Some((v0, b0, r0, n + 1));
+            }
+            _ => {
+                flush(s, env, run)?;
+                run = Some((va, b, rights, 1));
+            }
+        }
+    }
+    flush(s, env, run)
 }
 
 /// Where a restore's time goes, phase by phase (µs, from the stamp

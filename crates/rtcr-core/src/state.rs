@@ -305,7 +305,7 @@ pub struct Supervisor {
     pub(crate) free_frames: Vec<u64>,
     pub(crate) shadow: BTreeMap<u64, Vec<u8>>,
     /// Pages written since the last checkpoint.
-    pub(crate) dirty: alloc::collections::BTreeSet<u64>,
+    pub(crate) dirty: crate::pageset::PageSet,
     /// Pages of the last cut not copied into the shadow yet.
     pub(crate) pending: alloc::collections::BTreeSet<u64>,
     pub(crate) scan_hint: u64,

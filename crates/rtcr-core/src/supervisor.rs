@@ -49,7 +49,7 @@ impl Supervisor {
             threads: Vec::new(),
             pages: BTreeMap::new(),
             shadow: BTreeMap::new(),
-            dirty: alloc::collections::BTreeSet::new(),
+            dirty: crate::pageset::PageSet::new(),
             pending: alloc::collections::BTreeSet::new(),
             scan_hint: 8,
             irq_pending: alloc::collections::BTreeSet::new(),

@@ -3,9 +3,10 @@
 //! module may name only modules before it (imports and `crate::` paths in
 //! code; doc links do not count).
 
-const ORDER: [(&str, &str); 9] = [
+const ORDER: [(&str, &str); 10] = [
     ("labels", include_str!("../src/labels.rs")),
     ("calls", include_str!("../src/calls.rs")),
+    ("pageset", include_str!("../src/pageset.rs")),
     ("state", include_str!("../src/state.rs")),
     ("services", include_str!("../src/services.rs")),
     ("checkpoint", include_str!("../src/checkpoint.rs")),

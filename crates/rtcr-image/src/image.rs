@@ -501,7 +501,15 @@ pub fn decode_for(
 /// an image, not when it restores one.
 pub fn encode(meta: &ImageMeta, cp: &Checkpoint) -> Result<Vec<u8>, ImageError> {
     check(meta, cp)?;
-    let mut out = postcard::to_extend(cp, vec![0u8; HEADER_LEN]).map_err(BodyError::from)?;
+    // the body's size first (cheap: page bytes are counted, not copied), so
+    // the image is written into one allocation of its final size: growing
+    // it by doubling needed up to three times its size at once (the old
+    // buffer, the new one twice as large), which for a 16 MiB child took
+    // rtcr's heap past 64 MiB on the kernel
+    let body = postcard::serialize_with_flavor(cp, postcard::ser_flavors::Size::default()).map_err(BodyError::from)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body);
+    out.resize(HEADER_LEN, 0);
+    let mut out = postcard::to_extend(cp, out).map_err(BodyError::from)?;
     let body_len = (out.len() - HEADER_LEN) as u64;
     let body_crc = crc64(&out[HEADER_LEN..]);
     let header = header_bytes(meta, body_len, body_crc);

@@ -375,6 +375,36 @@ impl<R: Region> Store<R> {
 
     /// The image in `slot`, read whole and verified.
     pub fn read_slot(&self, slot: Slot) -> Result<Vec<u8>, StoreError> {
+        let image = self.read_unchecked(slot)?;
+        verify(&image).map_err(|reason| StoreError::SlotInvalid { slot, reason })?;
+        Ok(image)
+    }
+
+    /// The slots whose header verifies (the body is not read), newest
+    /// first (A on a tie): the order a restorer tries them in. For a
+    /// restore that checks the body itself as it decodes it
+    /// ([`crate::decode`]), with [`Store::read_unchecked`]: the body's CRC
+    /// is computed once, where [`Store::latest`] computes it for both slots
+    /// and again for the one it returns.
+    pub fn newest_first(&self) -> Vec<Slot> {
+        let header = |slot: Slot| {
+            let mut head = [0u8; HEADER_LEN];
+            let head = &mut head[..self.slot_len().min(HEADER_LEN)];
+            self.region.read(self.slot_offset(slot), head).ok()?;
+            let h = read_header(head).ok()?;
+            (h.image_len() <= self.slot_len() as u64).then_some(h.sequence)
+        };
+        let mut slots: Vec<(Slot, u64)> =
+            [Slot::A, Slot::B].into_iter().filter_map(|slot| header(slot).map(|seq| (slot, seq))).collect();
+        // stable: A stays first on a tie
+        slots.sort_by_key(|s| core::cmp::Reverse(s.1));
+        slots.into_iter().map(|(slot, _)| slot).collect()
+    }
+
+    /// The image in `slot` as its header describes it, read whole, with its
+    /// header checked but its body's CRC not: the caller verifies it
+    /// ([`crate::decode`] does) before using any of it.
+    pub fn read_unchecked(&self, slot: Slot) -> Result<Vec<u8>, StoreError> {
         let bad = |reason| StoreError::SlotInvalid { slot, reason };
         let base = self.slot_offset(slot);
         let slot_len = self.slot_len();
@@ -389,7 +419,6 @@ impl<R: Region> Store<R> {
         }
         let mut image = vec![0u8; len];
         self.region.read(base, &mut image)?;
-        verify(&image).map_err(bad)?;
         Ok(image)
     }
 

@@ -249,3 +249,29 @@ fn an_unreadable_region_is_reported() {
     assert_eq!(s.latest(), Err(StoreError::Region(RegionError::Device("read failed"))));
     assert_eq!(s.write(&image(1)), Err(StoreError::Region(RegionError::Device("write failed"))));
 }
+
+#[test]
+fn newest_first_orders_by_header_and_read_unchecked_leaves_the_body_to_the_caller() {
+    let mut s = Store::new(MemRegion::zeroed(4096));
+    assert!(s.newest_first().is_empty(), "nothing written");
+    s.write(&image(1)).unwrap();
+    assert_eq!(s.newest_first(), vec![Slot::A]);
+    s.write(&image(2)).unwrap();
+    assert_eq!(s.newest_first(), vec![Slot::B, Slot::A]);
+    assert_eq!(s.read_unchecked(Slot::B), Ok(image(2)));
+    // a flipped body byte in B: the header still names it newest, the
+    // unchecked read returns it as it is, and decoding refuses it
+    let off = s.slot_offset(Slot::B) + 100;
+    let mut region = s.into_inner();
+    region.0[off] ^= 1;
+    let s = Store::new(region);
+    assert_eq!(s.newest_first(), vec![Slot::B, Slot::A]);
+    let torn = s.read_unchecked(Slot::B).unwrap();
+    assert!(matches!(rtcr_image::decode(&torn), Err(ImageError::BodyChecksum { .. })));
+    assert!(matches!(s.read_slot(Slot::B), Err(StoreError::SlotInvalid { slot: Slot::B, .. })));
+    // a broken header drops the slot from the order
+    let mut region = s.into_inner();
+    region.0[0] ^= 0xff;
+    let s = Store::new(region);
+    assert_eq!(s.newest_first(), vec![Slot::B]);
+}

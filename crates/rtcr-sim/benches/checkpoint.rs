@@ -1,12 +1,24 @@
-//! What a checkpoint costs the child, on the model, against a baseline
-//! measured in the same run: the pause for D dirty pages (D = 1, 16, 256,
-//! 4096) against a plain memcpy of the same bytes; an incremental
-//! checkpoint of 1 page with many clean pages resident (is the pause
-//! independent of clean pages?); and a restore against a memcpy of the
-//! image. Host wall-clock time (the model's own clock counts child steps
-//! only). The goal on the target is pause <= 1.25 x memcpy + a fixed cost;
-//! on the model every copy goes through the model's page tables, so the
-//! ratios here say what the model and rtcr-core cost, not the target.
+//! What a checkpoint and a restore cost, on the model, against baselines
+//! measured in the same run:
+//!
+//! * the pause for D dirty pages (D = 1, 16, 256, 4096) against a plain
+//!   memcpy of the same bytes, and the copy after the resume;
+//! * an incremental checkpoint of 1 page with 4096 clean pages resident
+//!   (the pause must not depend on clean pages);
+//! * a restore of the 4096-page child's image against a memcpy of the
+//!   image, phase by phase.
+//!
+//! Times are host wall-clock time: rtcr-core's own stamps (the pause it
+//! reports, the restore phases) run on the host clock here (`HostClock`),
+//! since the model's counter counts child steps only. Every copy and
+//! mapping goes through the model's page tables, so the figures say what
+//! rtcr-core and the model cost on this host, not the target.
+//!
+//! The goals of issue 12, each printed with met / NOT met:
+//! * the pause at 4096 dirty pages <= 10 % of their memcpy;
+//! * the pause at 4096 dirty pages <= 2 x the pause at 16 (the kernel
+//!   bench's goal, here for comparison);
+//! * a restore <= 3 x a memcpy of its image.
 //!
 //! Run: `cargo bench -p rtcr-sim --bench checkpoint`
 
@@ -16,9 +28,53 @@ use std::time::{Duration, Instant};
 
 use fiasco_model::Model;
 use l4_sys::exc::Arch;
-use l4_sys::Timeout;
-use rtcr_core::{Region, Supervisor};
+use l4_sys::{Invocation, Kernel, Outcome, Timeout};
+use rtcr_core::{Env, Error, Region, Supervisor};
 use rtcr_sim::*;
+
+/// The model's environment with rtcr-core's stamp counter on the host
+/// clock (ns): the pause rtcr measures and the restore phases come out in
+/// host time.
+struct HostClock<'a, 'm> {
+    env: ModelEnv<'a, 'm>,
+    t0: Instant,
+}
+
+impl Kernel for HostClock<'_, '_> {
+    fn utcb(&mut self) -> &mut l4_sys::utcb::Utcb {
+        self.env.utcb()
+    }
+    fn invoke(&mut self, inv: Invocation) -> Outcome {
+        self.env.invoke(inv)
+    }
+}
+
+impl Env for HostClock<'_, '_> {
+    fn arch(&self) -> Arch {
+        self.env.arch()
+    }
+    fn read_mem(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.env.read_mem(addr, buf)
+    }
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.env.write_mem(addr, data)
+    }
+    fn clock_us(&mut self) -> u64 {
+        self.env.clock_us()
+    }
+    fn stamp_now(&mut self) -> u64 {
+        self.t0.elapsed().as_nanos() as u64
+    }
+    fn stamp_hz(&self) -> u64 {
+        1_000_000_000
+    }
+    fn fpu_save(&mut self) -> Vec<u8> {
+        self.env.fpu_save()
+    }
+    fn fpu_load(&mut self, state: &[u8]) {
+        self.env.fpu_load(state)
+    }
+}
 
 fn big_spec() -> rtcr_core::ChildSpec {
     let mut s = spec("bench");
@@ -27,123 +83,175 @@ fn big_spec() -> rtcr_core::ChildSpec {
     s
 }
 
+/// A memcpy of `bytes` (the median of 11, after a first one that touches
+/// the destination).
 fn memcpy(bytes: usize) -> Duration {
     let src = vec![0x5au8; bytes];
     let mut dst = vec![0u8; bytes];
-    let t = Instant::now();
-    for _ in 0..10 {
-        dst.copy_from_slice(black_box(&src));
-        black_box(&mut dst);
-    }
-    t.elapsed() / 10
+    dst.copy_from_slice(&src);
+    let mut t: Vec<Duration> = (0..11)
+        .map(|_| {
+            let t = Instant::now();
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+            t.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[t.len() / 2]
 }
 
-fn round(env: &mut ModelEnv<'_, '_>, sup: &mut Supervisor, ct: fiasco_model::ObjId, k: u64, r: u64) {
-    env.0.model().poke(ct, DATA, &k.to_le_bytes());
-    env.0.model().poke(ct, DATA + 8, &r.to_le_bytes());
+fn round(env: &mut HostClock<'_, '_>, sup: &mut Supervisor, ct: fiasco_model::ObjId, k: u64, r: u64) {
+    env.env.0.model().poke(ct, DATA, &k.to_le_bytes());
+    env.env.0.model().poke(ct, DATA + 8, &r.to_le_bytes());
     sup.serve(env, 100_000, Timeout::from_us(1000)).unwrap();
 }
 
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
 fn main() {
-    println!("{:>6} {:>14} {:>14} {:>8}", "pages", "pause", "memcpy", "ratio");
+    println!("pause (rtcr's own measure, stop to resume; median of 15) for D dirty pages, against a memcpy of D pages");
+    println!(
+        "{:>6} {:>11} {:>11} {:>11} {:>8} {:>16}",
+        "pages", "pause us", "max us", "memcpy us", "ratio", "copy after us"
+    );
     let mut rows = Vec::new();
     for d in [1u64, 16, 256, 4096] {
         let mut m: Model = model(Arch::Amd64, Arc::new(PageWriter));
         let mut r = m.root();
-        let mut env = ModelEnv(&mut r);
+        let mut env = HostClock { env: ModelEnv(&mut r), t0: Instant::now() };
         let mut sup = Supervisor::spawn(&mut env, big_spec()).unwrap();
         sup.serve(&mut env, 1000, Timeout::from_us(1000)).unwrap();
-        let ct = {
-            let mm = env.0.model();
-            mm.object_at(mm.boot_objects().root_task, sup.child_task().idx().0).unwrap()
-        };
+        let ct = child_obj(env.env.0.model(), &sup);
         round(&mut env, &mut sup, ct, d, 1);
         sup.checkpoint(&mut env).unwrap();
-        // (the pause is stop, UTCB saves, write-protect, resume: the copy
-        // of the dirty pages comes after the resume, copy on write);
-        // the median of 7 checkpoints, each after the child wrote d pages
         let mut pauses = Vec::new();
-        for r in 2..9 {
+        let mut copies = Vec::new();
+        for r in 2..17 {
             round(&mut env, &mut sup, ct, d, r);
-            let t = Instant::now();
             let (_, st, _) = sup.pause(&mut env).unwrap();
-            pauses.push(t.elapsed());
+            let t = Instant::now();
             sup.complete(&mut env).unwrap();
+            copies.push(t.elapsed());
             assert_eq!(st.pages_copied as u64, d);
+            pauses.push(Duration::from_micros(st.pause_us));
         }
         pauses.sort();
+        copies.sort();
         let pause = pauses[pauses.len() / 2];
         let base = memcpy(d as usize * 4096);
-        println!("{d:>6} {:>14?} {:>14?} {:>7.1}x", pause, base, pause.as_secs_f64() / base.as_secs_f64().max(1e-9));
+        println!(
+            "{d:>6} {:>11.0} {:>11.0} {:>11.1} {:>7.2}x {:>16.0}",
+            us(pause),
+            us(*pauses.last().unwrap()),
+            us(base),
+            pause.as_secs_f64() / base.as_secs_f64().max(1e-9),
+            us(copies[copies.len() / 2])
+        );
         rows.push((d, pause, base));
     }
-    // the goal: pause <= 1.25 x memcpy + a fixed cost, the fixed cost
-    // being what a 1-page checkpoint pauses (stop, UTCB saves, resume)
-    let fixed = rows[0].1;
-    for &(d, pause, base) in &rows {
-        let bound = base.mul_f64(1.25) + fixed;
-        println!(
-            "goal for {d} pages: pause {pause:?} <= 1.25 x memcpy + fixed {fixed:?} = {bound:?}: {}",
-            if pause <= bound { "met" } else { "NOT met" }
-        );
-    }
+    let (p16, (p4096, m4096)) = (rows[1].1, (rows[3].1, rows[3].2));
+    println!(
+        "goal: pause at 4096 dirty pages <= 10% of their memcpy: {:.0} us vs {:.0} us ({:.1}%): {}",
+        us(p4096),
+        us(m4096),
+        100.0 * p4096.as_secs_f64() / m4096.as_secs_f64(),
+        verdict(p4096.as_secs_f64() <= 0.10 * m4096.as_secs_f64())
+    );
+    println!(
+        "goal: pause at 4096 dirty pages <= 2 x the pause at 16: {:.0} us vs {:.0} us ({:.2}x): {}",
+        us(p4096),
+        us(p16),
+        p4096.as_secs_f64() / p16.as_secs_f64(),
+        verdict(p4096 <= p16 * 2)
+    );
 
     // incremental: 1 dirty page with 4096 clean pages resident, against a full first checkpoint
     let mut m: Model = model(Arch::Amd64, Arc::new(PageWriter));
     let mut r = m.root();
-    let mut env = ModelEnv(&mut r);
+    let mut env = HostClock { env: ModelEnv(&mut r), t0: Instant::now() };
     let mut sup = Supervisor::spawn(&mut env, big_spec()).unwrap();
     sup.serve(&mut env, 1000, Timeout::from_us(1000)).unwrap();
-    let ct = {
-        let mm = env.0.model();
-        mm.object_at(mm.boot_objects().root_task, sup.child_task().idx().0).unwrap()
-    };
+    let ct = child_obj(env.env.0.model(), &sup);
     round(&mut env, &mut sup, ct, 4096, 1);
-    let t = Instant::now();
     let (_, full, _) = sup.pause(&mut env).unwrap();
-    let full_t = t.elapsed();
-    let t = Instant::now();
-    let n = sup.complete(&mut env).unwrap();
-    println!("copy after the resume (copy on write): {n} pages in {:?}", t.elapsed());
-    // the median of 7 one-page checkpoints
+    sup.complete(&mut env).unwrap();
     let mut incs = Vec::new();
     let mut last = None;
     for r in 2..9 {
         round(&mut env, &mut sup, ct, 1, r);
-        let t = Instant::now();
         let out = sup.pause(&mut env).unwrap();
-        incs.push(t.elapsed());
+        incs.push(out.1.pause_us);
         sup.complete(&mut env).unwrap();
         last = Some(out);
     }
     incs.sort();
-    let inc_t = incs[incs.len() / 2];
+    let inc_us = incs[incs.len() / 2];
     let (saved, inc, t0) = last.unwrap();
     let mut cp = sup.record(&saved);
     cp.clock_us = t0;
     println!(
-        "pause, full checkpoint: {} pages in {full_t:?}; incremental with {} pages resident: {} page in {inc_t:?} ({:.1}% of full)",
+        "pause, first checkpoint: {} pages in {} us; incremental with {} pages resident: {} page in {inc_us} us ({:.1}% of the first)",
         full.pages_copied,
+        full.pause_us,
         sup.page_count(),
         inc.pages_copied,
-        100.0 * inc_t.as_secs_f64() / full_t.as_secs_f64()
+        100.0 * inc_us as f64 / full.pause_us.max(1) as f64
     );
 
-    // restore against a memcpy of the image
+    // restore against a memcpy of the image: decoding (CRC, records) and
+    // the restore's phases, the median of 5
     let bytes = rtcr_core::encode_image(Arch::Amd64, 2, &cp).unwrap();
     drop(m);
-    let mut m2: Model = model(Arch::Amd64, Arc::new(PageWriter));
-    let mut r2 = m2.root();
-    let mut env2 = ModelEnv(&mut r2);
-    let t = Instant::now();
-    let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
-    Supervisor::restore(&mut env2, big_spec(), &cp, meta.sequence).unwrap();
-    let rest = t.elapsed();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let mut m2: Model = model(Arch::Amd64, Arc::new(PageWriter));
+        let mut r2 = m2.root();
+        let mut env2 = HostClock { env: ModelEnv(&mut r2), t0: Instant::now() };
+        let t = Instant::now();
+        let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+        let decoded = t.elapsed();
+        let sup = Supervisor::restore(&mut env2, big_spec(), &cp, meta.sequence).unwrap();
+        runs.push((t.elapsed(), decoded, sup.restore_phases.clone()));
+    }
+    runs.sort_by_key(|r| r.0);
+    let (rest, decoded, phases) = runs[runs.len() / 2].clone();
     let base = memcpy(bytes.len());
+    let t = Instant::now();
+    black_box(rtcr_image::verify(&bytes).unwrap());
+    let crc = t.elapsed();
     println!(
-        "restore of a {} byte image ({} pages): {rest:?}; memcpy of the image {base:?}; ratio {:.1}x",
+        "restore of a {} byte image ({} pages): {:.0} us; memcpy of the image {:.0} us; ratio {:.1}x",
         bytes.len(),
         cp.pages.len(),
+        us(rest),
+        us(base),
         rest.as_secs_f64() / base.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  read and verify the image {:.0} us ({:.1}x memcpy; of it the CRC-64 {:.0} us, {:.1}x memcpy)",
+        us(decoded),
+        decoded.as_secs_f64() / base.as_secs_f64(),
+        us(crc),
+        crc.as_secs_f64() / base.as_secs_f64()
+    );
+    for (what, us_) in &phases {
+        println!("  {what} {us_} us ({:.1}x memcpy)", *us_ as f64 / us(base));
+    }
+    println!(
+        "goal: restore <= 3 x memcpy of the image: {:.0} us vs {:.0} us: {}",
+        us(rest),
+        3.0 * us(base),
+        verdict(rest.as_secs_f64() <= 3.0 * base.as_secs_f64())
     );
 }

@@ -253,25 +253,38 @@ pub fn check_child_spaces(
 /// A child that dirties a chosen number of pages on command: whenever the
 /// round number at DATA + 8 changes, it writes it into pages 1..=k after
 /// DATA (k at DATA), then sleeps in 100 µs steps. Used to measure and check
-/// incremental checkpoints.
+/// incremental checkpoints. One page per step: a write that faults re-runs
+/// only its own step, not the writes before it (k faults cost k steps, not
+/// k² stores).
 pub struct PageWriter;
 
 impl Program for PageWriter {
     fn step(&self, cpu: &mut Cpu<'_>) -> Result<(), Trap> {
-        if cpu.state() == 0 {
-            let round = cpu.load_u64(DATA + 8)?;
-            if round != cpu.r(0) {
-                let k = cpu.load_u64(DATA)?;
-                for i in 1..=k {
-                    cpu.store_u64(DATA + 0x1000 * i, round)?;
+        match cpu.state() {
+            0 => {
+                let round = cpu.load_u64(DATA + 8)?;
+                if round != cpu.r(0) {
+                    cpu.set_r(1, 1);
+                    cpu.goto(2);
+                } else {
+                    cpu.goto(1);
                 }
-                cpu.set_r(0, round);
-            } else {
-                cpu.goto(1);
             }
-        } else {
-            let _ = fiasco_model::sys!(cpu, l4_sys::ipc::sleep(cpu, l4_sys::Timeout::from_us(100)));
-            cpu.goto(0);
+            1 => {
+                let _ = fiasco_model::sys!(cpu, l4_sys::ipc::sleep(cpu, l4_sys::Timeout::from_us(100)));
+                cpu.goto(0);
+            }
+            _ => {
+                // r(1): the next page to write
+                let (round, k, i) = (cpu.load_u64(DATA + 8)?, cpu.load_u64(DATA)?, cpu.r(1));
+                if i <= k {
+                    cpu.store_u64(DATA + 0x1000 * i, round)?;
+                    cpu.set_r(1, i + 1);
+                } else {
+                    cpu.set_r(0, round);
+                    cpu.goto(0);
+                }
+            }
         }
         Ok(())
     }
