@@ -503,7 +503,7 @@ impl Supervisor {
         r[ri.dest] = dest;
         r[ri.abi_timeout] = timeout;
         self.resume_with(env, t, &r, &fpu)?;
-        let since = env.stamp_now();
+        let since = env.clock_us();
         self.threads[t as usize].held = Some(crate::state::Held { cont, dest, timeout, since, utcb, fpu });
         Ok(())
     }
@@ -793,7 +793,11 @@ impl Supervisor {
             if saved.iter().any(|s| s.thread == t) {
                 continue;
             }
-            let timeout = crate::calls::rest_of_receive_timeout(h.timeout, us_since(h.since, stamp0));
+            // on the kernel's clock, less its tick (as when it was issued):
+            // the stamp counter's rate wanders under emulation by tens of
+            // per cent, and a receive must never end early, restored or not
+            let waited = t0.saturating_sub(h.since).saturating_sub(CLOCK_TICK_US);
+            let timeout = crate::calls::rest_of_receive_timeout(h.timeout, waited);
             saved.push(Saved {
                 thread: t,
                 regs: h.cont,

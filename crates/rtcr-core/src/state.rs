@@ -241,7 +241,7 @@ pub(crate) struct Held {
     pub dest: u64,
     /// The timeout pair it was issued with at `since`.
     pub timeout: u64,
-    /// The stamp counter when it was issued.
+    /// The kernel clock (KIP, µs) when it was issued.
     pub since: u64,
     /// The UTCB as it was (a receive in progress does not change it).
     pub utcb: Vec<u64>,
