@@ -239,13 +239,14 @@ mod bench {
         // the samples of one measurement (ticks): 8 KiB of main's 64 KiB stack
         let samples = &mut [0u64; SAMPLES];
         let mut best = [(u64::MAX, 0, 0); 2];
-        let mut medians = [[0u64; ROUNDS]; 2];
-        for round in 0..ROUNDS {
+        // each round's medians: gate, IRQ
+        let mut medians = [[0u64; 2]; ROUNDS];
+        for round in medians.iter_mut() {
             for (which, run) in [gate_round_trips as Measure, irq_deliveries].into_iter().enumerate() {
                 match run(k, samples) {
                     Ok(()) => {
                         let s = summary(samples, hz);
-                        medians[which][round] = s.0;
+                        round[which] = s.0;
                         if s.0 < best[which].0 {
                             best[which] = s;
                         }
@@ -257,7 +258,7 @@ mod bench {
         }
         for (which, what) in ["gate round trip", "irq trigger to delivery"].into_iter().enumerate() {
             let (med, p99, max) = best[which];
-            let m = medians[which];
+            let m = medians.map(|r| r[which]);
             say!(
                 k,
                 "bench: {what}: n {SAMPLES} median_ns {med} p99_ns {p99} max_ns {max} (the best of {ROUNDS} rounds; \
