@@ -214,8 +214,11 @@ pub fn run(mut env: KernelEnv, config: &Config<'_>, child: (&str, &[u8]), restor
             crash_due = config.crash_every_ms.map(|every| ms + every);
             if config.jdb {
                 jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
-                // the checkpoint the restore will use, taken now
-                d.checkpoint(&mut env);
+                // the checkpoint the restore will use, taken now; the next
+                // periodic one an interval later (not at once: its time
+                // passed while the kernel sat in JDB), so that it cannot
+                // catch the child between the wild jump and the crash
+                d.checkpoint_now(&mut env);
                 report(&mut env, &mut d, config.jdb);
             }
             log!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");
