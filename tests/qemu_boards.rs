@@ -24,8 +24,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use common::{
-    demo_count, dumped_image, expect_line, have_kernel, jdb_slots, num_after, pause_and_restore_us, qemu_boot,
-    release_bin,
+    demo_count, dumped_image, expect_line, have_kernel, jdb_slots, keep_log, num_after, pause_and_restore_us,
+    qemu_boot, release_bin,
 };
 
 /// A board machine and the variables naming its builds.
@@ -92,6 +92,7 @@ fn demo_restored_and_jdb_equal(board: &Board, timeout: u32) {
     let m = board.machine;
     let keys = format!("?jdb-before-checkpoint {JDB_VIEW} ?jdb-after-restore {JDB_VIEW}");
     let log = boot_board(m, &keys, timeout, &[], "child=rtcr-demo crash_ms=3000 jdb");
+    keep_log(&format!("{m}-demo-jdb"), &log);
     let tail = || log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
     for bad in ["rtcr: PANIC", "rtcr: stopped", "demo: BAD REPLY", "unexpected label"] {
         assert!(!log.contains(bad), "{m}: {bad:?} in the log:\n{log}");
@@ -124,11 +125,24 @@ fn demo_restored_and_jdb_equal(board: &Board, timeout: u32) {
         .position(|l| l.contains("rtcr: restored from checkpoint "))
         .unwrap_or_else(|| panic!("{m}: no restore; the log ends:\n{}", tail()));
     let from = num_after(lines[restored], "restored from checkpoint ");
-    assert_eq!(Some(&from), before.last(), "{m}: restored from the newest checkpoint");
+    assert_eq!(
+        Some(&from),
+        before.last(),
+        "{m}: restored from the newest checkpoint before the crash hook (the one taken in the JDB hook):\n{}",
+        lines[crash_at.saturating_sub(4)..=restored].join("\n")
+    );
     assert_eq!(log.matches("demo: started").count(), 1, "{m}: the child started afresh instead of being restored");
     let v = expect_line(&log, "rtcr: slots verified: ");
     let (good, total) = (num_after(&v, "verified: "), num_after(&v, "/"));
     assert!(good == total && total >= 20, "{m}: {v}");
+    // one crash (the hook's), one restore, nothing else going wrong
+    let crashes = log.lines().filter(|l| l.contains("rtcr: child thread ") && l.contains(" crashed")).count();
+    let restores = log.matches("rtcr: restored from checkpoint ").count();
+    assert!(
+        crashes == 1 && restores == 1 && !log.contains("rtcr: crash loop") && !log.contains("failed"),
+        "{m}: {crashes} crashes, {restores} restores (want one each), or a crash loop or a failure:\n{}",
+        tail()
+    );
 
     // JDB: the same slots with the same types before the checkpoint and
     // after the restore
@@ -191,6 +205,7 @@ fn migrates_from_virt(board: &Board, timeout: u32) {
     }
     let m = board.machine;
     let first = boot_board("virt", "", 20, &[], "child=rtcr-demo dump_ms=5000");
+    keep_log(&format!("{m}-migration-virt"), &first);
     let (seq, image) = dumped_image(&first);
     // the count printed last before the dumped checkpoint's line
     let cut_line = first
@@ -203,12 +218,17 @@ fn migrates_from_virt(board: &Board, timeout: u32) {
     let img = dir.join("virt.img");
     std::fs::write(&img, &image).unwrap();
     let log = boot_board(m, "", timeout, std::slice::from_ref(&img), "child=rtcr-demo restore=virt.img");
+    keep_log(&format!("{m}-migration"), &log);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!log.contains("rtcr: PANIC") && !log.contains("rtcr: stopped"), "{m}:\n{log}");
     expect_line(&log, "rtcr: image module 'virt.img'");
     let restored = expect_line(&log, "rtcr: child 'rtcr-demo' restored from the image");
     eprintln!("{m}: the child restored from virt's image {} us after rtcr's start", num_after(&restored, " pages) "));
     assert!(!log.contains("demo: started"), "{m}: the migrated child must not start afresh:\n{log}");
+    assert!(
+        !log.contains("crashed") && !log.contains("failed"),
+        "{m}: a crash or a failure after the migration:\n{log}"
+    );
     let v = expect_line(&log, "rtcr: slots verified: ");
     let (good, total) = (num_after(&v, "verified: "), num_after(&v, "/"));
     assert!(good == total && total >= 20, "{m}: {v}");

@@ -255,3 +255,14 @@ pub fn pause_and_restore_us(log: &str) -> (Vec<u64>, Vec<u64>) {
         .collect();
     (pauses, restores)
 }
+
+/// Keeps a boot log as `<target dir>/qemu-logs/<name>.log` (each run
+/// overwrites it) and says where: the evidence when a check fails.
+pub fn keep_log(name: &str, log: &str) {
+    let dir = target_dir().join("qemu-logs");
+    let path = dir.join(format!("{name}.log"));
+    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, log)) {
+        Ok(()) => eprintln!("{name}: boot log in {}", path.display()),
+        Err(e) => eprintln!("{name}: could not keep the boot log in {}: {e}", path.display()),
+    }
+}
