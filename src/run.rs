@@ -363,8 +363,11 @@ pub fn run(
             crash_due = config.crash_every_ms.map(|every| (ms + every).max(elapsed_ms + every));
             if config.jdb {
                 jdb(&mut env, "rtcr: jdb-before-checkpoint: look at the child's object space, then g");
-                // the checkpoint the restore will use, taken now
-                d.checkpoint(&mut env);
+                // the checkpoint the restore will use, taken now; the next
+                // periodic one an interval later (not at once: its time
+                // passed while the kernel sat in JDB), so that it cannot
+                // catch the child between the wild jump and the crash
+                d.checkpoint_now(&mut env);
                 report(&mut env, &mut d, config.jdb, scratch);
             }
             log!(&mut env, "rtcr: test hook crash_ms: sending the child's first thread to address 0");

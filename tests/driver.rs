@@ -359,3 +359,26 @@ fn a_child_that_crashes_before_its_first_checkpoint_is_restarted_with_a_growing_
     assert_eq!(*backoffs.last().unwrap(), 16_000);
     assert!(!d.events.iter().any(|e| matches!(e, Event::Checkpoint { .. })), "it never got that far");
 }
+
+#[test]
+fn a_checkpoint_out_of_turn_starts_the_interval_afresh() {
+    let mut m = scenario_model(Arch::Arm64);
+    let mut r = m.root();
+    let mut env = ModelEnv(&mut r);
+    let store = Store::new(MemRegion::zeroed(2 << 20));
+    let policy = Policy::default();
+    let mut d = Driver::start(&mut env, spec("turn"), store, policy).unwrap();
+    let t0 = env.0.model().clock_us();
+    d.run_until(&mut env, t0 + 25_000).unwrap();
+    let count = |d: &Driver<MemRegion>| d.events.iter().filter(|e| matches!(e, Event::Checkpoint { .. })).count();
+    // rtcr away for three intervals (as in JDB): the periodic checkpoint is overdue
+    l4_sys::ipc::sleep(&mut env, l4_sys::Timeout::from_us(3 * policy.interval_us)).ok();
+    d.checkpoint_now(&mut env);
+    let n = count(&d);
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + policy.interval_us / 2).unwrap();
+    assert_eq!(count(&d), n, "a periodic checkpoint right after the one out of turn: {:?}", d.events);
+    let now = env.0.model().clock_us();
+    d.run_until(&mut env, now + 2 * policy.interval_us).unwrap();
+    assert!(count(&d) > n, "the periodic checkpoints go on: {:?}", d.events);
+}

@@ -304,3 +304,74 @@ pub fn check_l4_app(
     }
     status
 }
+
+/// The child's object space as JDB's `o` view shows it: slot → object type,
+/// from rows like `000010:00017-SW Gate    0001a-SW Gate    --   ...`.
+pub fn jdb_slots(screen: &str) -> std::collections::BTreeMap<u64, String> {
+    let mut slots = std::collections::BTreeMap::new();
+    let b = screen.as_bytes();
+    let mut i = 6;
+    while i < b.len() {
+        let row = &screen[i - 6..i];
+        if b[i] == b':' && row.bytes().all(|c| c.is_ascii_hexdigit()) && (i < 7 || !b[i - 7].is_ascii_hexdigit()) {
+            let base = u64::from_str_radix(row, 16).unwrap();
+            let mut tokens = screen[i + 1..].split_whitespace();
+            let mut col = 0;
+            while col < 4 {
+                match tokens.next() {
+                    Some("--") => {}
+                    Some(t) if t.len() > 6 && t.as_bytes()[5] == b'-' => {
+                        slots.insert(base + col, tokens.next().unwrap_or("?").to_string());
+                    }
+                    _ => break,
+                }
+                col += 1;
+            }
+        }
+        i += 1;
+    }
+    slots
+}
+
+/// The demo child's count in one of its `demo: count N …` lines.
+pub fn demo_count(line: &str) -> Option<u64> {
+    line.contains("demo: count ").then(|| num_after(line, "demo: count "))
+}
+
+/// The image the console dump of `log` (`dump_ms=`) holds: its checkpoint
+/// number and bytes, checked to decode.
+pub fn dumped_image(log: &str) -> (u64, Vec<u8>) {
+    let mut r = rtcr_image::dump::Reassembler::new();
+    log.lines().for_each(|l| r.feed(l));
+    let (seq, image) = r.finish().expect("an image dump in the log");
+    rtcr_image::decode(&image).expect("the dumped image is valid");
+    (seq, image)
+}
+
+/// rtcr's figures in a boot log: the pause of each checkpoint and the time
+/// of each restore, in µs (from `checkpoint N: … pause P us` and `restored
+/// from checkpoint N in T us`), for the notes; never asserted.
+pub fn pause_and_restore_us(log: &str) -> (Vec<u64>, Vec<u64>) {
+    let pauses = log
+        .lines()
+        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pause "))
+        .map(|l| num_after(l, " pause "))
+        .collect();
+    let restores = log
+        .lines()
+        .filter(|l| l.contains("rtcr: restored from checkpoint ") && l.contains(" in "))
+        .map(|l| num_after(l, " in "))
+        .collect();
+    (pauses, restores)
+}
+
+/// Keeps a boot log as `<target dir>/qemu-logs/<name>.log` (each run
+/// overwrites it) and says where: the evidence when a check fails.
+pub fn keep_log(name: &str, log: &str) {
+    let dir = target_dir().join("qemu-logs");
+    let path = dir.join(format!("{name}.log"));
+    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, log)) {
+        Ok(()) => eprintln!("{name}: boot log in {}", path.display()),
+        Err(e) => eprintln!("{name}: could not keep the boot log in {}: {e}", path.display()),
+    }
+}
