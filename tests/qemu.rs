@@ -12,8 +12,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{
-    assert_no_problems, boot_rtcr, check_child_clean, check_soak_restores, expect_line, have_kernel, num_after,
-    qemu_boot, release_bin,
+    assert_no_problems, boot_rtcr, check_child_clean, check_soak_restores, expect_line, have_kernel, jdb_slots,
+    num_after, qemu_boot, release_bin,
 };
 
 fn boot(arch: &str, fvar: &str, lvar: &str, keys: &str, timeout: u32, args: &str) -> Option<String> {
@@ -376,34 +376,6 @@ fn x86_64_a_root_task_program_runs_unchanged_as_a_child() {
 #[test]
 fn aarch64_a_root_task_program_runs_unchanged_as_a_child() {
     minimal_child("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 18);
-}
-
-/// The child's object space as JDB's `o` view shows it: slot → object type,
-/// from rows like `000010:00017-SW Gate    0001a-SW Gate    --   ...`.
-fn jdb_slots(screen: &str) -> std::collections::BTreeMap<u64, String> {
-    let mut slots = std::collections::BTreeMap::new();
-    let b = screen.as_bytes();
-    let mut i = 6;
-    while i < b.len() {
-        let row = &screen[i - 6..i];
-        if b[i] == b':' && row.bytes().all(|c| c.is_ascii_hexdigit()) && (i < 7 || !b[i - 7].is_ascii_hexdigit()) {
-            let base = u64::from_str_radix(row, 16).unwrap();
-            let mut tokens = screen[i + 1..].split_whitespace();
-            let mut col = 0;
-            while col < 4 {
-                match tokens.next() {
-                    Some("--") => {}
-                    Some(t) if t.len() > 6 && t.as_bytes()[5] == b'-' => {
-                        slots.insert(base + col, tokens.next().unwrap_or("?").to_string());
-                    }
-                    _ => break,
-                }
-                col += 1;
-            }
-        }
-        i += 1;
-    }
-    slots
 }
 
 /// Check 5: the child's object space in JDB right before the checkpoint
