@@ -13,10 +13,10 @@ use alloc::vec::Vec;
 use l4_sys::error::Errno;
 use l4_sys::MsgTag;
 
-use crate::labels::{self, Service};
+use crate::labels::Service;
 use crate::regions::{RegionMap, RegionRec};
 use crate::services::Reply;
-use crate::state::{l4re_slots, CapRec, Obj, ObjKind, Supervisor};
+use crate::state::{l4re_slots, Obj, ObjKind, Supervisor};
 use crate::{Env, Error};
 
 /// A request rtcr did not serve: the service, the tag's label and the words.
@@ -46,16 +46,7 @@ impl Supervisor {
             (l4re_slots::ROM, Service::Namespace),
             (l4re_slots::PARENT, Service::Parent),
         ] {
-            let g = self.service_gate(env, svc, 0)?;
-            let o = self.add_obj(Obj {
-                kind: ObjKind::Service(svc, labels::label(svc, 0)),
-                cap: g,
-                child_view: g,
-                rights: 7,
-                server: false,
-            })?;
-            self.give_cap(env, g, slot, 7, false)?;
-            self.caps.insert(slot, CapRec { obj: o, rights: 7, server: false });
+            self.give_service(env, slot, svc)?;
         }
         self.rm = self.empty_region_map(&l4re);
         self.kip_at.insert(l4re.kip >> 12);
@@ -166,35 +157,25 @@ impl Supervisor {
                 if pg * 4096 >= ds.size {
                     return None;
                 }
-                if let Some(rom) = ds.rom {
+                let rom = ds.rom.is_some();
+                if !rom && !ds.frames.contains_key(&pg) && self.pages.len() >= self.spec.max_pages as usize {
+                    return None;
+                }
+                let b = self.ds_frame(env, d, pg)?;
+                if rom {
                     // a boot module: its own page, never written, never in an image
                     if write {
                         return None;
                     }
-                    let m = self.spec.l4re.as_ref()?.roms.get(rom as usize)?;
                     rights &= !2;
                     return Some(l4_sys::item::SendItem::map_mem(
                         vpn << 12,
-                        l4_sys::fpage::Fpage::mem(
-                            m.addr + pg * 4096,
-                            12,
-                            l4_sys::fpage::MemRights::from_bits_truncate(rights as u64),
-                        ),
+                        l4_sys::fpage::Fpage::mem(b, 12, l4_sys::fpage::MemRights::from_bits_truncate(rights as u64)),
                         l4_sys::item::Cache::Keep,
                         false,
                     ));
                 }
-                match ds.frames.get(&pg).copied() {
-                    Some(b) => b,
-                    None => {
-                        if self.pages.len() >= self.spec.max_pages as usize {
-                            return None;
-                        }
-                        let b = self.frame(env).ok()?;
-                        self.dataspaces[d as usize].frames.insert(pg, b);
-                        b
-                    }
-                }
+                b
             }
         };
         self.pages.insert(vpn, crate::state::Page { backing, rights, writable: true, dirty: true });
@@ -381,17 +362,6 @@ impl Supervisor {
             }
             Err(_) => err(Errno::NoMem),
         })
-    }
-
-    /// The map item that gives the child a capability for `obj`.
-    fn cap_item(&self, obj: u32) -> l4_sys::item::SendItem {
-        let o = self.objects[obj as usize];
-        l4_sys::item::SendItem::map_obj(
-            l4_sys::cap::CapIdx(0),
-            l4_sys::fpage::Fpage::obj(o.child_view, 0, l4_sys::fpage::CapRights::from_bits_truncate(o.rights as u64)),
-            l4_sys::item::ObjAttr::empty(),
-            false,
-        )
     }
 
     /// The dataspace protocol on dataspace `d`'s gate.

@@ -76,6 +76,19 @@ impl Supervisor {
         }
     }
 
+    /// The map item that gives the child a capability for `obj` (its view,
+    /// with its rights; a gate's server interface where it has one).
+    pub(crate) fn cap_item(&self, obj: u32) -> SendItem {
+        let o = self.objects[obj as usize];
+        let attr = if o.server { ObjAttr::IPCGATE_SVR } else { ObjAttr::empty() };
+        SendItem::map_obj(
+            CapIdx(0),
+            Fpage::obj(o.child_view, 0, CapRights::from_bits_truncate(o.rights as u64)),
+            attr,
+            false,
+        )
+    }
+
     /// The object a LOCAL_ID item names (`k`-th item), if it is one of ours.
     pub(crate) fn item_label(&self, mr: &[u64], tag: MsgTag, k: usize) -> Option<(Service, u32)> {
         let at = tag.words() + 2 * k;
@@ -133,15 +146,7 @@ impl Supervisor {
         match r {
             Ok(obj) => {
                 self.created += 1;
-                let o = self.objects[obj as usize];
-                let attr = if o.server { ObjAttr::IPCGATE_SVR } else { ObjAttr::empty() };
-                let item = SendItem::map_obj(
-                    CapIdx(0),
-                    Fpage::obj(o.child_view, 0, CapRights::from_bits_truncate(o.rights as u64)),
-                    attr,
-                    false,
-                );
-                Reply::Item(0, item, Some(obj))
+                Reply::Item(0, self.cap_item(obj), Some(obj))
             }
             Err(crate::Error::Quota(_)) => err(Errno::NoMem),
             Err(crate::Error::Kernel(l4_sys::Error::Kernel(e))) => err(e),

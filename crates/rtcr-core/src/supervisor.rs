@@ -340,17 +340,24 @@ impl Supervisor {
             (6, Service::Icu),
             (7, Service::Scheduler),
         ] {
-            let g = self.service_gate(env, svc, 0)?;
-            let o = self.add_obj(Obj {
-                kind: ObjKind::Service(svc, labels::label(svc, 0)),
-                cap: g,
-                child_view: g,
-                rights: 7,
-                server: false,
-            })?;
-            self.give_cap(env, g, slot, 7, false)?;
-            self.caps.insert(slot, CapRec { obj: o, rights: 7, server: false });
+            self.give_service(env, slot, svc)?;
         }
+        Ok(())
+    }
+
+    /// A gate rtcr serves `svc` through, recorded and given to the child in
+    /// `slot` (the root-task slots, and the L4Re environment's).
+    pub(crate) fn give_service<E: Env>(&mut self, env: &mut E, slot: u64, svc: Service) -> Result<(), Error> {
+        let g = self.service_gate(env, svc, 0)?;
+        let o = self.add_obj(Obj {
+            kind: ObjKind::Service(svc, labels::label(svc, 0)),
+            cap: g,
+            child_view: g,
+            rights: 7,
+            server: false,
+        })?;
+        self.give_cap(env, g, slot, 7, false)?;
+        self.caps.insert(slot, CapRec { obj: o, rights: 7, server: false });
         Ok(())
     }
 
