@@ -96,6 +96,7 @@ pub fn image_self_check(k: &mut CurrentThread) {
         caps: vec![],
         threads: vec![],
         pages: vec![PageRecord { vaddr: 0x40_0000, rights: 6, data: vec![seq as u8; 4096] }],
+        placement: vec![],
     };
     let images = (1..=2u64).map(|seq| rtcr_core::encode_image(crate::env::ARCH, seq, &cp(seq)));
     let mut store = Store::new(MemRegion::zeroed(32 << 10));

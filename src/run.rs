@@ -490,6 +490,15 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
             Event::CrashSite { ip, addr } => {
                 log!(env, "rtcr: the crash: ip {=u64:#x}, fault address {=u64:#x}", ip, addr)
             }
+            Event::CpuMoved(m) => log!(
+                env,
+                "rtcr: thread {=u32} ran on CPU {=u32}, which is not online here (online {=u64:#x}): it runs on \
+                 CPU {=u32}",
+                m.thread,
+                m.from,
+                m.online,
+                m.to
+            ),
             Event::Unserved(u) => log!(
                 env,
                 "rtcr: the child asked {=str} for something rtcr does not serve (protocol {=i64:#x}, words \

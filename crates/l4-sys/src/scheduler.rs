@@ -39,6 +39,59 @@ impl CpuSet {
     pub const fn new(offset: u32, granularity: u8, map: u64) -> Self {
         CpuSet { gran_offset: ((granularity as u64) << 24) | (offset as u64 & 0xFF_FFFF), map }
     }
+
+    /// Just CPU `cpu`.
+    pub const fn one(cpu: u32) -> Self {
+        CpuSet::new(cpu, 0, 1)
+    }
+
+    /// log2 of the CPUs one bit covers: the kernel limits it to 24
+    /// (`L4_cpu_set_descr::granularity`), so `ALL`'s 0xFF means 2^24.
+    pub const fn granularity(&self) -> u32 {
+        let g = ((self.gran_offset >> 24) & 0xFF) as u32;
+        if g > 24 {
+            24
+        } else {
+            g
+        }
+    }
+
+    /// The first CPU bit 0 covers: the offset rounded down to the
+    /// granularity (`L4_cpu_set_descr::offset`).
+    pub const fn offset(&self) -> u32 {
+        (self.gran_offset & 0xFF_FFFF) as u32 & !((1u32 << self.granularity()) - 1)
+    }
+
+    /// Does the set name `cpu` (`L4_cpu_set::contains`)?
+    pub const fn contains(&self, cpu: u32) -> bool {
+        if cpu < self.offset() {
+            return false;
+        }
+        let bit = (cpu - self.offset()) >> self.granularity();
+        bit < 64 && (self.map >> bit) & 1 != 0
+    }
+
+    /// The lowest CPU of the set that `present` (bit n = CPU n) has
+    /// (`L4_cpu_set::first`); `None` when there is none.
+    pub fn first(&self, present: u64) -> Option<u32> {
+        (0..64).find(|&c| present & (1 << c) != 0 && self.contains(c))
+    }
+}
+
+/// The CPU `l4_scheduler_run_thread` puts a thread on, as the kernel
+/// chooses it (`Scheduler::sys_run`): the thread's home CPU if that is
+/// online and in the set, else the calling thread's CPU if it is in the
+/// set, else the first present CPU of the set. `None`: the set names no
+/// CPU there is (the kernel then parks the thread on no CPU at all). A new
+/// thread has no home CPU. The kernel keeps no affinity: the set matters
+/// only for this choice.
+pub fn placement(set: &CpuSet, home: Option<u32>, caller: u32, online: u64) -> Option<u32> {
+    let is_online = |c: u32| c < 64 && online & (1 << c) != 0;
+    match home {
+        Some(h) if is_online(h) && set.contains(h) => Some(h),
+        _ if set.contains(caller) => Some(caller),
+        _ => set.first(online),
+    }
 }
 
 /// Scheduling parameters (`l4_sched_param_t`, fixed-priority layout).
@@ -118,6 +171,41 @@ mod tests {
         let e = k.last();
         assert_eq!(e.inv.tag.0, ((-14i64 as u64) << 16) | (1 << 6) | 5);
         assert_eq!(e.mrs(), &[1, 0xFF00_0000, 1, 10, 0, 8, 0x21037]);
+    }
+
+    #[test]
+    fn cpu_sets_as_the_kernel_reads_them() {
+        // l4_sched_param's "all CPUs": granularity 0xFF (taken as 24), map 1
+        assert!((0..64).all(|c| CpuSet::ALL.contains(c)));
+        assert_eq!(CpuSet::ALL.granularity(), 24);
+        let two_and_three = CpuSet::new(2, 0, 0b11);
+        assert_eq!(
+            (0..6).map(|c| two_and_three.contains(c)).collect::<Vec<_>>(),
+            [false, false, true, true, false, false]
+        );
+        // granularity 1: bit n covers CPUs 2n and 2n+1; the offset is rounded down to it
+        let pairs = CpuSet::new(3, 1, 0b10);
+        assert_eq!(pairs.offset(), 2);
+        assert_eq!((0..8).filter(|&c| pairs.contains(c)).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(CpuSet::one(3).first(0b1111), Some(3));
+        assert_eq!(CpuSet::one(5).first(0b1111), None);
+        assert_eq!(CpuSet::new(0, 0, 0b1100).first(0b0111), Some(2));
+    }
+
+    #[test]
+    fn placement_follows_sys_run() {
+        let four = 0b1111;
+        // a new thread: the caller's CPU when the set has it, else the set's first
+        assert_eq!(placement(&CpuSet::ALL, None, 1, four), Some(1));
+        assert_eq!(placement(&CpuSet::one(3), None, 1, four), Some(3));
+        // an existing thread stays home while the set allows it
+        assert_eq!(placement(&CpuSet::ALL, Some(2), 0, four), Some(2));
+        assert_eq!(placement(&CpuSet::new(0, 0, 0b11), Some(2), 3, four), Some(0));
+        assert_eq!(placement(&CpuSet::new(0, 0, 0b1001), Some(2), 3, four), Some(3));
+        // a home CPU that is not online is left
+        assert_eq!(placement(&CpuSet::ALL, Some(3), 0, 0b0011), Some(0));
+        // nothing there
+        assert_eq!(placement(&CpuSet::one(7), None, 0, four), None);
     }
 
     #[test]

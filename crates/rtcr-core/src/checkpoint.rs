@@ -424,11 +424,24 @@ impl Supervisor {
     /// blocks: rtcr drops to [`YIELD_PRIO`] (the kernel switches to the
     /// child's threads at once) and back to its own priority once none of
     /// them is ready. No timeout is involved, so this costs no timer tick.
+    ///
+    /// On several CPUs the step-down covers only rtcr's own: rtcr then
+    /// moves itself, still at [`YIELD_PRIO`], to each other CPU a started
+    /// thread of the child runs on, and the kernel gives it that CPU only
+    /// once none of the child's threads there is ready. A thread asked to
+    /// stop stops as soon as it runs (it cannot run user code again first),
+    /// so after the tour every thread that could run has stopped, and its
+    /// exception waits for rtcr: no thread on any CPU runs while the cut is
+    /// read. Two moves per other CPU (the last one home).
     pub(crate) fn let_the_child_run<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
-        use l4_sys::scheduler::{self, SchedParam};
+        use l4_sys::scheduler::{self, CpuSet, SchedParam};
         let me = self.server();
-        scheduler::run_thread(env, crate::state::SCHED, me, &SchedParam::prio(YIELD_PRIO))?;
-        scheduler::run_thread(env, crate::state::SCHED, me, &SchedParam::prio(crate::state::RTCR_PRIO))?;
+        let on = |cpu: u32, prio: u64| SchedParam { affinity: CpuSet::one(cpu), ..SchedParam::prio(prio) };
+        scheduler::run_thread(env, crate::state::SCHED, me, &on(crate::state::RTCR_CPU, YIELD_PRIO))?;
+        for cpu in self.other_child_cpus() {
+            scheduler::run_thread(env, crate::state::SCHED, me, &on(cpu, YIELD_PRIO))?;
+        }
+        scheduler::run_thread(env, crate::state::SCHED, me, &on(crate::state::RTCR_CPU, crate::state::RTCR_PRIO))?;
         Ok(())
     }
 
@@ -974,6 +987,16 @@ impl Supervisor {
             .iter()
             .filter_map(|(&vpn, p)| self.shadow.get(&vpn).map(|d| PageRecord::new(vpn << 12, p.rights, d)))
             .collect();
+        let placement = (0u32..)
+            .zip(&self.threads)
+            .filter_map(|(t, th)| {
+                th.cpu.map(|cpu| rtcr_image::record::Placement {
+                    thread: t,
+                    cpu,
+                    affinity: (th.affinity.gran_offset, th.affinity.map),
+                })
+            })
+            .collect();
         Checkpoint {
             child: self.spec.name.clone(),
             clock_us: 0,
@@ -982,6 +1005,7 @@ impl Supervisor {
             caps,
             threads,
             pages,
+            placement,
         }
     }
 }

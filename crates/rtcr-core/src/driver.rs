@@ -86,6 +86,9 @@ pub enum Event {
     /// The child sent a request rtcr does not serve (answered
     /// `-L4_ENOSYS`): what a program needs that rtcr lacks.
     Unserved(crate::l4re::Unserved),
+    /// A restored thread runs on another CPU than the image names: this
+    /// ECU does not have that one online.
+    CpuMoved(crate::supervisor::CpuMove),
     /// The L4Re child exited (`parent->signal`) with this code.
     Exited {
         /// The exit code.
@@ -148,6 +151,7 @@ fn restore_from_store<E: Env, R: Region>(
         }
         match Supervisor::restore_into(env, spec.clone(), &cp, meta.sequence, frames.take()) {
             Ok(mut sup) => {
+                events.extend(sup.moved.drain(..).map(Event::CpuMoved));
                 phase.done.append(&mut sup.restore_phases);
                 sup.restore_phases = phase.done;
                 return (Some(sup), None);

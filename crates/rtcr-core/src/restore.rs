@@ -17,13 +17,14 @@ use alloc::vec::Vec;
 use l4_sys::cap::CapIdx;
 use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::item::{Cache, SendItem};
+use l4_sys::scheduler::CpuSet;
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
-use l4_sys::{factory, icu, irq, scheduler::SchedParam, Cap};
+use l4_sys::{factory, icu, irq, Cap};
 use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
 
 use crate::checkpoint::{regs, trampoline};
 use crate::labels;
-use crate::state::{CapRec, ChildSpec, Obj, ObjKind, Page, Supervisor, FACTORY, RTCR_PRIO, SCHED};
+use crate::state::{CapRec, ChildSpec, Obj, ObjKind, Page, Supervisor, FACTORY};
 use crate::{Env, Error};
 
 fn bad(what: &'static str) -> Error {
@@ -144,11 +145,29 @@ pub struct Frames {
     placed: Vec<(u64, u64)>,
 }
 
+/// The CPU a restored thread runs on: the one it ran on if this ECU has
+/// it online; else the first online CPU of the set it asked for; else the
+/// online CPUs taken in turn (`cpu` modulo their number), so threads that
+/// were apart stay apart where they can.
+pub(crate) fn cpu_here(cpu: u32, asked: &CpuSet, online: u64) -> u32 {
+    if cpu < 64 && online & (1 << cpu) != 0 {
+        return cpu;
+    }
+    if let Some(c) = asked.first(online) {
+        return c;
+    }
+    let up: Vec<u32> = (0..64).filter(|&c| online & (1 << c) != 0).collect();
+    match up.len() {
+        0 => crate::state::RTCR_CPU,
+        n => up[cpu as usize % n],
+    }
+}
+
 /// Builds the child of `cp` into the fresh supervisor `s`; `keep`: the
 /// frame each page had before, set aside for it (see [`Frames`]).
 fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTreeMap<u64, u64>) -> Result<(), Error> {
     let mut phase = Phases::start(env);
-    l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
+    s.take_rtcr_cpu(env)?;
     s.create_task(env)?;
     s.map_trampoline(env)?;
     if let Some(l4re) = s.spec.l4re.clone() {
@@ -355,7 +374,19 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
             s.bind_thread(env, t, tr.utcb, tr.pager_slot)?;
         }
         if tr.prio > 0 {
-            s.run_thread(env, t, tr.prio as u64, tr.quantum_us)?;
+            match cp.placement.iter().find(|p| p.thread == t) {
+                Some(p) => {
+                    let set = CpuSet { gran_offset: p.affinity.0, map: p.affinity.1 };
+                    let cpu = cpu_here(p.cpu, &set, s.online);
+                    if cpu != p.cpu {
+                        s.moved.push(crate::state::CpuMove { thread: t, from: p.cpu, to: cpu, online: s.online });
+                    }
+                    s.place_thread(env, t, tr.prio as u64, tr.quantum_us, cpu)?;
+                    s.threads[t as usize].affinity = set;
+                }
+                // an image from before placements: rtcr's CPU, as then
+                None => s.run_thread(env, t, tr.prio as u64, tr.quantum_us, CpuSet::ALL)?,
+            }
         }
         if tr.state == ThreadState::Dead || tr.utcb == 0 {
             continue;
@@ -569,4 +600,24 @@ pub struct RestoreFailed {
     pub error: Error,
     /// rtcr's frames, free again.
     pub frames: Frames,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_keeps_its_cpu_where_there_is_one_and_moves_by_rule_where_not() {
+        let four = 0b1111;
+        let two = 0b0011;
+        // the same CPU when it is online
+        assert_eq!(cpu_here(3, &CpuSet::one(3), four), 3);
+        // not online: the first online CPU of what it asked for
+        assert_eq!(cpu_here(3, &CpuSet::new(0, 0, 0b1010), two), 1);
+        assert_eq!(cpu_here(2, &CpuSet::ALL, two), 0);
+        // nothing it asked for is online: the online CPUs in turn
+        assert_eq!(cpu_here(2, &CpuSet::one(2), two), 0);
+        assert_eq!(cpu_here(3, &CpuSet::one(3), two), 1);
+        assert_eq!(cpu_here(3, &CpuSet::one(3), 0b0101), 2);
+    }
 }

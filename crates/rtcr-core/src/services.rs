@@ -298,8 +298,20 @@ impl Supervisor {
                 if mr[3] == 0 {
                     return err(Errno::Inval);
                 }
-                match self.run_thread(env, t, mr[3], mr[4]) {
+                let set = scheduler::CpuSet { gran_offset: mr[1], map: mr[2] };
+                match self.run_thread(env, t, mr[3], mr[4], set) {
                     Ok(()) => ok(&[]),
+                    Err(_) => err(Errno::Inval),
+                }
+            }
+            // a CPU's idle time: the kernel's answer as it is
+            2 => {
+                if tag.words() < 3 {
+                    return err(Errno::Inval);
+                }
+                let set = scheduler::CpuSet { gran_offset: mr[1], map: mr[2] };
+                match scheduler::idle_time(env, Cap::new(base::SCHEDULER), set) {
+                    Ok(t) => ok(&[t]),
                     Err(_) => err(Errno::Inval),
                 }
             }

@@ -31,6 +31,9 @@ pub(crate) const SCRATCH_2: CapIdx = CapIdx(0xfe);
 pub const PRIV_BASE: u64 = 0x2000;
 /// Priority rtcr runs at: above any child, so a checkpoint is never starved.
 pub const RTCR_PRIO: u64 = 250;
+/// The CPU rtcr's own thread runs on (the boot CPU, where the kernel
+/// starts the root task); rtcr pins itself there.
+pub const RTCR_CPU: u32 = 0;
 
 /// The tag flag of every message rtcr sends to the child (replies, resumes):
 /// `L4_MSGTAG_SCHEDULE`, no direct switch. Without it the kernel switches
@@ -226,6 +229,25 @@ pub(crate) struct ThreadRec {
     /// The kernel call rtcr issued again for it from the call stub
     /// ([`crate::calls`]), still in progress.
     pub held: Option<Held>,
+    /// The CPU the kernel runs it on (`None`: not given one yet). rtcr
+    /// forwards every run_thread with just this CPU, so it always knows.
+    pub cpu: Option<u32>,
+    /// The CPU set the child asked for it, for a restore on fewer CPUs.
+    pub affinity: l4_sys::scheduler::CpuSet,
+}
+
+/// A thread a restore put on another CPU than the image names (this ECU
+/// does not have that CPU online).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuMove {
+    /// Thread index.
+    pub thread: u32,
+    /// The CPU in the image.
+    pub from: u32,
+    /// The CPU it runs on now.
+    pub to: u32,
+    /// The CPUs online here (bit n = CPU n).
+    pub online: u64,
 }
 
 /// A thread's kernel call that rtcr issued again from its call stub after a
@@ -364,6 +386,11 @@ pub struct Supervisor {
     /// Requests rtcr did not serve since the driver last looked (answered
     /// `-L4_ENOSYS`; the driver reports them).
     pub unserved: Vec<crate::l4re::Unserved>,
+    /// The CPUs the kernel has (bit n = CPU n, `l4_scheduler_info`).
+    pub online: u64,
+    /// Threads the last restore moved to another CPU (the driver reports
+    /// them).
+    pub moved: Vec<CpuMove>,
     /// Sequence number of the last checkpoint.
     pub seq: u64,
     /// Messages served, by kind (for logs and tests).

@@ -22,7 +22,7 @@ use crate::labels::{self, Service};
 use crate::state::{
     child_fault, CapRec, Obj, ObjKind, Page, ThreadRec, FACTORY, ME, NO_DONATION, SCHED, SCRATCH, SCRATCH_2, SIGMA0,
 };
-pub use crate::state::{ChildSpec, Region, ServeOutcome, Supervisor, PRIV_BASE, RTCR_PRIO};
+pub use crate::state::{ChildSpec, CpuMove, Region, ServeOutcome, Supervisor, PRIV_BASE, RTCR_CPU, RTCR_PRIO};
 use crate::{Env, Error};
 
 impl Supervisor {
@@ -73,6 +73,8 @@ impl Supervisor {
             log_buf: Vec::new(),
             exited: None,
             unserved: Vec::new(),
+            online: 1 << RTCR_CPU,
+            moved: Vec::new(),
             crash_site: None,
             seq: 0,
             served: 0,
@@ -272,7 +274,7 @@ impl Supervisor {
         if let Some(f) = frames {
             s.take_frames(f);
         }
-        scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
+        s.take_rtcr_cpu(env)?;
         s.create_task(env)?;
         s.create_services(env)?;
         s.create_l4re_services(env)?;
@@ -297,7 +299,7 @@ impl Supervisor {
         let pager = if s.spec.l4re.is_some() { crate::state::l4re_slots::RM } else { 4 };
         s.bind_thread(env, t, utcb, pager)?;
         let prio = s.spec.prio as u64;
-        s.run_thread(env, t, prio, 0)?;
+        s.run_thread(env, t, prio, 0, scheduler::CpuSet::ALL)?;
         let flags = s.start_flags();
         let (entry, sp) = (s.spec.entry, s.spec.stack_top);
         let real = s.thread_cap(t);
@@ -420,6 +422,8 @@ impl Supervisor {
             exc_gate: exc,
             armed: false,
             held: None,
+            cpu: None,
+            affinity: scheduler::CpuSet::ALL,
         });
         self.map_direct(env, idx)?;
         if let Some(s) = slot {
@@ -444,15 +448,65 @@ impl Supervisor {
         Ok(())
     }
 
-    pub(crate) fn run_thread<E: Env>(&mut self, env: &mut E, t: u32, prio: u64, quantum: u64) -> Result<(), Error> {
-        // between the priority rtcr steps down to at a cut and rtcr's own
+    /// Gives thread `t` a priority and a CPU of `set`, the CPU the kernel
+    /// would choose (`scheduler::placement`, rtcr being the caller), and
+    /// passes the kernel just that CPU: the kernel keeps no affinity, so
+    /// this is the same placement, and rtcr knows where every thread runs.
+    /// A set naming no CPU this kernel has is refused: the kernel would
+    /// park the thread on none, where no cut could ever stop it.
+    pub(crate) fn run_thread<E: Env>(
+        &mut self,
+        env: &mut E,
+        t: u32,
+        prio: u64,
+        quantum: u64,
+        set: scheduler::CpuSet,
+    ) -> Result<(), Error> {
+        let home = self.threads.get(t as usize).ok_or(Error::Protocol("no such thread"))?.cpu;
+        let cpu = scheduler::placement(&set, home, RTCR_CPU, self.online)
+            .ok_or(Error::Protocol("the CPU set names no CPU there is"))?;
+        self.place_thread(env, t, prio, quantum, cpu)?;
+        self.threads[t as usize].affinity = set;
+        Ok(())
+    }
+
+    /// `l4_scheduler_run_thread` for thread `t` on `cpu` alone, its
+    /// priority between the one rtcr steps down to at a cut and rtcr's own.
+    pub(crate) fn place_thread<E: Env>(
+        &mut self,
+        env: &mut E,
+        t: u32,
+        prio: u64,
+        quantum: u64,
+        cpu: u32,
+    ) -> Result<(), Error> {
         let prio = prio.clamp(crate::checkpoint::MIN_CHILD_PRIO, RTCR_PRIO - 1);
-        let p = SchedParam { prio, quantum, ..SchedParam::prio(prio) };
+        let p = SchedParam { affinity: scheduler::CpuSet::one(cpu), prio, quantum };
         scheduler::run_thread(env, SCHED, self.thread_cap(t), &p)?;
         let th = &mut self.threads[t as usize];
         th.prio = p.prio as u8;
         th.quantum = quantum;
+        th.cpu = Some(cpu);
         Ok(())
+    }
+
+    /// rtcr's own thread: its priority, pinned to [`RTCR_CPU`]; and which
+    /// CPUs the kernel has (`l4_scheduler_info`).
+    pub(crate) fn take_rtcr_cpu<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        let me = SchedParam { affinity: scheduler::CpuSet::one(RTCR_CPU), ..SchedParam::prio(RTCR_PRIO) };
+        scheduler::run_thread(env, SCHED, self.server(), &me)?;
+        let all = scheduler::CpuSet { gran_offset: 0, map: 0 };
+        self.online = scheduler::info(env, SCHED, all).map(|i| i.cpus).unwrap_or(0) | (1 << RTCR_CPU);
+        Ok(())
+    }
+
+    /// The CPUs other than rtcr's that started threads of the child run on.
+    pub(crate) fn other_child_cpus(&self) -> Vec<u32> {
+        let mut cpus: Vec<u32> =
+            self.threads.iter().filter(|t| t.started).filter_map(|t| t.cpu).filter(|&c| c != RTCR_CPU).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        cpus
     }
 
     /// Test hook (rtcr's `crash_ms=`): sends the child's thread `t` to

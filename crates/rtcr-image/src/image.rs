@@ -10,12 +10,12 @@
 //! counts). Each step fails with an [`ImageError`] that says exactly what is
 //! wrong — nothing here panics, whatever the bytes.
 //!
-//! # Layout (format version 3, all little-endian; versions 1 and 2 are read too)
+//! # Layout (format version 4, all little-endian; versions 1 to 3 are read too)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"RTCRIMG\0"` |
-//! | 8 | 2 | format version (3; 2 lacks the L4Re objects, 1 also `ThreadState::InCall`) |
+//! | 8 | 2 | format version (4; 3 lacks the threads' CPUs, 2 also the L4Re objects, 1 also `ThreadState::InCall`) |
 //! | 10 | 1 | architecture ([`Arch`]: 1 amd64, 2 arm64) |
 //! | 11 | 1 | page shift (log2 of the page size) |
 //! | 12 | 4 | flags (0; no flag is defined) |
@@ -51,10 +51,11 @@ use crate::record::{Checkpoint, ObjectRecord};
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"RTCRIMG\0";
 /// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this crate still reads (versions 2 and 3 only
 /// added variants at the ends of enums — a thread state; the L4Re objects
-/// and services — so older bodies decode as they are).
+/// and services — so older bodies decode as they are; version 4 added
+/// [`Checkpoint::placement`] at the end, which an older body lacks).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
@@ -466,11 +467,35 @@ pub fn verify(bytes: &[u8]) -> Result<ImageMeta, ImageError> {
     Ok(header.meta())
 }
 
+/// A body of format version 1 to 3: [`Checkpoint`] without its placement.
+#[derive(serde::Deserialize)]
+struct CheckpointUpTo3 {
+    child: alloc::string::String,
+    clock_us: u64,
+    utcb_area: (u64, u8),
+    objects: Vec<ObjectRecord>,
+    caps: Vec<crate::record::CapRecord>,
+    threads: Vec<crate::record::ThreadRecord>,
+    pages: Vec<crate::record::PageRecord>,
+}
+
+impl From<CheckpointUpTo3> for Checkpoint {
+    fn from(c: CheckpointUpTo3) -> Self {
+        let CheckpointUpTo3 { child, clock_us, utcb_area, objects, caps, threads, pages } = c;
+        Checkpoint { child, clock_us, utcb_area, objects, caps, threads, pages, placement: Vec::new() }
+    }
+}
+
 /// Verifies and decodes an image, then checks its records ([`check`]).
 pub fn decode(bytes: &[u8]) -> Result<(ImageMeta, Checkpoint), ImageError> {
     let meta = verify(bytes)?;
     let body = &bytes[HEADER_LEN..];
-    let (cp, rest) = postcard::take_from_bytes::<Checkpoint>(body).map_err(BodyError::from)?;
+    let (cp, rest) = if read_header(bytes)?.format_version >= 4 {
+        postcard::take_from_bytes::<Checkpoint>(body).map_err(BodyError::from)?
+    } else {
+        let (old, rest) = postcard::take_from_bytes::<CheckpointUpTo3>(body).map_err(BodyError::from)?;
+        (old.into(), rest)
+    };
     if !rest.is_empty() {
         return Err(BodyError::TrailingBytes { extra: rest.len() }.into());
     }
@@ -671,6 +696,17 @@ pub fn check(meta: &ImageMeta, cp: &Checkpoint) -> Result<(), ImageError> {
         }
     }
 
+    let mut placed = vec![false; cp.threads.len()];
+    for p in &cp.placement {
+        let seen = placed.get_mut(p.thread as usize).ok_or(Inconsistent("a placement names a thread out of range"))?;
+        if core::mem::replace(seen, true) {
+            return Err(Inconsistent("a thread has two placements"));
+        }
+        if p.cpu >= 64 * 64 {
+            return Err(Inconsistent("a placement names a CPU beyond any kernel's"));
+        }
+    }
+
     let page_size = meta.page_size();
     for p in &cp.pages {
         if p.vaddr & (page_size as u64 - 1) != 0 {
@@ -706,6 +742,7 @@ mod tests {
             caps: Vec::new(),
             threads: Vec::new(),
             pages: Vec::new(),
+            placement: Vec::new(),
         }
     }
 
@@ -713,7 +750,7 @@ mod tests {
     fn header_layout_is_fixed() {
         let img = encode(&meta(), &empty()).unwrap();
         assert_eq!(&img[0..8], b"RTCRIMG\0");
-        assert_eq!(u16_at(&img, 8), 3);
+        assert_eq!(u16_at(&img, 8), 4);
         assert_eq!(img[10], 1);
         assert_eq!(img[11], 12);
         assert_eq!(u32_at(&img, 12), 0);

@@ -29,5 +29,7 @@ pub use image::{
     check, decode, decode_for, encode, read_header, verify, verify_prefix, Arch, BodyError, Header, ImageError,
     ImageMeta, FORMAT_VERSION, HEADER_LEN, MAGIC, UTCB_WORDS,
 };
-pub use record::{CapRecord, Checkpoint, ObjRef, ObjectRecord, PageRecord, Service, ThreadRecord, ThreadState};
+pub use record::{
+    CapRecord, Checkpoint, ObjRef, ObjectRecord, PageRecord, Placement, Service, ThreadRecord, ThreadState,
+};
 pub use store::{MemRegion, Region, RegionError, Slot, SlotStatus, Store, StoreError, TearingRegion};

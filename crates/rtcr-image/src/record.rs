@@ -31,6 +31,23 @@ pub struct Checkpoint {
     /// Every page of the child's memory (full contents: the image is
     /// self-contained even when the checkpoint copied only dirty pages).
     pub pages: Vec<PageRecord>,
+    /// Where the child's threads ran: one entry per thread that was given
+    /// a CPU, in thread order (format version 4; an older image has none,
+    /// and its threads run on rtcr's CPU).
+    pub placement: Vec<Placement>,
+}
+
+/// A thread's CPU and the set it was asked for (`l4_sched_cpu_set_t`), so
+/// that a restore on an ECU without that CPU can pick another from the
+/// same set first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Index into [`Checkpoint::threads`].
+    pub thread: u32,
+    /// The CPU it ran on (kernel CPU number).
+    pub cpu: u32,
+    /// The CPU set it asked for: granularity << 24 | offset, and the map.
+    pub affinity: (u64, u64),
 }
 
 /// The kinds of objects a child holds.

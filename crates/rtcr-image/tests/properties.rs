@@ -63,7 +63,16 @@ fn checkpoint() -> impl Strategy<Value = Checkpoint> {
                     data: (0..4096u32).map(|i| (i as u8) ^ seed).collect(),
                 })
                 .collect();
-            Checkpoint { child: name, clock_us: 77, utcb_area: (0xB300_0000, 14), objects, caps, threads, pages }
+            Checkpoint {
+                child: name,
+                clock_us: 77,
+                utcb_area: (0xB300_0000, 14),
+                objects,
+                caps,
+                threads,
+                pages,
+                placement: vec![],
+            }
         })
 }
 

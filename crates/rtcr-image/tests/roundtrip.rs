@@ -39,7 +39,7 @@ fn encoding_is_deterministic_and_header_describes_it() {
     assert_eq!(a, b);
     let h = read_header(&a).unwrap();
     assert_eq!(h.meta(), m);
-    assert_eq!(h.format_version, 3);
+    assert_eq!(h.format_version, 4);
     assert_eq!(h.flags, 0);
     assert_eq!(h.image_len(), a.len() as u64);
     assert_eq!(h.body_len as usize, a.len() - HEADER_LEN);
@@ -93,20 +93,42 @@ fn errors_read_well() {
 }
 
 #[test]
-fn version_1_and_2_images_are_still_read_and_a_later_one_refused() {
-    // versions 2 and 3 only appended enum variants: an older image (its
-    // header says 1 or 2, its header CRC covers that) decodes as it is
+fn version_1_to_3_images_are_still_read_and_a_later_one_refused() {
+    // versions 2 and 3 only appended enum variants; version 4 appended the
+    // placement to the body. An image as versions 1-3 wrote it is the body
+    // without that last field (an empty one is a single zero byte)
     let m = meta(Arch::Amd64, 12, 7);
+    let mut cp = realistic(&m);
+    cp.placement.clear();
+    let v4 = encode(&m, &cp).unwrap();
+    assert_eq!(read_header(&v4).unwrap().format_version, 4);
+    assert_eq!(v4.last(), Some(&0));
+    let mut old = common::seal(&m, &v4[64..v4.len() - 1]);
+    for v in 1..=3u16 {
+        old[8..10].copy_from_slice(&v.to_le_bytes());
+        common::reseal_header_only(&mut old);
+        assert_eq!(decode(&old).unwrap(), (m, cp.clone()), "version {v}");
+    }
+    // a body of version 4 labelled 3 is refused, not misread
+    let mut mislabelled = v4.clone();
+    mislabelled[8..10].copy_from_slice(&3u16.to_le_bytes());
+    common::reseal_header_only(&mut mislabelled);
+    assert!(matches!(decode(&mislabelled), Err(ImageError::Body(_))), "{:?}", decode(&mislabelled));
+    old[8..10].copy_from_slice(&5u16.to_le_bytes());
+    common::reseal_header_only(&mut old);
+    assert_eq!(decode(&old).map(|_| ()), Err(ImageError::UnsupportedVersion(5)));
+}
+
+#[test]
+fn placements_round_trip_and_are_checked() {
+    let m = meta(Arch::Arm64, 12, 9);
     let cp = realistic(&m);
-    let mut img = encode(&m, &cp).unwrap();
-    img[8..10].copy_from_slice(&1u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(read_header(&img).unwrap().format_version, 1);
-    assert_eq!(decode(&img).unwrap(), (m, cp.clone()));
-    img[8..10].copy_from_slice(&2u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(decode(&img).unwrap(), (m, cp));
-    img[8..10].copy_from_slice(&4u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(4)));
+    assert_eq!(cp.placement.len(), 2);
+    assert_eq!(decode(&encode(&m, &cp).unwrap()).unwrap(), (m, cp.clone()));
+    let mut bad = cp.clone();
+    bad.placement[1].thread = 0;
+    assert_eq!(encode(&m, &bad).map(|_| ()), Err(ImageError::Inconsistent("a thread has two placements")));
+    let mut bad = cp.clone();
+    bad.placement[1].thread = cp.threads.len() as u32;
+    assert_eq!(encode(&m, &bad).map(|_| ()), Err(ImageError::Inconsistent("a placement names a thread out of range")));
 }

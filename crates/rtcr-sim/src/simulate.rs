@@ -165,6 +165,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 Event::Exited { code, restarted } => {
                     rep.lines.push(format!("rtcr: the child exited with code {code} (restarted: {restarted})"))
                 }
+                Event::CpuMoved(m) => rep.lines.push(format!(
+                    "rtcr: thread {} ran on CPU {}, not online here ({:#x}): now on CPU {}",
+                    m.thread, m.from, m.online, m.to
+                )),
             }
         }
         store_bytes = d.store.region().0.clone();

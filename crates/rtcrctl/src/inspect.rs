@@ -124,11 +124,14 @@ fn print_records(meta: &ImageMeta, cp: &Checkpoint) {
         .map(|(i, t)| {
             let (ipv, spv) = show::ip_sp(meta.arch, &t.regs);
             let quantum = if t.quantum_us == 0 { "default".into() } else { format!("{} us", t.quantum_us) };
+            // an image from before placements (format 3) names no CPU
+            let cpu = cp.placement.iter().find(|p| p.thread as usize == i).map_or("-".into(), |p| p.cpu.to_string());
             vec![
                 i.to_string(),
                 format!("{:#x}", t.utcb),
                 t.prio.to_string(),
                 quantum,
+                cpu,
                 show::state(t.state).into(),
                 show::reg(ipv),
                 show::reg(spv),
@@ -137,7 +140,7 @@ fn print_records(meta: &ImageMeta, cp: &Checkpoint) {
             ]
         })
         .collect();
-    table(&["thread", "utcb", "prio", "quantum", "state", ip, sp, "pager", "exc"], &rows);
+    table(&["thread", "utcb", "prio", "quantum", "cpu", "state", ip, sp, "pager", "exc"], &rows);
 
     println!();
     let size = meta.page_size() as u64;

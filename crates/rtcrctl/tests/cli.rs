@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rtcr_image::{
-    encode, Arch, CapRecord, Checkpoint, ImageMeta, MemRegion, ObjectRecord, PageRecord, Service, Store, ThreadRecord,
-    ThreadState,
+    encode, Arch, CapRecord, Checkpoint, ImageMeta, MemRegion, ObjectRecord, PageRecord, Placement, Service, Store,
+    ThreadRecord, ThreadState,
 };
 
 /// A fresh directory for one test.
@@ -84,6 +84,7 @@ fn checkpoint(m: &ImageMeta) -> Checkpoint {
             page(0x60_0000, 6, 4),
             page(0x7fff_d000, 6, 5),
         ],
+        placement: vec![Placement { thread: 1, cpu: 2, affinity: (2, 1) }],
     }
 }
 
@@ -129,6 +130,10 @@ fn inspect_shows_header_caps_threads_and_page_runs() {
     // Threads: ip and sp from the amd64 register layout.
     let t0 = out.lines().find(|l| l.split_whitespace().take(2).eq(["0", "0x7f000000"])).expect(&out);
     assert!(t0.contains("in-kernel") && t0.contains("0x401000") && t0.contains("0x7fffe000"), "{t0}");
+    // the CPU column: thread 1 ran on CPU 2, thread 0 has no placement
+    assert_eq!(t0.split_whitespace().nth(4), Some("-"), "{t0}");
+    let t1 = out.lines().find(|l| l.split_whitespace().next() == Some("1") && l.contains("running")).expect(&out);
+    assert_eq!(t1.split_whitespace().nth(4), Some("2"), "{t1}");
     assert!(out.contains("irq          label 0x1230, bound to thread 1 (#4), hw line 3, pending"), "{out}");
 }
 

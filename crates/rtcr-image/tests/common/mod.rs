@@ -8,7 +8,7 @@
 
 use rtcr_image::crc::crc64;
 use rtcr_image::{
-    Arch, CapRecord, Checkpoint, ImageMeta, ObjectRecord, PageRecord, Service, ThreadRecord, ThreadState,
+    Arch, CapRecord, Checkpoint, ImageMeta, ObjectRecord, PageRecord, Placement, Service, ThreadRecord, ThreadState,
 };
 
 /// SplitMix64: small, deterministic, good enough to pick bytes and positions.
@@ -117,6 +117,10 @@ pub fn realistic(m: &ImageMeta) -> Checkpoint {
             page(0x7fff_f000 - sz + (0x1000 % sz), ps, 13),
             page(0x7fff_f000 + (0x1000 % sz), ps, 17),
         ],
+        placement: vec![
+            Placement { thread: 0, cpu: 0, affinity: (0xFF00_0000, 1) },
+            Placement { thread: 1, cpu: 3, affinity: (3, 1) },
+        ],
     }
 }
 
@@ -144,15 +148,17 @@ pub fn small(m: &ImageMeta) -> Checkpoint {
             timeouts: Vec::new(),
         }],
         pages: vec![],
+        placement: vec![],
     }
 }
 
-/// An image from a hand-written header (layout of format version 1) and
-/// `body`, whatever `body` holds.
+/// An image from a hand-written header (the layout has not changed since
+/// format version 1; this writes the current version) and `body`,
+/// whatever `body` holds.
 pub fn seal(m: &ImageMeta, body: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(64 + body.len());
     h.extend_from_slice(b"RTCRIMG\0");
-    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&rtcr_image::FORMAT_VERSION.to_le_bytes());
     h.push(m.arch.code());
     h.push(m.page_shift);
     h.extend_from_slice(&0u32.to_le_bytes());
