@@ -204,11 +204,19 @@ pub extern "C" fn rtcr_main() -> ! {
             });
         }
     }
+    // the IRQ proxies' own receiver (rtcr_core::fast_path)
+    let fast_path = match crate::fast_path::start(&mut k) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            say!(&mut k, "rtcr: no IRQ fast path ({e}): the IRQ proxies are served by rtcr's main thread");
+            None
+        }
+    };
     let mut env = crate::env::KernelEnv::new(k, kip_addr, stamp_hz, crate::run::windows());
     // the counter against the KIP clock while the child runs (instead of a
     // sleep before it starts)
     env.calibrate(nominal_hz);
-    crate::run::run(env, &config, (child, child_bytes), restore, roms)
+    crate::run::run(env, &config, (child, child_bytes), restore, roms, fast_path)
 }
 
 /// Stops rtcr with a last line.

@@ -28,6 +28,8 @@ mod entry;
 #[cfg(target_os = "none")]
 mod env;
 #[cfg(target_os = "none")]
+mod fast_path;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod logger;

@@ -133,6 +133,7 @@ pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSp
         max_objects: config.max_objects,
         max_pages: config.max_pages,
         server_thread: base::THREAD.0,
+        fast_path: None,
         sigma0_range: SIGMA0_RANGE,
         l4re: None,
     }
@@ -260,6 +261,7 @@ pub fn run(
     child: (&str, &[u8]),
     restore: Option<(&str, &[u8])>,
     roms: Vec<rtcr_core::Rom>,
+    fast_path: Option<(u64, l4_sys::cap::CapIdx)>,
 ) -> ! {
     let (name, bytes) = child;
     let image = match Image::parse(bytes, MACHINE, CHILD_RANGE) {
@@ -273,6 +275,7 @@ pub fn run(
         ),
     };
     let mut spec = child_spec(name, &image, config);
+    spec.fast_path = fast_path;
     if let Some(aux) = image.l4_aux() {
         if let Err(e) = l4re_spec(&mut spec, &image, aux, roms) {
             stop(&mut env, format_args!("child module '{name}' is an L4Re program rtcr cannot start: {e}"));

@@ -551,3 +551,157 @@ fn the_foreign_entry_child_has_no_restartable_kernel_entry() {
         }
     }
 }
+
+// ---- issue 13: a child on four CPUs ------------------------------------------------
+
+/// One status line of rtcr-smp: (round, calls, served, delivered, triggers,
+/// writes, placement checks passed per thread, problems).
+#[derive(Clone, Copy, Debug)]
+struct SmpRound {
+    calls: u64,
+    served: u64,
+    delivered: u64,
+    triggers: u64,
+    writes: u64,
+    on_cpu: [u64; 4],
+    problems: u64,
+    send_timeouts: u64,
+}
+
+fn smp_round(line: &str) -> SmpRound {
+    let irqs = line.split(" irqs ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or("");
+    let (d, t) = irqs.split_once('/').unwrap_or_else(|| panic!("no irqs d/t in {line:?}"));
+    let on: Vec<u64> = line
+        .split(" on-cpu ")
+        .nth(1)
+        .unwrap_or("")
+        .split(' ')
+        .take(4)
+        .map(|n| n.parse().unwrap_or_else(|_| panic!("no on-cpu counts in {line:?}")))
+        .collect();
+    SmpRound {
+        calls: num_after(line, " calls "),
+        served: num_after(line, " served "),
+        delivered: d.parse().unwrap(),
+        triggers: t.parse().unwrap(),
+        writes: num_after(line, " writes "),
+        on_cpu: on.try_into().unwrap(),
+        problems: num_after(line, " problems "),
+        send_timeouts: num_after(line, "(send timeouts "),
+    }
+}
+
+/// The child's own checks on every status line: no problem (a call lost or
+/// made twice, an IRQ lost or delivered twice, the writer's pages out of
+/// step with its mirror, a thread found off its CPU), calls answered and
+/// IRQs delivered exactly once (to within the one in flight); the rounds.
+fn smp_rounds(log: &str) -> Vec<SmpRound> {
+    assert!(!log.contains("smp: PROBLEM"), "{log}");
+    assert!(!log.contains("rtcr: PANIC") && !log.contains("rtcr: stopped") && !log.contains("crash loop"), "{log}");
+    let rounds: Vec<SmpRound> = log.lines().filter(|l| l.contains("smp: round ")).map(smp_round).collect();
+    for r in &rounds {
+        assert_eq!(r.problems, 0, "{r:?}");
+        // no trigger found rtcr's IRQ proxy without a receiver (the fast path)
+        assert_eq!(r.send_timeouts, 0, "{r:?}");
+        assert!(r.served.abs_diff(r.calls) <= 1, "calls answered exactly once: {r:?}");
+        assert!(r.triggers - r.delivered <= 1 && r.delivered <= r.triggers, "IRQs exactly once: {r:?}");
+    }
+    rounds
+}
+
+/// When (s) rtcr logged the first and the last checkpoint, and how many.
+fn checkpoint_span(log: &str) -> (f64, f64, usize) {
+    let at: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("rtcr: checkpoint ") && l.contains(" pages copied, pause "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    (at.first().copied().unwrap_or(0.0), at.last().copied().unwrap_or(0.0), at.len())
+}
+
+/// Issue 13's check on `arch`: rtcr-smp on four CPUs, checkpointed every
+/// 20 ms for more than a minute with a crash and its restore between, then
+/// the image dumped at the end restored on a boot with two CPUs.
+fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
+    if !have_kernel(arch, fvar, lvar) {
+        return;
+    }
+    let child = release_bin(arch, "rtcr-smp");
+    assert!(
+        child.exists(),
+        "{} missing: cargo build --release -p rtcr-child --target {arch}-unknown-none",
+        child.display()
+    );
+    // the dump (about 100 KB of hex on a serial line that the four CPUs'
+    // emulation slows down) well before the end
+    let args = "child=rtcr-smp interval_ms=20 crash_ms=30000 dump_ms=40000";
+    let boot = |smp: &str, timeout: u32, modules: &[&PathBuf], args: &str| {
+        let mut opts: Vec<std::ffi::OsString> = vec!["--smp".into(), smp.into()];
+        for m in modules {
+            opts.extend(["--module".into(), (*m).into()]);
+        }
+        opts.extend(["--".into(), args.into()]);
+        qemu_boot(arch, "", timeout, &opts)
+    };
+    let log = boot("4", timeout, &[&child], args);
+    common::keep_log(&format!("smp-{arch}"), &log);
+    expect_line(&log, "smp: CPUs 0xf: server on 1, client on 2, irq waiter on 0, writer on 3");
+    let rounds = smp_rounds(&log);
+    // checkpoints every 20 ms over more than a minute
+    let (first, last, n) = checkpoint_span(&log);
+    assert!(last - first >= 60.0 && n >= 500, "checkpoints from {first} s to {last} s, {n} of them");
+    // the crash, and the restore onto the same CPUs
+    expect_line(&log, "rtcr: child thread 0 crashed");
+    expect_line(&log, "rtcr: restored from checkpoint ");
+    let cpus = expect_line(&log, "rtcr: restored threads on CPUs ");
+    assert!(cpus.contains("[0, 1, 2, 0, 3]"), "main, server, client, waiter, writer: {cpus}");
+    let v = expect_line(&log, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    // every thread kept working, and kept finding itself on its CPU, after the restore
+    let after = log.find("rtcr: restored from checkpoint ").unwrap();
+    let later = smp_rounds(&log[after..]);
+    let (a, b) = (later.first().expect("rounds after the restore"), later.last().unwrap());
+    assert!(b.calls > a.calls && b.delivered > a.delivered && b.writes > a.writes, "{a:?} .. {b:?}");
+    assert!((0..4).all(|i| b.on_cpu[i] > a.on_cpu[i]), "placement checks after the restore: {a:?} .. {b:?}");
+    assert!(rounds.len() >= 60, "{} status lines", rounds.len());
+
+    // the migration image on an ECU with two CPUs
+    let mut r = rtcr_image::dump::Reassembler::new();
+    log.lines().for_each(|l| r.feed(l));
+    let (_, image) = r.finish().expect("an image dump in the log");
+    let (_, cp) = rtcr_image::decode(&image).expect("the dumped image is valid");
+    let placed: Vec<(u32, u32)> = cp.placement.iter().map(|p| (p.thread, p.cpu)).collect();
+    assert_eq!(placed, [(0, 0), (1, 1), (2, 2), (3, 0), (4, 3)], "the image records each thread's CPU");
+    let dir = std::env::temp_dir().join(format!("rtcr-qemu-smp-{arch}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("smp.img");
+    std::fs::write(&img, &image).unwrap();
+    let log2 = boot("2", 30, &[&child, &img], "child=rtcr-smp restore=smp.img interval_ms=20");
+    let _ = std::fs::remove_dir_all(&dir);
+    common::keep_log(&format!("smp-{arch}-2cpus"), &log2);
+    expect_line(&log2, "rtcr: child 'rtcr-smp' restored from the image");
+    expect_line(&log2, "rtcr: thread 2 ran on CPU 2, which is not online here (online 0x3): it runs on CPU 0");
+    expect_line(&log2, "rtcr: thread 4 ran on CPU 3, which is not online here (online 0x3): it runs on CPU 1");
+    let cpus = expect_line(&log2, "rtcr: restored threads on CPUs ");
+    assert!(cpus.contains("[0, 1, 0, 0, 1]"), "{cpus}");
+    let v = expect_line(&log2, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert!(!log2.contains("smp: started"), "the migrated child must not start afresh");
+    expect_line(&log2, "smp: client asked for CPU 2, which is not online here");
+    let moved = smp_rounds(&log2);
+    assert!(moved.len() >= 5, "the migrated child works on: {moved:?}");
+    let (a, b) = (moved[0], *moved.last().unwrap());
+    assert!(b.calls > a.calls && b.delivered > a.delivered && b.writes > a.writes, "{a:?} .. {b:?}");
+    // the server and the IRQ waiter stayed on CPUs 1 and 0, and still find themselves there
+    assert!(b.on_cpu[0] > a.on_cpu[0] && b.on_cpu[2] > a.on_cpu[2], "{a:?} .. {b:?}");
+}
+
+#[test]
+fn x86_64_a_child_on_four_cpus_is_checkpointed_restored_and_migrates_to_two() {
+    smp_child("x86_64", "FIASCO_OBJ_X86_64", "L4RE_OBJ_X86_64", 100);
+}
+
+#[test]
+fn aarch64_a_child_on_four_cpus_is_checkpointed_restored_and_migrates_to_two() {
+    smp_child("aarch64", "FIASCO_OBJ_ARM64", "L4RE_OBJ_ARM64", 105);
+}

@@ -358,6 +358,12 @@ impl Supervisor {
                 Err(e) if e.is_timeout() => return Err(Error::StopTimeout),
                 Err(e) => return Err(Error::Kernel(e)),
             };
+            if got.label & !3 == labels::FORWARD {
+                // the IRQ fast path waits for its answer (a bind, a detach)
+                let r = self.forwarded(env, got.tag);
+                self.answer(env, r)?;
+                continue;
+            }
             match labels::decode(got.label) {
                 Some((Service::Exception, i)) if got.tag.words() >= n && (i as usize) < self.threads.len() => {
                     let regs = env.utcb().mr[..n].to_vec();

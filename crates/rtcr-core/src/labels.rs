@@ -52,7 +52,26 @@ pub const fn name(s: Service) -> &'static str {
     }
 }
 
-/// The service and index a received label names (the W/S bits ignored).
+/// Label of an IRQ proxy gate served by rtcr's IRQ fast path
+/// ([`crate::fast_path`]): the object index as with [`label`], and above bit
+/// 32 rtcr's slot of the real IRQ, so that the fast path can trigger it
+/// without rtcr's records.
+pub const fn irq_proxy_label(index: u32, real: l4_sys::cap::CapIdx) -> u64 {
+    label(Service::Irq, index) | (real.0 << 32)
+}
+
+/// The real IRQ an [`irq_proxy_label`] names.
+pub const fn irq_proxy_real(label: u64) -> l4_sys::cap::CapIdx {
+    l4_sys::cap::CapIdx(label >> 32)
+}
+
+/// Label of the gate the IRQ fast path forwards what it does not do itself
+/// to rtcr's main thread through (service code 15: no [`Service`]).
+pub const FORWARD: u64 = 0xf << 4;
+
+/// The service and index a received label names (the W/S bits ignored;
+/// the index is 24 bits: above them an IRQ proxy label carries the real
+/// IRQ's slot).
 pub fn decode(label: u64) -> Option<(Service, u32)> {
     let s = match (label >> 4) & 0xf {
         1 => Service::Task,
@@ -74,7 +93,7 @@ pub fn decode(label: u64) -> Option<(Service, u32)> {
     if label & 0xc != 0 {
         return None;
     }
-    Some((s, (label >> 8) as u32))
+    Some((s, ((label >> 8) & 0xff_ffff) as u32))
 }
 
 #[cfg(test)]
@@ -103,6 +122,10 @@ mod tests {
             }
         }
         assert_eq!(decode(0), None);
-        assert_eq!(decode(0xf0), None);
+        assert_eq!(decode(FORWARD), None);
+        let l = irq_proxy_label(77, l4_sys::cap::CapIdx(0x1234));
+        assert_eq!(l & 3, 0);
+        assert_eq!(decode(l | 2), Some((Service::Irq, 77)));
+        assert_eq!(irq_proxy_real(l | 2), l4_sys::cap::CapIdx(0x1234));
     }
 }

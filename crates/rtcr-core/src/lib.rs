@@ -26,6 +26,7 @@ pub mod calls;
 pub mod checkpoint;
 pub mod direct_ipc;
 pub mod driver;
+pub mod fast_path;
 pub mod l4re;
 pub mod labels;
 pub mod pageset;

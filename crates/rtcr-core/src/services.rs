@@ -89,6 +89,24 @@ impl Supervisor {
         )
     }
 
+    /// A message the IRQ fast path handed on ([`crate::fast_path`]): the
+    /// child's tag and label, then its message registers as they came.
+    pub(crate) fn forwarded<E: Env>(&mut self, env: &mut E, tag: MsgTag) -> Reply {
+        let w = tag.words().min(63);
+        if w < 2 {
+            return err(Errno::Inval);
+        }
+        let mr = env.utcb().mr[..w].to_vec();
+        match labels::decode(mr[1]) {
+            Some((Service::Irq, o)) => match self.irq_op(env, o, &mr[2..], MsgTag(mr[0])) {
+                // the fast path waits for an answer
+                Reply::None => ok(&[]),
+                r => r,
+            },
+            _ => err(Errno::Inval),
+        }
+    }
+
     /// The object a LOCAL_ID item names (`k`-th item), if it is one of ours.
     pub(crate) fn item_label(&self, mr: &[u64], tag: MsgTag, k: usize) -> Option<(Service, u32)> {
         let at = tag.words() + 2 * k;
@@ -186,7 +204,15 @@ impl Supervisor {
             rights: 7,
             server: false,
         })?;
-        let proxy = self.service_gate(env, Service::Irq, o)?;
+        let proxy = match self.spec.fast_path {
+            Some((fast, _)) => {
+                let g = self.slot();
+                let label = labels::irq_proxy_label(o, s);
+                factory::create_gate(env, FACTORY, g, Some((Cap::new(CapIdx(fast)), label)))?;
+                g
+            }
+            None => self.service_gate(env, Service::Irq, o)?,
+        };
         self.objects[o as usize].child_view = proxy;
         Ok(o)
     }

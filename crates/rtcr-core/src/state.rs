@@ -96,6 +96,12 @@ pub struct ChildSpec {
     /// every gate of the child is bound to it. One thread per child keeps
     /// children apart: a message of one never reaches another's server.
     pub server_thread: u64,
+    /// rtcr's IRQ fast path thread ([`crate::fast_path`]), and the gate to
+    /// `server_thread` it forwards through (its label
+    /// [`crate::labels::FORWARD`]): the child's IRQ proxies are bound to
+    /// it. `None`: to `server_thread`, as every other gate (one CPU, or the
+    /// model).
+    pub fast_path: Option<(u64, CapIdx)>,
     /// Where memory a child asks sigma0 for lands in it (start, length):
     /// rtcr answers "any RAM" requests with pages from this range.
     pub sigma0_range: (u64, u64),

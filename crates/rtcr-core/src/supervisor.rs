@@ -549,6 +549,11 @@ impl Supervisor {
                 Err(e) => return Err(Error::Kernel(e)),
             };
             self.served += 1;
+            if got.label & !3 == labels::FORWARD {
+                let reply = self.forwarded(env, got.tag);
+                self.answer(env, reply)?;
+                continue;
+            }
             let Some((svc, idx)) = labels::decode(got.label) else { continue };
             if svc == Service::Exception {
                 let n = self.arch.exc_words();

@@ -211,6 +211,7 @@ pub fn spec(name: &str) -> ChildSpec {
         sigma0_range: (0x8000_0000, 0x100_0000),
         l4re: None,
         server_thread: 3,
+        fast_path: None,
     }
 }
 

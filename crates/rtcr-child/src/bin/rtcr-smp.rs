@@ -316,9 +316,11 @@ mod smp {
                 Err(e) => problem(k, format_args!("call {n} failed: {e}")),
             }
             // counted before it is made, so that a cut between the two
-            // stays consistent; a trigger rtcr's IRQ proxy could not take
-            // (a zero send timeout, rtcr busy on another CPU: README, known
-            // limits) is not counted and made again
+            // stays consistent. A trigger is a send with a zero timeout: on
+            // the kernel it cannot time out, but a proxy without a receiver
+            // at that instant would make it (rtcr's IRQ fast path is there
+            // so that it does not); one that did is counted apart and made
+            // again
             let t = TRIGGERS.load(Relaxed) + 1;
             loop {
                 TRIGGERS.store(t, Relaxed);
