@@ -134,6 +134,7 @@ pub fn child_spec(name: &str, image: &Image<'_>, config: &Config<'_>) -> ChildSp
         max_pages: config.max_pages,
         server_thread: base::THREAD.0,
         fast_path: None,
+        settle_us: config.settle_ms * 1000,
         sigma0_range: SIGMA0_RANGE,
         l4re: None,
     }

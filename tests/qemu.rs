@@ -634,7 +634,10 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     );
     // the dump (about 100 KB of hex on a serial line that the four CPUs'
     // emulation slows down) well before the end
-    let args = "child=rtcr-smp interval_ms=20 crash_ms=30000 dump_ms=40000";
+    // servers on other CPUs answer late when QEMU's four emulated CPUs
+    // share two host cores: a settle time that covers that, so that calls
+    // stay exactly-once (README, settle_ms)
+    let args = "child=rtcr-smp interval_ms=20 settle_ms=100 crash_ms=30000 dump_ms=40000";
     let boot = |smp: &str, timeout: u32, modules: &[&PathBuf], args: &str| {
         let mut opts: Vec<std::ffi::OsString> = vec!["--smp".into(), smp.into()];
         for m in modules {
@@ -676,7 +679,7 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     std::fs::create_dir_all(&dir).unwrap();
     let img = dir.join("smp.img");
     std::fs::write(&img, &image).unwrap();
-    let log2 = boot("2", 30, &[&child, &img], "child=rtcr-smp restore=smp.img interval_ms=20");
+    let log2 = boot("2", 30, &[&child, &img], "child=rtcr-smp restore=smp.img interval_ms=20 settle_ms=100");
     let _ = std::fs::remove_dir_all(&dir);
     common::keep_log(&format!("smp-{arch}-2cpus"), &log2);
     expect_line(&log2, "rtcr: child 'rtcr-smp' restored from the image");

@@ -76,6 +76,11 @@ pub struct Config<'a> {
     /// image: a child of N pages all written needs about 3 × 4 KiB × N
     /// (the kernel benchmark measured 12.5 KB per page at the peak).
     pub heap_kib: u64,
+    /// How long a checkpoint waits for a thread in a kernel call to come
+    /// back before it cancels the call (ms): a call cancelled after its
+    /// send phase is made again, so the child's servers have this long to
+    /// answer for calls to stay exactly-once.
+    pub settle_ms: u64,
     /// `bench`: log what the kernel benchmark (scripts/bench-kernel.sh)
     /// reads besides the usual lines: per checkpoint the copy after the
     /// resume, the fpages write-protected, rtcr's heap in use and a memcpy
@@ -103,6 +108,7 @@ impl Default for Config<'_> {
             probe: false,
             probe_dump: false,
             heap_kib: 16 * 1024,
+            settle_ms: 10,
             bench: false,
         }
     }
@@ -166,7 +172,7 @@ impl fmt::Display for ConfigError<'_> {
 }
 
 /// The words that take a value (`key=value`).
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "child",
     "interval_ms",
     "store_kib",
@@ -179,6 +185,7 @@ const KEYS: [&str; 12] = [
     "crash_every_ms",
     "max_image_failures",
     "heap_kib",
+    "settle_ms",
 ];
 
 /// The words that stand alone.
@@ -251,7 +258,8 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
             9 => c.crash_every_ms = Some(number(key, value, 1, 86_400_000)?),
             10 => c.max_image_failures = number(key, value, 1, 1000)? as u32,
             // at least 1 MiB; at most 4 GiB
-            _ => c.heap_kib = number(key, value, 1024, 4 << 20)?,
+            11 => c.heap_kib = number(key, value, 1024, 4 << 20)?,
+            _ => c.settle_ms = number(key, value, 1, 10_000)?,
         }
     }
     if !child_given {

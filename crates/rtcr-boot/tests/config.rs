@@ -16,8 +16,8 @@ fn defaults_and_the_child() {
 fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
-         crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 heap_kib=65536 jdb report selfcheck \
-         probe bench",
+         crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 heap_kib=65536 settle_ms=50 jdb report \
+         selfcheck probe bench",
     )
     .unwrap();
     assert_eq!(
@@ -40,6 +40,7 @@ fn every_key() {
             probe: true,
             probe_dump: false,
             heap_kib: 65536,
+            settle_ms: 50,
             bench: true,
         }
     );
@@ -79,6 +80,8 @@ fn mistakes_are_named() {
     assert!(matches!(parse("child=a store_kib=4"), Err(ConfigError::BadNumber { key: "store_kib", .. })));
     assert!(matches!(parse("child=a heap_kib=512"), Err(ConfigError::BadNumber { key: "heap_kib", .. })));
     assert_eq!(parse("child=a").unwrap().heap_kib, 16384, "the default: 16 MiB");
+    assert_eq!(parse("child=a").unwrap().settle_ms, 10, "the default: 10 ms");
+    assert!(matches!(parse("child=a settle_ms=0"), Err(ConfigError::BadNumber { key: "settle_ms", .. })));
     assert!(matches!(parse("child=a crash_ms=0"), Err(ConfigError::BadNumber { key: "crash_ms", .. })));
     assert_eq!(parse("child=a dump_ms=1 dump_ms=2"), Err(ConfigError::Repeated("dump_ms")));
     assert!(matches!(parse("child=a max_pages=lots"), Err(ConfigError::BadNumber { key: "max_pages", .. })));
@@ -92,8 +95,8 @@ fn mistakes_are_named() {
     assert_eq!(
         format!("{}", parse("child=a selfchek").unwrap_err()),
         "unknown word 'selfchek' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
-         restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= heap_kib= jdb report selfcheck probe probe-dump \
-         bench)"
+         restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= heap_kib= settle_ms= jdb report selfcheck probe \
+         probe-dump bench)"
     );
     // a repeated crash needs the first; failures are counted from 1
     let e = parse("child=a crash_every_ms=100").unwrap_err();

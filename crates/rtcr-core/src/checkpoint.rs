@@ -483,6 +483,12 @@ impl Supervisor {
             }
             return Some(regs.to_vec());
         }
+        if self.is_trigger(code) {
+            // a stop asked for twice (the cut's cancel crossed the first on
+            // another CPU) and already taken once: it goes on. A program
+            // cannot raise this exception itself (ex_regs makes it)
+            return Some(regs.to_vec());
+        }
         None
     }
 
@@ -574,15 +580,23 @@ impl Supervisor {
         tr[ri.arg0] = op;
         tr[ri.arg1] = self.spec.shared + 4096 * t as u64;
         self.resume_with(env, t, &tr, fpu)?;
-        let back = self.wait_exception(env, t)?;
-        let code = match self.arch {
-            Arch::Amd64 => back[l4_sys::exc::amd64::mr::TRAPNO],
-            Arch::Arm64 => (back[l4_sys::exc::arm64::mr::ERR] >> 26) & 0x3f,
-        };
-        if code != trampoline::TRAP_BP && code != trampoline::EC_BRK {
-            return Err(Error::Protocol("the trampoline did not end with a breakpoint"));
+        // a stop asked for twice can come while the trampoline runs (see
+        // the cut's cancel): the trampoline goes on from there
+        for _ in 0..4 {
+            let Some((_, back, bfpu)) = self.wait_exceptions_fpu(env, &[t])?.pop() else {
+                return Err(Error::StopTimeout);
+            };
+            let code = self.code_of(&back);
+            if self.is_trigger(code) {
+                self.resume_with(env, t, &back, &bfpu)?;
+                continue;
+            }
+            if !self.is_breakpoint(code) {
+                return Err(Error::Protocol("the trampoline did not end with a breakpoint"));
+            }
+            return Ok(());
         }
-        Ok(())
+        Err(Error::Protocol("the trampoline was stopped again and again"))
     }
 
     /// Takes a checkpoint; returns its record and what it cost.
@@ -655,6 +669,7 @@ impl Supervisor {
         self.cutting = false;
         // stops that came in and were not part of the cut go on
         for (t, regs, fpu) in core::mem::take(&mut self.early) {
+            self.threads[t as usize].armed = false;
             self.resume_with(env, t, &regs, &fpu)?;
         }
         r
@@ -729,11 +744,12 @@ impl Supervisor {
             // past the settle time, once more for what already came (a stop
             // kept while rtcr waited for another thread must not be
             // cancelled: that would cut the exception it is in)
-            let last = gone >= SETTLE_US;
+            let settle = self.spec.settle_us;
+            let last = gone >= settle;
             let late = if last {
                 self.collect_some(env, &waiting, Some(0), waiting.len())?
             } else {
-                self.collect_some(env, &waiting, Some(SETTLE_US - gone), 1)?
+                self.collect_some(env, &waiting, Some(settle - gone), 1)?
             };
             if late.is_empty() && last {
                 break;
@@ -749,14 +765,14 @@ impl Supervisor {
         }
         // 4. still blocked: cancel; issue again what can be
         let rest: Vec<u32> = blocked.iter().copied().filter(|t| !saved.iter().any(|s| s.thread == *t)).collect();
-        // each is armed already: CANCEL alone ends its call, and the stop it
-        // was asked for comes as the call returns. A second TRIGGER here
-        // would stop it twice when its call returned on another CPU between
-        // the settle and this (its first stop in flight): the second stop
-        // then came in the middle of the trampoline
+        // TRIGGER as well as CANCEL: a thread whose stop is on its way (on
+        // another CPU its call may have returned since the settle) has that
+        // exception cancelled too, and must be asked again. Where the first
+        // stop still comes, the second is taken as what it is
+        // ([`Self::stray_stop`], [`Self::run_trampoline`])
         for &t in &rest {
             let real = self.thread_cap(t);
-            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL)?;
+            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
         }
         let cancelled = self.collect(env, &rest, None)?;
         for (t, r, fpu) in cancelled {

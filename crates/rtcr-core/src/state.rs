@@ -102,6 +102,12 @@ pub struct ChildSpec {
     /// it. `None`: to `server_thread`, as every other gate (one CPU, or the
     /// model).
     pub fast_path: Option<(u64, CapIdx)>,
+    /// How long a cut waits for a thread in a kernel call to come back
+    /// before it cancels the call (µs; [`crate::checkpoint::SETTLE_US`] by
+    /// default). A call cancelled after its send phase is made again (its
+    /// server sees it twice), so this is the time a child's servers have to
+    /// answer for calls to stay exactly-once across a checkpoint.
+    pub settle_us: u64,
     /// Where memory a child asks sigma0 for lands in it (start, length):
     /// rtcr answers "any RAM" requests with pages from this range.
     pub sigma0_range: (u64, u64),

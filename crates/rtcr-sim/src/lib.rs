@@ -212,6 +212,7 @@ pub fn spec(name: &str) -> ChildSpec {
         l4re: None,
         server_thread: 3,
         fast_path: None,
+        settle_us: rtcr_core::checkpoint::SETTLE_US,
     }
 }
 

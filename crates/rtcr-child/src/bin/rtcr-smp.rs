@@ -110,10 +110,10 @@ mod smp {
     }
 
     /// Checks that thread `me` runs on the CPU it asked for: it spins for
-    /// five windows of 4 ms of kernel time, reading that CPU's idle time
+    /// eight windows of 3 ms of kernel time, reading that CPU's idle time
     /// around each; the CPU someone spins on is not idle, so in at least
     /// one window (a checkpoint stops the thread now and then, and the CPU
-    /// idles meanwhile) it must have idled at most a quarter of the window.
+    /// idles meanwhile) it must have idled at most half of the window.
     /// The kernel brings a CPU's idle time up to date only when its idle
     /// thread is switched out, so an idle CPU can look busy: the check
     /// catches a thread kept off its CPU, not every wrong placement.
@@ -121,7 +121,7 @@ mod smp {
         let cpu = CPU[me].load(Relaxed) as u32;
         let set = CpuSet::one(cpu);
         let mut best: Option<(u64, u64)> = None;
-        for _ in 0..5 {
+        for _ in 0..8 {
             let Ok(idle0) = scheduler::idle_time(k, slots::SCHEDULER, set) else {
                 if !*warned {
                     say!(k, "smp: {} asked for CPU {cpu}, which is not online here: no placement check", THREADS[me].1);
@@ -130,7 +130,7 @@ mod smp {
                 return;
             };
             let t0 = now_us();
-            while now_us() < t0 + 4_000 {
+            while now_us() < t0 + 3_000 {
                 core::hint::spin_loop();
             }
             let span = now_us() - t0;
@@ -141,7 +141,7 @@ mod smp {
             }
         }
         match best {
-            Some((idle, span)) if idle * 4 <= span => {
+            Some((idle, span)) if idle * 2 <= span => {
                 ON_CPU[me].fetch_add(1, Relaxed);
             }
             Some((idle, span)) => {
