@@ -55,9 +55,9 @@ fn serve(env: &mut ModelEnv<'_, '_>, sup: &mut Supervisor, rounds: usize) -> Res
 /// `seed`): the child's checks hold for 4 ms after it, it goes on past
 /// the image's counts, and each thread runs where the image says (or
 /// where rtcr moved it). Returns the moves.
-fn restore_and_run(arch: Arch, image: &[u8], cpus: u32, seed: u64) -> Result<Vec<CpuMove>, String> {
+fn restore_and_run(arch: Arch, image: &[u8], cpus: u32, seed: u64, burst: u32) -> Result<Vec<CpuMove>, String> {
     let (meta, cp) = rtcr_image::decode(image).map_err(|e| format!("decode: {e:?}"))?;
-    let mut m = smp_model(arch, cpus, seed);
+    let mut m = smp_model(arch, cpus, seed, burst);
     let mut r = m.root();
     let mut env = ModelEnv(&mut r);
     let mut sup = Supervisor::restore(&mut env, spec("smp"), &cp, meta.sequence).map_err(|e| format!("{e:?}"))?;
@@ -85,8 +85,8 @@ fn restore_and_run(arch: Arch, image: &[u8], cpus: u32, seed: u64) -> Result<Vec
 
 /// One seed: spawn on four CPUs, `cuts` checkpoints 1.5 ms apart, each
 /// image checked and restored on a fresh four-CPU model.
-fn seed_run(arch: Arch, seed: u64, cuts: usize) -> Result<Vec<Vec<u8>>, String> {
-    let mut m = smp_model(arch, 4, seed);
+fn seed_run(arch: Arch, seed: u64, burst: u32, cuts: usize) -> Result<Vec<Vec<u8>>, String> {
+    let mut m = smp_model(arch, 4, seed, burst);
     let mut r = m.root();
     let mut env = ModelEnv(&mut r);
     let mut sup = Supervisor::spawn(&mut env, spec("smp")).map_err(|e| format!("spawn: {e:?}"))?;
@@ -108,7 +108,7 @@ fn seed_run(arch: Arch, seed: u64, cuts: usize) -> Result<Vec<Vec<u8>>, String> 
             return Err(format!("checkpoint {cut}: the writer's register says {reg}, its memory {mem}"));
         }
         let image = rtcr_core::encode_image(arch, stats.seq, &cp).map_err(|e| format!("{e:?}"))?;
-        restore_and_run(arch, &image, 4, seed.wrapping_mul(31).wrapping_add(cut as u64))
+        restore_and_run(arch, &image, 4, seed.wrapping_mul(31).wrapping_add(cut as u64), burst)
             .map_err(|e| format!("image of checkpoint {cut}: {e}"))?;
         images.push(image);
         serve(&mut env, &mut sup, 3).map_err(|e| format!("after checkpoint {cut}: {e}"))?;
@@ -130,8 +130,11 @@ fn a_child_on_four_cpus_survives_checkpoints_and_restores_under_many_interleavin
     let mut failed = Vec::new();
     for seed in 0..24u64 {
         let arch = if seed % 2 == 0 { Arch::Amd64 } else { Arch::Arm64 };
-        if let Err(e) = seed_run(arch, seed, 8) {
-            failed.push(format!("seed {seed} ({arch:?}): {e}"));
+        // 0: the other CPUs run only while rtcr waits; up to 4 steps
+        // between two of rtcr's kernel calls
+        let burst = (seed % 5) as u32;
+        if let Err(e) = seed_run(arch, seed, burst, 8) {
+            failed.push(format!("seed {seed} ({arch:?}, burst {burst}): {e}"));
         }
     }
     assert!(failed.is_empty(), "{} of 24 seeds failed:\n{}", failed.len(), failed.join("\n"));
@@ -139,8 +142,8 @@ fn a_child_on_four_cpus_survives_checkpoints_and_restores_under_many_interleavin
 
 #[test]
 fn a_restore_on_two_cpus_moves_the_threads_of_cpus_2_and_3() {
-    let images = seed_run(Arch::Amd64, 7, 2).expect("the four-CPU run");
-    let moved = restore_and_run(Arch::Amd64, images.last().unwrap(), 2, 99).expect("restored on two CPUs");
+    let images = seed_run(Arch::Amd64, 7, 2, 2).expect("the four-CPU run");
+    let moved = restore_and_run(Arch::Amd64, images.last().unwrap(), 2, 99, 2).expect("restored on two CPUs");
     let moves: Vec<(u32, u32, u32)> = moved.iter().map(|m| (m.thread, m.from, m.to)).collect();
     // the server (CPU 2) and the writer (CPU 3), by rtcr's rule: the CPUs
     // there are, in turn; main and the client stay where they were
@@ -152,7 +155,7 @@ fn a_restore_on_two_cpus_moves_the_threads_of_cpus_2_and_3() {
 fn the_driver_restores_a_four_cpu_image_after_power_loss_and_on_two_cpus_reports_the_moves() {
     let policy = Policy { interval_us: 2_000, ..Policy::default() };
     let bytes = {
-        let mut m = smp_model(Arch::Arm64, 4, 5);
+        let mut m = smp_model(Arch::Arm64, 4, 5, 3);
         let mut r = m.root();
         let mut env = ModelEnv(&mut r);
         let store = Store::new(MemRegion::zeroed(2 << 20));
@@ -167,7 +170,7 @@ fn the_driver_restores_a_four_cpu_image_after_power_loss_and_on_two_cpus_reports
     };
     // the power goes; the same ECU again, another interleaving
     for (cpus, seed) in [(4, 6), (2, 7)] {
-        let mut m = smp_model(Arch::Arm64, cpus, seed);
+        let mut m = smp_model(Arch::Arm64, cpus, seed, 1);
         let mut r = m.root();
         let mut env = ModelEnv(&mut r);
         let mut d = Driver::start(&mut env, spec("smp"), Store::new(MemRegion(bytes.clone())), policy).unwrap();
