@@ -10,7 +10,11 @@
 //! # How it runs
 //!
 //! One model thread runs at a time, chosen by fixed priority (round robin
-//! within a priority), as the kernel's scheduler would. Two kinds of threads:
+//! within a priority), as the kernel's scheduler would. With several CPUs
+//! ([`Config::cpus`]), each CPU has its own highest-priority ready thread
+//! and the CPUs take turns step by step in an order drawn from
+//! [`Config::seed`], so threads on different CPUs interleave; each seed
+//! is another interleaving, each repeatable. Two kinds of threads:
 //!
 //! * **Program threads** run a [`Program`]: a step function over the
 //!   thread's register file and its task's memory (see [`cpu`]). All state
@@ -20,7 +24,9 @@
 //! * **Host threads** are driven by host code through [`HostThread`] (which
 //!   implements [`l4_sys::Kernel`]): the root task (rtcr) in a test. When a
 //!   host thread's kernel call blocks, the model runs the other threads until
-//!   the call completes.
+//!   the call completes. A host thread is on a CPU too (CPU 0 until it
+//!   moves itself): before each of its kernel calls the other CPUs take a
+//!   few steps, as they run on beside it on a real machine.
 //!
 //! The clock advances by a fixed cost per program step and jumps to the next
 //! timeout when every thread is blocked, so time is deterministic too.

@@ -5,6 +5,12 @@
 //! CPU round robin, each for its quantum (in steps here). A thread leaves
 //! the CPU only at a step boundary, so every state a checkpoint can see is
 //! a state between two complete steps.
+//!
+//! Several CPUs: each thread has a home CPU (set by run_thread); each CPU
+//! picks its own best thread, and one of the CPUs that have one takes the
+//! next step, drawn from the seeded generator (with one CPU nothing is
+//! drawn, so single-CPU runs are as before). A CPU with no ready thread
+//! during a step (or while the clock jumps to a timeout) is idle for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
