@@ -4,7 +4,7 @@
 #
 #   scripts/qemu-boot.sh [--arch x86_64|aarch64] [--machine MACHINE]
 #                        [--timeout SECONDS] [--keys "KEYS"] [--until TEXT]
-#                        [--elf PATH | --roottask moe]
+#                        [--elf PATH | --roottask moe] [--smp N]
 #                        [--module FILE]... [--raw] [-- ROOTTASK-ARGS...]
 #
 # The root task is rtcr (or the ELF of --elf): ROOTTASK-ARGS is rtcr's
@@ -44,6 +44,8 @@
 #   UP, ENTER, and anything else is typed as is. Example, dump rtcr's
 #   object space:
 #   --keys "@8 ESC @2 s @1 DOWN DOWN o @3"
+# --smp N gives the machine N CPUs (q35 and virt; default 1; the board
+#   machines have their own four).
 # --until TEXT ends the boot (before the timeout) a second after the serial
 #   output shows TEXT (plain text: a child's line, not a defmt one).
 # The serial log goes to stdout with CRs and colour codes removed, and
@@ -56,7 +58,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-arch=x86_64 machine="" timeout=30 keys="" until="" elf="" roottask=rtcr modules=() raw=0
+arch=x86_64 machine="" timeout=30 keys="" until="" elf="" roottask=rtcr modules=() raw=0 smp=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --roottask) roottask=$2; shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
     --raw) raw=1; shift ;;
+    --smp) smp=$2; shift 2 ;;
     --) shift; break ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "qemu-boot: unknown option $1" >&2; exit 2 ;;
@@ -209,7 +212,7 @@ case "$arch" in
     esc() { printf '%s' "$*" | sed 's/,/,,/g'; }
     initrd="$(esc "$fiasco -serial_esc"),$(esc "$sigma0"),$(esc "$elf $rt_args")"
     for m in "${modules[@]}"; do initrd="$initrd,$(esc "$m")"; done
-    feed | timeout "$timeout" "$qemu" -M q35 -m 512 -cpu max -no-reboot \
+    feed | timeout "$timeout" "$qemu" -M q35 -m 512 -cpu max -smp "$smp" -no-reboot \
       -display none -monitor none -serial stdio -pidfile "$pidfile" \
       -kernel "$bootstrap" -append "bootstrap" -initrd "$initrd" 2>&1 | tee "$seen" | clean | decode || true
     ;;
@@ -228,7 +231,7 @@ case "$arch" in
       virt)
         qm=virt
         if grep -q '^CONFIG_CPU_VIRT=y' "$fobj/globalconfig.out" 2>/dev/null; then qm=virt,virtualization=true; fi
-        qopts=(-M "$qm" -cpu cortex-a57 -m 1024 -serial stdio) ;;
+        qopts=(-M "$qm" -cpu cortex-a57 -m 1024 -smp "$smp" -serial stdio) ;;
       # 2 GiB, four A72 (fixed by the machine); serial 0 is the PL011, 1 the mini-UART
       raspi4b) qopts=(-M raspi4b -serial null -serial stdio) ;;
       # the EVK's 3 GiB from 0x4000_0000 and its four A53; serial 0 is UART1

@@ -347,6 +347,8 @@ pub fn run(
     );
     report(&mut env, &mut d, config.jdb, scratch);
     if d.sup.seq > 0 {
+        let cpus: Vec<i64> = d.sup.thread_cpus().iter().map(|c| c.map_or(-1, i64::from)).collect();
+        log!(&mut env, "rtcr: restored threads on CPUs {=[?]} (-1: none)", cpus.as_slice());
         verify(&mut env, &mut d);
     }
     let (mut crash_due, mut dump_due) = (config.crash_ms, config.dump_ms);
@@ -446,6 +448,8 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                     took_us,
                     backoff_us
                 );
+                let cpus: Vec<i64> = d.sup.thread_cpus().iter().map(|c| c.map_or(-1, i64::from)).collect();
+                log!(env, "rtcr: restored threads on CPUs {=[?]} (-1: none)", cpus.as_slice());
                 for (what, us) in d.sup.restore_phases.clone() {
                     log!(env, "rtcr: restore phase: {=str} {=u64} us", what, us);
                 }

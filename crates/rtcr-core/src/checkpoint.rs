@@ -743,9 +743,14 @@ impl Supervisor {
         }
         // 4. still blocked: cancel; issue again what can be
         let rest: Vec<u32> = blocked.iter().copied().filter(|t| !saved.iter().any(|s| s.thread == *t)).collect();
+        // each is armed already: CANCEL alone ends its call, and the stop it
+        // was asked for comes as the call returns. A second TRIGGER here
+        // would stop it twice when its call returned on another CPU between
+        // the settle and this (its first stop in flight): the second stop
+        // then came in the middle of the trampoline
         for &t in &rest {
             let real = self.thread_cap(t);
-            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL | ExRegsFlags::TRIGGER_EXCEPTION)?;
+            thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::CANCEL)?;
         }
         let cancelled = self.collect(env, &rest, None)?;
         for (t, r, fpu) in cancelled {

@@ -500,6 +500,11 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Each thread's CPU (`None`: not given one), for the log.
+    pub fn thread_cpus(&self) -> Vec<Option<u32>> {
+        self.threads.iter().map(|t| t.cpu).collect()
+    }
+
     /// The CPUs other than rtcr's that started threads of the child run on.
     pub(crate) fn other_child_cpus(&self) -> Vec<u32> {
         let mut cpus: Vec<u32> =
