@@ -37,6 +37,28 @@ impl Model {
         self.thread(t).and_then(|th| th.cpu).unwrap_or(0) as usize
     }
 
+    /// The best program thread to run on one CPU: highest priority, then
+    /// the one that has waited longest (round robin). The single-CPU case
+    /// of [`Self::pick`], without its allocations.
+    fn pick_one(&self) -> Option<(ObjId, u8)> {
+        let mut best: Option<(ObjId, u8, u64)> = None;
+        for (id, o) in &self.objs {
+            if let crate::objects::Kind::Thread(t) = &o.kind {
+                if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((_, p, s)) => t.prio > p || (t.prio == p && t.ready_seq < s),
+                };
+                if better {
+                    best = Some((*id, t.prio, t.ready_seq));
+                }
+            }
+        }
+        best.map(|(i, p, _)| (i, p))
+    }
+
     /// The best program thread to run on each CPU: highest priority, then
     /// the one that has waited longest (round robin).
     fn pick(&self) -> Vec<Option<(ObjId, u8)>> {
@@ -132,6 +154,9 @@ impl Model {
             return false;
         }
         self.expire_timeouts();
+        if self.slices.len() == 1 {
+            return self.schedule_once_up(host);
+        }
         let best = self.pick();
         let mut busy = None;
         if let Some(h) = host {
@@ -149,19 +174,44 @@ impl Model {
                 self.run_step(t);
                 true
             }
-            None => match self.next_deadline() {
-                Some(d) => {
-                    // idle until the next timeout
-                    let gap = d.saturating_sub(self.clock_us);
-                    for i in self.idle_us.iter_mut() {
-                        *i += gap;
-                    }
-                    self.clock_us = self.clock_us.max(d);
-                    self.update_kip_clock();
-                    true
+            None => self.idle_to_deadline(),
+        }
+    }
+
+    /// [`Self::schedule_once`] with one CPU.
+    fn schedule_once_up(&mut self, host: Option<ObjId>) -> bool {
+        let best = self.pick_one();
+        if let Some(h) = host {
+            if self.runnable(h) || self.thread(h).is_some_and(|t| t.state == TState::Ready) {
+                let hp = self.thread(h).map(|t| t.prio).unwrap_or(0);
+                if best.is_none_or(|(_, p)| p <= hp) {
+                    return false;
                 }
-                None => false,
-            },
+            }
+        }
+        match best {
+            Some((t, _)) => {
+                self.run_step(t);
+                true
+            }
+            None => self.idle_to_deadline(),
+        }
+    }
+
+    /// Nothing can run: the clock jumps to the next timeout, every CPU idle
+    /// meanwhile. `false` when there is none.
+    fn idle_to_deadline(&mut self) -> bool {
+        match self.next_deadline() {
+            Some(d) => {
+                let gap = d.saturating_sub(self.clock_us);
+                for i in self.idle_us.iter_mut() {
+                    *i += gap;
+                }
+                self.clock_us = self.clock_us.max(d);
+                self.update_kip_clock();
+                true
+            }
+            None => false,
         }
     }
 
