@@ -170,7 +170,7 @@ impl Program for Client {
                 }
                 cpu.set_r(0, k + 1);
                 cpu.store_u64(DONE, k + 1)?;
-                if (k + 1) % 8 == 0 {
+                if (k + 1).is_multiple_of(8) {
                     cpu.goto(1);
                 }
             }
@@ -197,7 +197,7 @@ impl Program for Writer {
                 cpu.store_u64(W, n + 1)?;
                 cpu.store_u64(W2, 2 * (n + 1))?;
                 cpu.set_r(0, n + 1);
-                if (n + 1) % 256 == 0 {
+                if (n + 1).is_multiple_of(256) {
                     cpu.goto(1);
                 }
             }
