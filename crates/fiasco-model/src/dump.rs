@@ -168,6 +168,21 @@ impl Model {
         self.task(task).map(|t| t.pages.iter().map(|(v, p)| (v << 12, p.frame << 12)).collect()).unwrap_or_default()
     }
 
+    /// The threads bound to `task`, oldest first.
+    pub fn threads_of(&self, task: ObjId) -> Vec<ObjId> {
+        self.objs
+            .iter()
+            .filter(|(_, o)| matches!(&o.kind, crate::objects::Kind::Thread(t) if t.task == Some(task)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Where program register `n` ([`crate::Cpu::r`]) stands in a register
+    /// file of the exception layout ([`Model::thread_regs`], an image's).
+    pub fn program_reg(&self, n: usize) -> usize {
+        crate::cpu::abi(self.cfg.arch).gpr[n % 8]
+    }
+
     /// Is the thread alive (not dead, not killed)?
     pub fn thread_alive(&self, thread: ObjId) -> bool {
         self.thread(thread).is_some_and(|t| t.state != crate::objects::TState::Dead)

@@ -40,6 +40,9 @@
 //! | TRANSFER_FPU: an exception carries the thread's FPU state to a handler whose BDR has INHERIT_FPU (through a capability with S); a reply or resuming send with TRANSFER_FPU gives the handler's back | `thread.cpp` (`transfer_fpu`) | yes: probe 5 on both kernels — an exception's FPU state reaches a handler with INHERIT_FPU (tag flag 0x1000), and a resuming plain send with TRANSFER_FPU gives the handler's back |
 //! | scheduler: run_thread (prio 1..255, 0 = EINVAL, quantum), info; a thread runs only after run_thread | `scheduler.cpp` | raising rtcr's own priority |
 //! | fixed-priority scheduling, round robin within a priority | `sched_context-fixed_prio.cpp` | — |
+//! | several CPUs ([`crate::Config::cpus`], all online): run_thread puts the thread on the CPU `sys_run` chooses (`l4_sys::scheduler::placement`: home CPU if online and in the set, else the caller's if in the set, else the set's first; no affinity kept); a set naming no CPU there is parks the thread on none (it never runs); info answers the present CPUs of the set's window, one bit per granule, and the maximum; idle_time the time the set's first online CPU had no ready thread (EINVAL for none) | `scheduler.cpp` (`sys_run`, `sys_info`, `sys_idle_time`), `l4_types.cpp` (`L4_cpu_set`) | — (the QEMU `-smp` runs of issue 13 check placement) |
+//! | each CPU runs its own highest-priority ready thread (round robin and time slice per CPU); a thread blocked on one CPU is woken by IPC, IRQs and ex_regs from any other | `sched_context-fixed_prio.cpp`, `thread-ipc.cpp` (remote wake-up) | — |
+//! | a host thread (rtcr) runs on a CPU too (CPU 0 until it moves itself): the other CPUs go on while its code runs (a seeded number of steps, at most [`crate::Config::smp_burst`], before each of its kernel calls), and one that moves itself to a CPU at a low priority gets that CPU back only when no program thread of higher priority is ready there | `scheduler.cpp`, `context.cpp` (migration) | — |
 //! | log write (≤ 488 bytes, longer ignored), per task | `vlog.cpp` | yes (every line of the stub) |
 //! | debugger: name objects (16 bytes), global id | `jdb_object.cpp`, `jdb/jdb_kobject_names.cpp` | yes: JDB lists the task as `{rtcr}` |
 //! | sigma0: KIP, any RAM, given RAM, I/O memory, root page faults 1:1 | l4re-core `sigma0/server/src/memmap.cc` | KIP and any-page requests (probes) |
@@ -69,7 +72,19 @@
 //!   lets the scheduler choose. Found on the kernel (lost zero-timeout IRQ
 //!   triggers after each checkpoint); rtcr sends everything to a child with
 //!   SCHEDULE (rtcr-core `NO_DONATION`), which the model's behaviour matches.
-//! * Multiple CPUs, CPU affinity beyond validation, migration.
+//! * True parallelism: the CPUs take turns one whole step at a time, in an
+//!   order drawn from [`crate::Config::seed`]; a step stays atomic across
+//!   CPUs (no two threads' loads and stores interleave inside a step, so
+//!   no data race, memory ordering or torn word is modelled). The clock
+//!   advances per step taken on any CPU, so a CPU's throughput falls as
+//!   more CPUs run (a model of the interleaving, not of speed).
+//! * Cross-CPU requests and their timing: IPIs, the kernel's DRQs (a
+//!   remote ex_regs, IPC wake-up or IRQ delivery acts at once in the
+//!   model; on the kernel it reaches the other CPU a little later), TLB
+//!   shootdown (an unmap takes effect on every CPU at once), a migrating
+//!   thread's time in transit, and load balancing (the kernel has none).
+//! * CPU hotplug and offline CPUs: every CPU of the configuration is
+//!   online from boot.
 //! * Preemption inside a step: a thread leaves the CPU only between steps
 //!   (a step is one atomic stretch of a program's computation).
 //! * A real FPU: a model thread has 32 words of "FPU registers"; they move

@@ -133,6 +133,8 @@ impl Kernel for HostThread<'_> {
 
     fn invoke(&mut self, inv: Invocation) -> Outcome {
         if !self.m.halted {
+            // the other CPUs ran on while this thread's code ran
+            self.m.run_others(self.t);
             self.m.syscall(self.t, inv);
             if self.wait_ready() {
                 let (tag, label) = self.m.thread_mut(self.t).and_then(|x| x.outcome.take()).unwrap_or((MsgTag(0), 0));

@@ -650,8 +650,23 @@ impl Model {
         if tag.words() < 1 {
             return err(Errno::MsgTooShort);
         }
+        use l4_sys::scheduler::{placement, CpuSet};
+        let online = self.online();
         match u.mr[0] {
-            0 => Res::Reply(0, vec![1, 1, 2]),
+            // the present CPUs the set's window covers, one bit per
+            // granule (`Scheduler::sys_info`); the maximum; fixed priorities
+            0 => {
+                let set = CpuSet { gran_offset: if tag.words() >= 2 { u.mr[1] } else { 0 }, map: 0 };
+                let (off, g) = (set.offset(), set.granularity());
+                let mut map = 0u64;
+                for c in (0..self.cfg.cpus).filter(|&c| c >= off) {
+                    let bit = (c - off) >> g;
+                    if bit < 64 {
+                        map |= 1 << bit;
+                    }
+                }
+                Res::Reply(0, vec![map, self.cfg.cpus as u64, 2])
+            }
             1 => {
                 if tag.words() < 5 || tag.items() < 1 {
                     return err(Errno::Inval);
@@ -664,17 +679,35 @@ impl Model {
                 if prio == 0 {
                     return err(Errno::Inval);
                 }
+                // the CPU as `Scheduler::sys_run` chooses it, the caller
+                // being the invoking thread
+                let set = CpuSet { gran_offset: u.mr[1], map: u.mr[2] };
+                let caller = self.cpu_of(t) as u32;
+                let home = self.thread(th).and_then(|x| if x.has_cpu { x.cpu } else { None });
+                let cpu = placement(&set, home, caller, online);
                 let q_steps = (u.mr[4] / self.cfg.step_cost_us.max(1)).min(u32::MAX as u64) as u32;
                 let x = self.th(th);
                 x.prio = prio.min(255) as u8;
                 x.quantum = q_steps;
-                x.has_cpu = true;
+                // a set without a CPU there is: parked on none, it never runs
+                x.has_cpu = cpu.is_some();
+                x.cpu = cpu.or(x.cpu);
                 if x.state == TState::Ready {
                     self.make_ready(th);
                 }
                 Res::Reply(0, Vec::new())
             }
-            2 => Res::Reply(0, vec![0]),
+            // the idle time of the set's first online CPU
+            2 => {
+                if tag.words() < 3 {
+                    return err(Errno::Inval);
+                }
+                let set = CpuSet { gran_offset: u.mr[1], map: u.mr[2] };
+                match set.first(online) {
+                    Some(c) => Res::Reply(0, vec![self.idle_us[c as usize]]),
+                    None => err(Errno::Inval),
+                }
+            }
             _ => err(Errno::NoSys),
         }
     }

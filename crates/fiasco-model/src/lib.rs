@@ -10,7 +10,11 @@
 //! # How it runs
 //!
 //! One model thread runs at a time, chosen by fixed priority (round robin
-//! within a priority), as the kernel's scheduler would. Two kinds of threads:
+//! within a priority), as the kernel's scheduler would. With several CPUs
+//! ([`Config::cpus`]), each CPU has its own highest-priority ready thread
+//! and the CPUs take turns step by step in an order drawn from
+//! [`Config::seed`], so threads on different CPUs interleave; each seed
+//! is another interleaving, each repeatable. Two kinds of threads:
 //!
 //! * **Program threads** run a [`Program`]: a step function over the
 //!   thread's register file and its task's memory (see [`cpu`]). All state
@@ -20,7 +24,9 @@
 //! * **Host threads** are driven by host code through [`HostThread`] (which
 //!   implements [`l4_sys::Kernel`]): the root task (rtcr) in a test. When a
 //!   host thread's kernel call blocks, the model runs the other threads until
-//!   the call completes.
+//!   the call completes. A host thread is on a CPU too (CPU 0 until it
+//!   moves itself): before each of its kernel calls the other CPUs take a
+//!   few steps, as they run on beside it on a real machine.
 //!
 //! The clock advances by a fixed cost per program step and jumps to the next
 //! timeout when every thread is blocked, so time is deterministic too.
@@ -76,6 +82,15 @@ pub struct Config {
     pub echo_log: bool,
     /// Record a trace of every kernel entry.
     pub trace: bool,
+    /// Number of CPUs (1..=64; CPU 0 is the boot CPU). Each runs its own
+    /// highest-priority ready thread; see [`sched`](crate#several-cpus).
+    pub cpus: u32,
+    /// Seed of the interleaving of the CPUs (unused with one CPU).
+    pub seed: u64,
+    /// At most this many program steps the other CPUs take before each
+    /// kernel call of a host thread (the number is drawn from the seed):
+    /// they run on while host code runs on its CPU.
+    pub smp_burst: u32,
 }
 
 impl Config {
@@ -89,6 +104,9 @@ impl Config {
             icu_lines: 24,
             echo_log: false,
             trace: true,
+            cpus: 1,
+            seed: 0,
+            smp_burst: 4,
         }
     }
     /// A QEMU-virt-like arm64 machine: 1 GiB RAM from 0x4000_0000.
@@ -119,8 +137,12 @@ pub struct Model {
     pub(crate) step_limit: Option<u64>,
     pub(crate) halted: bool,
     pub(crate) seq: u64,
-    pub(crate) current: Option<ObjId>,
-    pub(crate) slice_left: u32,
+    /// Per CPU: the thread whose time slice runs, and what is left of it.
+    pub(crate) slices: Vec<(Option<ObjId>, u32)>,
+    /// Per CPU: time it had no ready thread, µs.
+    pub(crate) idle_us: Vec<u64>,
+    /// The interleaving's generator state (splitmix64).
+    pub(crate) rng: u64,
     pub(crate) trace: Vec<TraceEntry>,
     pub(crate) icu_lines: Vec<Option<ObjId>>,
     pub(crate) boot: Boot,
@@ -172,6 +194,8 @@ impl Model {
     /// initial capabilities a real root task gets (slots 1–7 and 10), its
     /// first thread bound to its UTCB and ready to be driven as a host thread.
     pub fn new(cfg: Config) -> Self {
+        let cfg = Config { cpus: cfg.cpus.clamp(1, 64), ..cfg };
+        let (n, seed) = (cfg.cpus as usize, cfg.seed);
         let mut m = Model {
             icu_lines: vec![None; cfg.icu_lines as usize],
             cfg,
@@ -185,8 +209,9 @@ impl Model {
             step_limit: None,
             halted: false,
             seq: 0,
-            current: None,
-            slice_left: 0,
+            slices: vec![(None, 0); n],
+            idle_us: vec![0; n],
+            rng: seed,
             trace: Vec::new(),
             boot: Boot::default(),
             programs: BTreeMap::new(),
@@ -241,6 +266,32 @@ impl Model {
     /// ELF entry, exactly as on the kernel.
     pub fn register_program(&mut self, entry: u64, p: ProgramRef) {
         self.programs.insert(entry, p);
+    }
+
+    /// The CPUs there are, bit n = CPU n (all of them are online).
+    pub fn online(&self) -> u64 {
+        if self.cfg.cpus >= 64 {
+            u64::MAX
+        } else {
+            (1 << self.cfg.cpus) - 1
+        }
+    }
+
+    /// The CPU `thread` runs on (its home CPU), if it was given one.
+    pub fn thread_cpu(&self, thread: ObjId) -> Option<u32> {
+        self.thread(thread).and_then(|t| {
+            if t.has_cpu || !matches!(t.runner, objects::Runner::Program) {
+                t.cpu
+            } else {
+                None
+            }
+        })
+    }
+
+    /// How long CPU `cpu` had no ready thread, µs (what the scheduler's
+    /// idle_time answers).
+    pub fn idle_us(&self, cpu: u32) -> u64 {
+        self.idle_us.get(cpu as usize).copied().unwrap_or(0)
     }
 
     /// Current kernel clock in µs.

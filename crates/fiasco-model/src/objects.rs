@@ -249,6 +249,9 @@ pub(crate) struct Thread {
     pub prio: u8,
     pub quantum: u32,
     pub has_cpu: bool,
+    /// The CPU it runs on (its home CPU; `None`: never given one). A host
+    /// thread without one is on CPU 0.
+    pub cpu: Option<u32>,
     pub state: TState,
     pub runner: Runner,
     /// The caller whose reply this thread owes (implicit reply capability).
@@ -284,6 +287,7 @@ impl Thread {
             prio: 1,
             quantum: 0,
             has_cpu: false,
+            cpu: None,
             state: TState::Dead,
             runner: Runner::Program,
             reply_to: None,

@@ -5,6 +5,12 @@
 //! CPU round robin, each for its quantum (in steps here). A thread leaves
 //! the CPU only at a step boundary, so every state a checkpoint can see is
 //! a state between two complete steps.
+//!
+//! Several CPUs: each thread has a home CPU (set by run_thread); each CPU
+//! picks its own best thread, and one of the CPUs that have one takes the
+//! next step, drawn from the seeded generator (with one CPU nothing is
+//! drawn, so single-CPU runs are as before). A CPU with no ready thread
+//! during a step (or while the clock jumps to a timeout) is idle for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,9 +32,15 @@ impl Model {
         self.thread(t).is_some_and(|th| th.has_cpu && th.task.is_some() && th.state == TState::Ready)
     }
 
-    /// The best program thread to run: highest priority, then the one
-    /// that has waited longest (round robin).
-    fn pick(&self) -> Option<(ObjId, u8)> {
+    /// The CPU thread `t` runs on (a thread never given one: CPU 0).
+    pub(crate) fn cpu_of(&self, t: ObjId) -> usize {
+        self.thread(t).and_then(|th| th.cpu).unwrap_or(0) as usize
+    }
+
+    /// The best program thread to run on one CPU: highest priority, then
+    /// the one that has waited longest (round robin). The single-CPU case
+    /// of [`Self::pick`], without its allocations.
+    fn pick_one(&self) -> Option<(ObjId, u8)> {
         let mut best: Option<(ObjId, u8, u64)> = None;
         for (id, o) in &self.objs {
             if let crate::objects::Kind::Thread(t) = &o.kind {
@@ -45,6 +57,57 @@ impl Model {
             }
         }
         best.map(|(i, p, _)| (i, p))
+    }
+
+    /// The best program thread to run on each CPU: highest priority, then
+    /// the one that has waited longest (round robin).
+    fn pick(&self) -> Vec<Option<(ObjId, u8)>> {
+        let mut best: Vec<Option<(ObjId, u8, u64)>> = vec![None; self.slices.len()];
+        for (id, o) in &self.objs {
+            if let crate::objects::Kind::Thread(t) = &o.kind {
+                if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
+                    continue;
+                }
+                let Some(b) = best.get_mut(t.cpu.unwrap_or(0) as usize) else { continue };
+                let better = match b {
+                    None => true,
+                    Some((_, p, s)) => t.prio > *p || (t.prio == *p && t.ready_seq < *s),
+                };
+                if better {
+                    *b = Some((*id, t.prio, t.ready_seq));
+                }
+            }
+        }
+        best.into_iter().map(|b| b.map(|(i, p, _)| (i, p))).collect()
+    }
+
+    /// The next number of the interleaving's generator (splitmix64).
+    pub(crate) fn draw(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Of the CPUs that have a thread to run (`best`) and are not `except`,
+    /// one drawn from the generator (with one CPU, no draw). CPUs without
+    /// one, and not `busy`, are idle for the step: their idle time grows.
+    fn choose(&mut self, best: &[Option<(ObjId, u8)>], except: Option<usize>, busy: Option<usize>) -> Option<ObjId> {
+        let ready: Vec<ObjId> =
+            best.iter().enumerate().filter(|&(c, _)| Some(c) != except).filter_map(|(_, b)| b.map(|b| b.0)).collect();
+        let t = match ready.len() {
+            0 => return None,
+            1 => ready[0],
+            n => ready[(self.draw() % n as u64) as usize],
+        };
+        let cost = self.cfg.step_cost_us;
+        for (c, b) in best.iter().enumerate() {
+            if b.is_none() && Some(c) != busy {
+                self.idle_us[c] += cost;
+            }
+        }
+        Some(t)
     }
 
     /// Earliest pending timeout.
@@ -91,7 +154,33 @@ impl Model {
             return false;
         }
         self.expire_timeouts();
+        if self.slices.len() == 1 {
+            return self.schedule_once_up(host);
+        }
         let best = self.pick();
+        let mut busy = None;
+        if let Some(h) = host {
+            if self.runnable(h) || self.thread(h).is_some_and(|t| t.state == TState::Ready) {
+                let hp = self.thread(h).map(|t| t.prio).unwrap_or(0);
+                let hc = self.cpu_of(h);
+                if best.get(hc).copied().flatten().is_none_or(|(_, p)| p <= hp) {
+                    return false;
+                }
+                busy = Some(hc);
+            }
+        }
+        match self.choose(&best, None, busy) {
+            Some(t) => {
+                self.run_step(t);
+                true
+            }
+            None => self.idle_to_deadline(),
+        }
+    }
+
+    /// [`Self::schedule_once`] with one CPU.
+    fn schedule_once_up(&mut self, host: Option<ObjId>) -> bool {
+        let best = self.pick_one();
         if let Some(h) = host {
             if self.runnable(h) || self.thread(h).is_some_and(|t| t.state == TState::Ready) {
                 let hp = self.thread(h).map(|t| t.prio).unwrap_or(0);
@@ -105,15 +194,47 @@ impl Model {
                 self.run_step(t);
                 true
             }
-            None => match self.next_deadline() {
-                Some(d) => {
-                    // idle until the next timeout
-                    self.clock_us = self.clock_us.max(d);
-                    self.update_kip_clock();
-                    true
+            None => self.idle_to_deadline(),
+        }
+    }
+
+    /// Nothing can run: the clock jumps to the next timeout, every CPU idle
+    /// meanwhile. `false` when there is none.
+    fn idle_to_deadline(&mut self) -> bool {
+        match self.next_deadline() {
+            Some(d) => {
+                let gap = d.saturating_sub(self.clock_us);
+                for i in self.idle_us.iter_mut() {
+                    *i += gap;
                 }
-                None => false,
-            },
+                self.clock_us = self.clock_us.max(d);
+                self.update_kip_clock();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Host thread `h` runs on its CPU (host code between two kernel
+    /// calls): the other CPUs go on meanwhile, a number of steps drawn from
+    /// the generator (up to [`crate::Config::smp_burst`]). Nothing with one
+    /// CPU.
+    pub(crate) fn run_others(&mut self, h: ObjId) {
+        if self.slices.len() < 2 || self.cfg.smp_burst == 0 {
+            return;
+        }
+        let n = self.draw() % (self.cfg.smp_burst as u64 + 1);
+        let hc = self.cpu_of(h);
+        for _ in 0..n {
+            if self.halted {
+                return;
+            }
+            self.expire_timeouts();
+            let best = self.pick();
+            match self.choose(&best, Some(hc), Some(hc)) {
+                Some(t) => self.run_step(t),
+                None => return,
+            }
         }
     }
 
@@ -129,17 +250,17 @@ impl Model {
                 self.halted = true;
             }
         }
-        // time slice: rotate among equal priorities
-        if self.current != Some(t) {
-            self.current = Some(t);
+        // time slice: rotate among equal priorities (on the thread's CPU)
+        let c = self.cpu_of(t).min(self.slices.len() - 1);
+        if self.slices[c].0 != Some(t) {
             let q = self.thread(t).map(|th| th.quantum).unwrap_or(0);
-            self.slice_left = if q > 0 { q } else { self.cfg.quantum_steps };
+            self.slices[c] = (Some(t), if q > 0 { q } else { self.cfg.quantum_steps });
         }
-        self.slice_left = self.slice_left.saturating_sub(1);
-        if self.slice_left == 0 {
+        self.slices[c].1 = self.slices[c].1.saturating_sub(1);
+        if self.slices[c].1 == 0 {
             let s = self.next_seq();
             self.th(t).ready_seq = s;
-            self.current = None;
+            self.slices[c].0 = None;
         }
     }
 

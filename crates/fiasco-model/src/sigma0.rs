@@ -37,6 +37,7 @@ impl Model {
         th.utcb_addr = utcb;
         th.runner = runner;
         th.has_cpu = true;
+        th.cpu = Some(0);
         let id = self.alloc_obj(Kind::Thread(Box::new(th)), name);
         let tk = self.task_mut(task).expect("task");
         tk.ku_mem.push((utcb & !0xfff, PAGE));

@@ -18,6 +18,7 @@ pub mod child;
 pub mod foreign;
 pub mod fuzz;
 pub mod simulate;
+pub mod smp;
 
 /// The child's code (programs are registered here).
 pub const CODE: u64 = 0x40_0000;
@@ -131,12 +132,19 @@ impl Program for CallStub {
 /// A model of `arch` with the trampoline registered (and the
 /// architecture noted for [`ModelEnv::arch`]).
 fn model_with_trampoline(arch: Arch) -> Model {
+    model_with_trampoline_on(arch, 1, 0, 0)
+}
+
+/// As [`model_with_trampoline`], with `cpus` CPUs interleaved by `seed`,
+/// the other CPUs taking up to `burst` steps before each of rtcr's kernel
+/// calls ([`Config::smp_burst`]).
+fn model_with_trampoline_on(arch: Arch, cpus: u32, seed: u64, burst: u32) -> Model {
     ARCH.with(|a| *a.borrow_mut() = arch);
     let cfg = match arch {
         Arch::Amd64 => Config::amd64(),
         Arch::Arm64 => Config::arm64(),
     };
-    let mut m = Model::new(Config { trace: false, ..cfg });
+    let mut m = Model::new(Config { trace: false, cpus, seed, smp_burst: burst, ..cfg });
     m.register_program(TRAMP, Arc::new(Trampoline));
     m.register_program(TRAMP + rtcr_core::calls::STUB_OFFSET, Arc::new(CallStub));
     m
@@ -146,6 +154,15 @@ fn model_with_trampoline(arch: Arch) -> Model {
 pub fn scenario_model(arch: Arch) -> Model {
     let mut m = model_with_trampoline(arch);
     child::register(&mut m);
+    m
+}
+
+/// A model of `cpus` CPUs (interleaved by `seed`; the others take up to
+/// `burst` steps while rtcr's code runs between two of its kernel calls)
+/// with the trampoline and the four-CPU child ([`smp`]) registered.
+pub fn smp_model(arch: Arch, cpus: u32, seed: u64, burst: u32) -> Model {
+    let mut m = model_with_trampoline_on(arch, cpus, seed, burst);
+    smp::register(&mut m);
     m
 }
 
