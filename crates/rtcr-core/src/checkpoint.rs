@@ -415,7 +415,13 @@ impl Supervisor {
         env: &mut E,
         started: &[u32],
     ) -> Result<Vec<(u32, Vec<u64>, Vec<u8>)>, Error> {
-        for &t in started {
+        // the highest priority first: the kernel does an ex_regs for a
+        // thread on another CPU in that thread's own context, so it waits
+        // while a busier thread of a higher priority runs there; stopped
+        // first, that one is out of the way
+        let mut order = started.to_vec();
+        order.sort_by_key(|&t| core::cmp::Reverse(self.threads[t as usize].prio));
+        for &t in &order {
             if self.threads[t as usize].held.is_none() && !self.threads[t as usize].armed {
                 let real = self.thread_cap(t);
                 thread::ex_regs(env, real, KEEP, KEEP, ExRegsFlags::TRIGGER_EXCEPTION)?;
@@ -710,7 +716,14 @@ impl Supervisor {
         let protect_ticks = env.stamp_now().wrapping_sub(protect_from);
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;
-        for s in &saved {
+        // the lowest priority first: resuming a thread on another CPU waits
+        // until the kernel runs that thread there (its CPU does the work in
+        // the thread's own context), which a busy thread of a higher
+        // priority there, resumed before it, would put off for as long as
+        // it is busy; rtcr would wait with it
+        let mut order: Vec<&Saved> = saved.iter().collect();
+        order.sort_by_key(|s| self.threads[s.thread as usize].prio);
+        for s in order {
             self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
         }
         // from the stamp counter: the KIP clock may tick in whole

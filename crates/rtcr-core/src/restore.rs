@@ -414,8 +414,11 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
         ready.push((t, tr.regs.clone(), &tr.fpu, tr.state));
     }
     phase.end(env, "threads and UTCBs");
-    // registers: all threads go at once
+    // registers: all threads go at once, the lowest priority first (as at
+    // the end of a cut, `checkpoint.rs`: a resume waits until the thread's
+    // CPU runs it)
     let stamp = env.arch().restart_regs().stamp;
+    ready.sort_by_key(|r| s.threads[r.0 as usize].prio);
     for (t, mut regs, fpu, state) in ready {
         if let ThreadState::InCall { dest, timeout } = state {
             // a call made by other entry code: issued again from the stub

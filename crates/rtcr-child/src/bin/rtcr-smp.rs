@@ -129,8 +129,17 @@ mod smp {
                 }
                 return;
             };
-            let t0 = now_us();
-            while now_us() < t0 + 3_000 {
+            let mut t0 = now_us();
+            loop {
+                let now = now_us();
+                // a restore on another ECU (a fresh boot) sets the kernel
+                // clock back: a window begun before it starts again
+                if now < t0 {
+                    t0 = now;
+                }
+                if now >= t0 + 3_000 {
+                    break;
+                }
                 core::hint::spin_loop();
             }
             let span = now_us() - t0;
@@ -337,11 +346,14 @@ mod smp {
                     }
                 }
             }
-            // each trigger taken exactly once before the next
+            // each trigger taken exactly once before the next. Not a
+            // latency check: a waiter whose receive rtcr made again after a
+            // cut (a held call) goes on only once rtcr is back to serve, and
+            // rtcr's console dump (`dump_ms=`) keeps it away for seconds
             let from = now_us();
             while DELIVERED.load(Relaxed) < t {
-                if now_us() > from + 2_000_000 {
-                    problem(k, format_args!("trigger {t} not delivered in 2 s"));
+                if now_us() > from + 10_000_000 {
+                    problem(k, format_args!("trigger {t} not delivered in 10 s"));
                     break;
                 }
                 let _ = ipc::sleep(k, Timeout::from_us(1_000));
