@@ -634,6 +634,10 @@ impl Supervisor {
         self.cutting = true;
         let r = self.cut(env);
         self.cutting = false;
+        self.cut_resumed.clear();
+        // sigma0 memory given during the cut to a thread it held
+        let saved: &[Saved] = r.as_ref().map_or(&[], |r| &r.0);
+        self.place_unplaced(env, saved);
         // stops that came in and were not part of the cut go on
         for (t, regs, fpu) in core::mem::take(&mut self.early) {
             self.resume_with(env, t, &regs, &fpu)?;
@@ -678,6 +682,7 @@ impl Supervisor {
         self.sample_irq_pending(env)?;
         for s in &saved {
             self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
+            self.cut_resumed.push(s.thread);
         }
         // from the stamp counter: the KIP clock may tick in whole
         // milliseconds (x86 Fiasco), far coarser than a pause
@@ -725,6 +730,7 @@ impl Supervisor {
                 let since_cut = us_since(stamp0, env.stamp_now());
                 let state = self.after_call(env, &r, &words, since_cut);
                 self.resume_with(env, t, &r, &fpu)?;
+                self.cut_resumed.push(t);
                 saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
             }
         }
