@@ -785,12 +785,22 @@ impl Supervisor {
                     let state = ThreadState::InCall { dest, timeout };
                     saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
                 }
-                None => {
-                    if was_cut {
-                        self.visible_cancels += 1;
-                    }
+                None if was_cut => {
+                    self.visible_cancels += 1;
                     self.resume_with(env, t, &r, &fpu)?;
                     saved.push(Saved::running(t, r, words, fpu));
+                }
+                None => {
+                    // the cancel found the call done: it ended after the
+                    // cut, its stop not yet taken (the thread had not had
+                    // the CPU). Recorded as a late stop is (step 3): a
+                    // receive as not done (what it got was sent after the
+                    // cut, and is sent again after a restore), a call or
+                    // send as done
+                    let since_cut = us_since(stamp0, env.stamp_now());
+                    let state = self.after_call(env, &r, &words, since_cut);
+                    self.resume_with(env, t, &r, &fpu)?;
+                    saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
                 }
             }
         }
