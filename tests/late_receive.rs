@@ -66,7 +66,7 @@ fn main_prog() -> Arc<dyn fiasco_model::Program> {
                     let _ = sys!(cpu, factory::create_thread(cpu, F, [W, T][s as usize / 4]));
                 }
                 1 | 5 => {
-                    let k = s as u64 / 4;
+                    let k = s / 4;
                     let c = Control::new()
                         .pager(CapIdx(4))
                         .exc_handler(CapIdx(4))
@@ -85,7 +85,7 @@ fn main_prog() -> Arc<dyn fiasco_model::Program> {
                     let _ = sys!(cpu, irq::bind_thread(cpu, Cap::<kind::Irq>::new(IRQ), Cap::new(W), LABEL));
                 }
                 8 | 9 => {
-                    let k = s as u64 - 8;
+                    let k = s - 8;
                     let entry = CODE + 0x1000 * (k + 1);
                     let sp = STACK_TOP - 0x1000 * (k + 1);
                     let _ = sys!(cpu, thread::ex_regs(cpu, Cap::new([W, T][k as usize]), entry, sp, fl));
