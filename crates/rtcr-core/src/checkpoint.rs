@@ -673,6 +673,10 @@ impl Supervisor {
         self.cutting = true;
         let r = self.cut(env);
         self.cutting = false;
+        self.cut_resumed.clear();
+        // sigma0 memory given during the cut to a thread it held
+        let saved: &[Saved] = r.as_ref().map_or(&[], |r| &r.0);
+        self.place_unplaced(env, saved);
         // stops that came in and were not part of the cut go on
         for (t, regs, fpu) in core::mem::take(&mut self.early) {
             self.threads[t as usize].armed = false;
@@ -725,6 +729,7 @@ impl Supervisor {
         order.sort_by_key(|s| self.threads[s.thread as usize].prio);
         for s in order {
             self.resume_with(env, s.thread, &s.regs, &s.fpu)?;
+            self.cut_resumed.push(s.thread);
         }
         // from the stamp counter: the KIP clock may tick in whole
         // milliseconds (x86 Fiasco), far coarser than a pause
@@ -773,6 +778,7 @@ impl Supervisor {
                 let since_cut = us_since(stamp0, env.stamp_now());
                 let state = self.after_call(env, &r, &words, since_cut);
                 self.resume_with(env, t, &r, &fpu)?;
+                self.cut_resumed.push(t);
                 saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
             }
         }
@@ -832,12 +838,22 @@ impl Supervisor {
                     let state = ThreadState::InCall { dest, timeout };
                     saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
                 }
-                None => {
-                    if was_cut {
-                        self.visible_cancels += 1;
-                    }
+                None if was_cut => {
+                    self.visible_cancels += 1;
                     self.resume_with(env, t, &r, &fpu)?;
                     saved.push(Saved::running(t, r, words, fpu));
+                }
+                None => {
+                    // the cancel found the call done: it ended after the
+                    // cut, its stop not yet taken (the thread had not had
+                    // the CPU). Recorded as a late stop is (step 3): a
+                    // receive as not done (what it got was sent after the
+                    // cut, and is sent again after a restore), a call or
+                    // send as done
+                    let since_cut = us_since(stamp0, env.stamp_now());
+                    let state = self.after_call(env, &r, &words, since_cut);
+                    self.resume_with(env, t, &r, &fpu)?;
+                    saved.push(Saved { thread: t, regs: r, utcb: words, state, fpu, timeouts: Vec::new() });
                 }
             }
         }

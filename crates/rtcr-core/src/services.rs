@@ -33,14 +33,7 @@ pub(crate) enum Reply {
     None,
 }
 
-/// What a sigma0-protocol reply gives the child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Grant {
-    /// Fresh RAM: the frames of the item.
-    Ram,
-    /// The KIP.
-    Kip,
-}
+pub(crate) use crate::state::Grant;
 
 /// Longest line of the child's output rtcr holds back for its end.
 const LOG_LINE_MAX: usize = 400;

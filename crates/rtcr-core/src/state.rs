@@ -295,6 +295,15 @@ pub(crate) struct Page {
     pub dirty: bool,
 }
 
+/// What a sigma0-protocol reply gives the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Fresh RAM: the frames of the item.
+    Ram,
+    /// The KIP.
+    Kip,
+}
+
 /// A receive error a child can cause (and only hurts its own message).
 pub(crate) fn child_fault(e: l4_sys::Error) -> bool {
     use l4_sys::IpcErrorCode as C;
@@ -368,6 +377,13 @@ pub struct Supervisor {
     /// Stops that arrived while rtcr waited for another thread during a cut.
     #[allow(clippy::type_complexity)]
     pub(crate) early: Vec<(u32, Vec<u64>, Vec<u8>)>,
+    /// During a cut, the threads it has saved and resumed (they run on
+    /// while it waits for the others): the only ones a search for a sigma0
+    /// caller may stop then.
+    pub(crate) cut_resumed: Vec<u32>,
+    /// Sigma0-protocol replies given during a cut whose caller could not
+    /// be found then: placed from the threads the cut saved, once it ends.
+    pub(crate) unplaced: Vec<(l4_sys::item::SendItem, Grant)>,
     /// Kernel calls of the child's threads a cut could not leave alone
     /// (a call waiting for its reply or a send, still blocked when rtcr
     /// had waited for it): the child saw them cancelled.

@@ -25,6 +25,18 @@ use crate::state::{
 pub use crate::state::{ChildSpec, CpuMove, Region, ServeOutcome, Supervisor, PRIV_BASE, RTCR_CPU, RTCR_PRIO};
 use crate::{Env, Error};
 
+/// Who got a sigma0-protocol reply, as far as rtcr can tell
+/// ([`Supervisor::find_window`]).
+pub(crate) enum Caller {
+    /// Found: its receive window (`None`: the whole space).
+    Found(Option<Fpage>),
+    /// Cannot be told: the memory is recorded at the hot spot.
+    Unknown,
+    /// During a cut, a thread the cut holds or waits for: placed when it
+    /// ends.
+    Later,
+}
+
 impl Supervisor {
     /// A supervisor of no child (stands in while one is replaced).
     pub fn placeholder(spec: ChildSpec, arch: Arch) -> Self {
@@ -63,6 +75,8 @@ impl Supervisor {
             crash_pending: None,
             cutting: false,
             early: Vec::new(),
+            cut_resumed: Vec::new(),
+            unplaced: Vec::new(),
             visible_cancels: 0,
             direct_lost: 0,
             restore_phases: Vec::new(),
@@ -599,8 +613,11 @@ impl Supervisor {
                 env.utcb().mr[..2].copy_from_slice(&item.words());
                 let r = ipc::reply(env, MsgTag::new(0, 0, 1, NO_DONATION), 0, TimeoutPair::SEND_ZERO);
                 // where it landed is the receiver's window's choice
-                let window = if r.is_ok() { self.find_window(env)? } else { None };
-                self.record_grant(item, grant, window);
+                match if r.is_ok() { self.find_window(env)? } else { Caller::Unknown } {
+                    Caller::Found(window) => self.record_grant(item, grant, window),
+                    Caller::Unknown => self.record_grant(item, grant, None),
+                    Caller::Later => self.unplaced.push((item, grant)),
+                }
             }
             Reply::None => {}
         }
@@ -613,12 +630,20 @@ impl Supervisor {
     /// without cancelling anything (as for a cut): the caller is the one
     /// that stops just back from a call to a pager slot with a one-item
     /// reply; its UTCB is read through the trampoline, and all go on as
-    /// they were. `None` when that cannot be told (no caller, or more than
-    /// one that looks like it, or a cut in progress): the memory is then
-    /// recorded at the hot spot, where a whole-space window puts it.
-    pub(crate) fn find_window<E: Env>(&mut self, env: &mut E) -> Result<Option<Fpage>, Error> {
-        if self.cutting || self.placing {
-            return Ok(None);
+    /// they were. [`Caller::Unknown`] when that cannot be told (no caller,
+    /// or more than one that looks like it, or a reply given while rtcr
+    /// looks for another caller): the memory is then recorded at the hot
+    /// spot, where a whole-space window puts it.
+    ///
+    /// During a cut the threads it waits for are its own: only those it
+    /// has resumed are stopped; a stop of one it armed that is there is
+    /// taken and kept in `early` for it, as the cut's own waits do. The
+    /// caller may be either. If it is neither, it is one the cut has
+    /// stopped, or will stop as soon as its call returns: [`Caller::Later`],
+    /// placed from what the cut saved ([`Self::place_unplaced`]).
+    pub(crate) fn find_window<E: Env>(&mut self, env: &mut E) -> Result<Caller, Error> {
+        if self.placing {
+            return Ok(Caller::Unknown);
         }
         self.placing = true;
         let r = self.find_window_of_caller(env);
@@ -626,39 +651,92 @@ impl Supervisor {
         r
     }
 
-    fn find_window_of_caller<E: Env>(&mut self, env: &mut E) -> Result<Option<Fpage>, Error> {
-        let started: Vec<u32> = (0..self.threads.len() as u32).filter(|&t| self.threads[t as usize].started).collect();
-        let stopped = self.stop_runnable(env, &started)?;
+    /// Do the registers `r` of a stopped thread say it is just back from a
+    /// sigma0-protocol call to a pager slot (a one-item reply)?
+    fn is_pager_caller<E: Env>(&self, env: &mut E, r: &[u64]) -> bool {
         let ri = crate::checkpoint::regs(self.arch);
+        let tag = MsgTag(r[ri.tag]);
+        let dest = r[ri.dest];
+        let to_pager = self
+            .caps
+            .get(&(dest >> 12))
+            .is_some_and(|c| matches!(self.objects[c.obj as usize].kind, ObjKind::Service(Service::Pager, _)));
+        dest & 0xf == 3
+            && to_pager
+            && tag.items() == 1
+            && tag.words() == 0
+            && !tag.has_error()
+            && tag.label() == 0
+            && self.follows_entry_instruction(env, r[ri.ip])
+    }
+
+    fn find_window_of_caller<E: Env>(&mut self, env: &mut E) -> Result<Caller, Error> {
+        let cutting = self.cutting;
+        let started: Vec<u32> = (0..self.threads.len() as u32)
+            .filter(|&t| {
+                let th = &self.threads[t as usize];
+                let cuts = th.armed && th.held.is_none();
+                th.started && (!cutting || cuts || self.cut_resumed.contains(&t))
+            })
+            .collect();
+        // armed before this search: the cut's (stop_runnable arms only the
+        // others)
+        let the_cuts: Vec<u32> =
+            started.iter().copied().filter(|&t| cutting && self.threads[t as usize].armed).collect();
+        let mut stopped = self.stop_runnable(env, &started)?;
+        for (t, r, fpu) in stopped.extract_if(.., |s| the_cuts.contains(&s.0)) {
+            self.threads[t as usize].armed = true;
+            self.early.push((t, r, fpu));
+        }
         let mut callers = Vec::new();
         for (i, (_, r, _)) in stopped.iter().enumerate() {
-            let tag = MsgTag(r[ri.tag]);
-            let dest = r[ri.dest];
-            let to_pager = self
-                .caps
-                .get(&(dest >> 12))
-                .is_some_and(|c| matches!(self.objects[c.obj as usize].kind, ObjKind::Service(Service::Pager, _)));
-            if dest & 0xf == 3
-                && to_pager
-                && tag.items() == 1
-                && tag.words() == 0
-                && !tag.has_error()
-                && tag.label() == 0
-                && self.follows_entry_instruction(env, r[ri.ip])
-            {
-                callers.push(i);
+            if self.is_pager_caller(env, r) {
+                callers.push((false, i));
             }
         }
-        let mut window = None;
-        if let [i] = callers[..] {
-            let (t, r, fpu) = stopped[i].clone();
-            let words = self.save_utcb(env, t, &r, &fpu)?;
-            window = l4_sys::item::memory_window(words[64], &words[65..123]);
+        for i in 0..self.early.len() {
+            if cutting && self.is_pager_caller(env, &self.early[i].1) {
+                callers.push((true, i));
+            }
         }
+        let found = match callers[..] {
+            [] if cutting => Caller::Later,
+            [(false, i)] => {
+                let (t, r, fpu) = stopped[i].clone();
+                let words = self.save_utcb(env, t, &r, &fpu)?;
+                Caller::Found(l4_sys::item::memory_window(words[64], &words[65..123]))
+            }
+            [(true, i)] => {
+                // out of `early` while the trampoline runs in it (its stop
+                // from there is not one the cut waits for), then back
+                let e = self.early.remove(i);
+                let words = self.save_utcb(env, e.0, &e.1, &e.2);
+                self.early.insert(i.min(self.early.len()), e);
+                let words = words?;
+                Caller::Found(l4_sys::item::memory_window(words[64], &words[65..123]))
+            }
+            _ => Caller::Unknown,
+        };
         for (t, r, fpu) in stopped {
             self.resume_with(env, t, &r, &fpu)?;
         }
-        Ok(window)
+        Ok(found)
+    }
+
+    /// After a cut: records the sigma0 replies it gave whose caller was not
+    /// found then ([`Caller::Later`]). The caller is the one thread the cut
+    /// saved just back from a call to a pager slot (its UTCB saved with
+    /// it); if none or several look like it, the hot spot.
+    pub(crate) fn place_unplaced<E: Env>(&mut self, env: &mut E, saved: &[crate::checkpoint::Saved]) {
+        for (item, grant) in core::mem::take(&mut self.unplaced) {
+            let callers: Vec<&crate::checkpoint::Saved> =
+                saved.iter().filter(|s| self.is_pager_caller(env, &s.regs)).collect();
+            let window = match callers[..] {
+                [s] if s.utcb.len() >= 123 => l4_sys::item::memory_window(s.utcb[64], &s.utcb[65..123]),
+                _ => None,
+            };
+            self.record_grant(item, grant, window);
+        }
     }
 
     /// Where an exception state says the thread was: (IP, fault address).
