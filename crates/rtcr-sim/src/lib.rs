@@ -138,7 +138,7 @@ fn model_with_trampoline(arch: Arch) -> Model {
 /// As [`model_with_trampoline`], with `cpus` CPUs interleaved by `seed`,
 /// the other CPUs taking up to `burst` steps before each of rtcr's kernel
 /// calls ([`Config::smp_burst`]).
-fn model_with_trampoline_on(arch: Arch, cpus: u32, seed: u64, burst: u32) -> Model {
+pub fn model_with_trampoline_on(arch: Arch, cpus: u32, seed: u64, burst: u32) -> Model {
     ARCH.with(|a| *a.borrow_mut() = arch);
     let cfg = match arch {
         Arch::Amd64 => Config::amd64(),
