@@ -19,7 +19,7 @@ use l4_sys::cap::{kind, Cap, CapIdx};
 use l4_sys::exc::Arch;
 use l4_sys::scheduler::{CpuSet, SchedParam};
 use l4_sys::thread::{Control, ExRegsFlags};
-use l4_sys::{factory, ipc, scheduler, thread, Kernel, Timeout};
+use l4_sys::{factory, ipc, scheduler, thread, Timeout};
 use rtcr_core::Supervisor;
 use rtcr_sim::*;
 

@@ -431,8 +431,7 @@ impl Supervisor {
         let mut out = Vec::new();
         for _ in 0..4 {
             self.let_the_child_run(env)?;
-            let waiting: Vec<u32> =
-                started.iter().copied().filter(|t| !out.iter().any(|(s, _, _)| s == t)).collect();
+            let waiting: Vec<u32> = started.iter().copied().filter(|t| !out.iter().any(|(s, _, _)| s == t)).collect();
             out.extend(self.collect(env, &waiting, Some(0))?);
             // What has not stopped should be in a kernel call, its stop
             // pending. Not so a thread that was in a page fault when it was
