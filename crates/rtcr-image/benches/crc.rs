@@ -73,4 +73,14 @@ fn main() {
         new.as_secs_f64() / copy.as_secs_f64()
     );
     println!("slice-by-16 is {:.1} x as fast as byte at a time", old.as_secs_f64() / new.as_secs_f64());
+    // the hashes format version 5 could use instead (xxhash-rust)
+    let h3 = best_of(5, || {
+        black_box(xxhash_rust::xxh3::xxh3_64(black_box(&data)));
+    });
+    let h64 = best_of(5, || {
+        black_box(xxhash_rust::xxh64::xxh64(black_box(&data), 0));
+    });
+    for (name, d) in [("XXH3-64", h3), ("XXH64", h64)] {
+        println!("{:<28} {:>10.0} MB/s {:>8.1} x memcpy time", name, mbs(d), d.as_secs_f64() / copy.as_secs_f64());
+    }
 }

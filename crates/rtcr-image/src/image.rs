@@ -4,28 +4,33 @@
 //! An image is read in places that cannot trust it: a slot of the store after
 //! a power cut, a boot module from another ECU, a file on a host. So the
 //! header is hand-encoded little-endian at fixed offsets (no decoder runs on
-//! unchecked bytes), carries its own CRC, and bounds the body; the body has a
-//! CRC of its own; only then is the body decoded, and only then are the
+//! unchecked bytes), carries its own checksum, and bounds the body; the body
+//! has a checksum of its own; only then is the body decoded, and only then are the
 //! records checked against each other (indices in range, page sizes, register
 //! counts). Each step fails with an [`ImageError`] that says exactly what is
 //! wrong — nothing here panics, whatever the bytes.
 //!
-//! # Layout (format version 3, all little-endian; versions 1 and 2 are read too)
+//! # Layout (format version 5, all little-endian; versions 1 to 3 are read too)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"RTCRIMG\0"` |
-//! | 8 | 2 | format version (3; 2 lacks the L4Re objects, 1 also `ThreadState::InCall`) |
+//! | 8 | 2 | format version (5; 3 has CRCs, 2 also lacks the L4Re objects, 1 also `ThreadState::InCall`) |
 //! | 10 | 1 | architecture ([`Arch`]: 1 amd64, 2 arm64) |
 //! | 11 | 1 | page shift (log2 of the page size) |
 //! | 12 | 4 | flags (0; no flag is defined) |
 //! | 16 | 8 | sequence number |
 //! | 24 | 8 | kernel clock at the cut (µs) |
 //! | 32 | 8 | body length |
-//! | 40 | 8 | CRC-64/XZ of the body |
+//! | 40 | 8 | checksum of the body |
 //! | 48 | 8 | reserved (0) |
-//! | 56 | 8 | CRC-64/XZ of bytes 0..56 |
+//! | 56 | 8 | checksum of bytes 0..56 |
 //! | 64 | body length | postcard encoding of [`Checkpoint`] |
+//!
+//! The checksum is XXH3-64 (seed 0) from version 5 on, CRC-64/XZ in versions
+//! 1 to 3 ([`crate::checksum`] says why it changed); the layout and the body
+//! are otherwise those of version 3. (Version 4 is kept for a change of
+//! [`crate::ThreadRecord`] made elsewhere.)
 //!
 //! Magic and version are the stable prefix: they are checked before the
 //! header CRC, so a reader meeting a later format says "unsupported version"
@@ -45,17 +50,23 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crc::crc64;
+use crate::checksum::Algo;
 use crate::record::{Checkpoint, ObjectRecord};
 
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"RTCRIMG\0";
-/// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 3;
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format version this crate still reads (versions 2 and 3 only
 /// added variants at the ends of enums — a thread state; the L4Re objects
 /// and services — so older bodies decode as they are).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
+
+/// Whether this crate reads images of format `version`: 1 to 3 (CRC-64/XZ)
+/// and 5 (XXH3-64).
+pub const fn is_readable(version: u16) -> bool {
+    matches!(version, OLDEST_READABLE_VERSION..=3 | FORMAT_VERSION)
+}
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// The header CRC covers bytes `0..HEADER_CRC_SPAN`.
@@ -178,9 +189,9 @@ pub struct Header {
     pub clock_us: u64,
     /// Body length in bytes.
     pub body_len: u64,
-    /// CRC-64/XZ of the body.
+    /// Checksum of the body ([`Header::checksum`] says which).
     pub body_crc: u64,
-    /// CRC-64/XZ of header bytes 0..56.
+    /// Checksum of header bytes 0..56.
     pub header_crc: u64,
 }
 
@@ -188,6 +199,11 @@ impl Header {
     /// The fields callers act on.
     pub const fn meta(&self) -> ImageMeta {
         ImageMeta { arch: self.arch, page_shift: self.page_shift, sequence: self.sequence, clock_us: self.clock_us }
+    }
+
+    /// The checksum this image's version uses.
+    pub const fn checksum(&self) -> Algo {
+        Algo::for_version(self.format_version)
     }
 
     /// Header plus body, in bytes (saturating: a header may claim any body
@@ -335,7 +351,7 @@ impl fmt::Display for ImageError {
             ImageError::Blank => f.write_str("blank: the header is all zeroes (never written)"),
             ImageError::BadMagic => f.write_str("bad magic: not an rtcr image"),
             ImageError::UnsupportedVersion(v) => {
-                write!(f, "unsupported format version {v} (this reader knows {FORMAT_VERSION})")
+                write!(f, "unsupported format version {v} (this reader knows 1 to 3 and {FORMAT_VERSION})")
             }
             ImageError::HeaderChecksum { stored, computed } => {
                 write!(f, "header checksum mismatch: stored {stored:#018x}, computed {computed:#018x}")
@@ -404,11 +420,11 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
         return Err(ImageError::BadMagic);
     }
     let format_version = u16_at(h, 8);
-    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format_version) {
+    if !is_readable(format_version) {
         return Err(ImageError::UnsupportedVersion(format_version));
     }
     let header_crc = u64_at(h, HEADER_CRC_SPAN);
-    let computed = crc64(&h[..HEADER_CRC_SPAN]);
+    let computed = Algo::for_version(format_version).of(&h[..HEADER_CRC_SPAN]);
     if header_crc != computed {
         return Err(ImageError::HeaderChecksum { stored: header_crc, computed });
     }
@@ -449,7 +465,7 @@ pub fn verify_prefix(bytes: &[u8]) -> Result<(Header, usize), ImageError> {
         .filter(|&n| n <= available)
         .ok_or(ImageError::BodyLength { stored: header.body_len, available: available as u64 })?;
     let body = &bytes[HEADER_LEN..HEADER_LEN + body_len];
-    let computed = crc64(body);
+    let computed = header.checksum().of(body);
     if computed != header.body_crc {
         return Err(ImageError::BodyChecksum { stored: header.body_crc, computed });
     }
@@ -511,7 +527,7 @@ pub fn encode(meta: &ImageMeta, cp: &Checkpoint) -> Result<Vec<u8>, ImageError> 
     out.resize(HEADER_LEN, 0);
     let mut out = postcard::to_extend(cp, out).map_err(BodyError::from)?;
     let body_len = (out.len() - HEADER_LEN) as u64;
-    let body_crc = crc64(&out[HEADER_LEN..]);
+    let body_crc = Algo::for_version(FORMAT_VERSION).of(&out[HEADER_LEN..]);
     let header = header_bytes(meta, body_len, body_crc);
     out[..HEADER_LEN].copy_from_slice(&header);
     Ok(out)
@@ -530,7 +546,7 @@ fn header_bytes(meta: &ImageMeta, body_len: u64, body_crc: u64) -> [u8; HEADER_L
     h[32..40].copy_from_slice(&body_len.to_le_bytes());
     h[40..48].copy_from_slice(&body_crc.to_le_bytes());
     // 48..56 reserved: 0.
-    let crc = crc64(&h[..HEADER_CRC_SPAN]);
+    let crc = Algo::for_version(FORMAT_VERSION).of(&h[..HEADER_CRC_SPAN]);
     h[56..64].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -713,16 +729,17 @@ mod tests {
     fn header_layout_is_fixed() {
         let img = encode(&meta(), &empty()).unwrap();
         assert_eq!(&img[0..8], b"RTCRIMG\0");
-        assert_eq!(u16_at(&img, 8), 3);
+        assert_eq!(u16_at(&img, 8), 5);
         assert_eq!(img[10], 1);
         assert_eq!(img[11], 12);
         assert_eq!(u32_at(&img, 12), 0);
         assert_eq!(u64_at(&img, 16), 7);
         assert_eq!(u64_at(&img, 24), 1234);
         assert_eq!(u64_at(&img, 32), (img.len() - HEADER_LEN) as u64);
-        assert_eq!(u64_at(&img, 40), crc64(&img[HEADER_LEN..]));
+        let xxh3 = xxhash_rust::xxh3::xxh3_64;
+        assert_eq!(u64_at(&img, 40), xxh3(&img[HEADER_LEN..]));
         assert_eq!(&img[48..56], &[0u8; 8]);
-        assert_eq!(u64_at(&img, 56), crc64(&img[..56]));
+        assert_eq!(u64_at(&img, 56), xxh3(&img[..56]));
     }
 
     #[test]

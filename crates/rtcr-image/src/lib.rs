@@ -11,7 +11,8 @@
 //!   [`read_header`]; every defect is an [`ImageError`], never a panic.
 //! - [`store`]: two image slots in a reserved region ([`Store`]), so that a
 //!   torn write never loses the last good checkpoint.
-//! - [`crc`]: CRC-64/XZ, the checksum both use.
+//! - [`checksum`]: the checksum an image's format version uses: XXH3-64
+//!   (version 5), [`crc`] CRC-64/XZ (versions 1 to 3).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod checksum;
 pub mod crc;
 pub mod dump;
 pub mod image;

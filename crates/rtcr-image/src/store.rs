@@ -11,7 +11,7 @@
 //!
 //! Every decision re-reads the region instead of trusting a cached picture:
 //! a slot that rotted since the last write must not be mistaken for the good
-//! one. Checking a slot streams it through the CRC in small chunks, so
+//! one. Checking a slot streams it through the checksum in small chunks, so
 //! [`Store::status`] and [`Store::write`] need no heap for the image;
 //! only [`Store::latest`] allocates (the image it returns).
 //!
@@ -23,7 +23,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crc::Crc64;
+use crate::checksum::Checksum;
 use crate::image::{read_header, verify, ImageError, HEADER_LEN};
 
 /// Why a region access failed.
@@ -358,7 +358,7 @@ impl<R: Region> Store<R> {
             .ok()
             .filter(|&n| n <= available)
             .ok_or(Err(ImageError::BodyLength { stored: header.body_len, available: available as u64 }))?;
-        let mut crc = Crc64::new();
+        let mut crc = Checksum::new(header.checksum());
         let mut buf = [0u8; CHUNK];
         let mut done = 0;
         while done < body_len {

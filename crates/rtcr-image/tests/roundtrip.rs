@@ -39,7 +39,7 @@ fn encoding_is_deterministic_and_header_describes_it() {
     assert_eq!(a, b);
     let h = read_header(&a).unwrap();
     assert_eq!(h.meta(), m);
-    assert_eq!(h.format_version, 3);
+    assert_eq!(h.format_version, 5);
     assert_eq!(h.flags, 0);
     assert_eq!(h.image_len(), a.len() as u64);
     assert_eq!(h.body_len as usize, a.len() - HEADER_LEN);
@@ -93,20 +93,32 @@ fn errors_read_well() {
 }
 
 #[test]
-fn version_1_and_2_images_are_still_read_and_a_later_one_refused() {
-    // versions 2 and 3 only appended enum variants: an older image (its
-    // header says 1 or 2, its header CRC covers that) decodes as it is
+fn version_1_to_3_images_are_still_read_and_others_refused() {
+    // versions 2 and 3 only appended enum variants, 5 changed the checksum
+    // only: an older image (its header says 1, 2 or 3, its checksums are
+    // CRC-64/XZ) decodes as it is
     let m = meta(Arch::Amd64, 12, 7);
     let cp = realistic(&m);
-    let mut img = encode(&m, &cp).unwrap();
-    img[8..10].copy_from_slice(&1u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(read_header(&img).unwrap().format_version, 1);
-    assert_eq!(decode(&img).unwrap(), (m, cp.clone()));
-    img[8..10].copy_from_slice(&2u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(decode(&img).unwrap(), (m, cp));
-    img[8..10].copy_from_slice(&4u16.to_le_bytes());
-    common::reseal_header_only(&mut img);
-    assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(4)));
+    let mut img = common::encode_v3(&m, &cp);
+    for v in [3u16, 2, 1] {
+        img[8..10].copy_from_slice(&v.to_le_bytes());
+        common::reseal_header_only(&mut img);
+        assert_eq!(read_header(&img).unwrap().format_version, v);
+        assert_eq!(read_header(&img).unwrap().checksum(), rtcr_image::checksum::Algo::Crc64Xz);
+        assert_eq!(decode(&img).unwrap(), (m, cp.clone()), "version {v}");
+    }
+    // the same records in version 5 differ in the checksums alone
+    let v5 = encode(&m, &cp).unwrap();
+    assert_eq!(read_header(&v5).unwrap().checksum(), rtcr_image::checksum::Algo::Xxh3);
+    assert_eq!(v5[HEADER_LEN..], img[HEADER_LEN..]);
+    assert_ne!(v5[40..48], img[40..48]);
+    // a version-3 header over XXH3 checksums (or the other way round) fails
+    let mut mixed = v5.clone();
+    mixed[8..10].copy_from_slice(&3u16.to_le_bytes());
+    assert!(matches!(decode(&mixed), Err(ImageError::HeaderChecksum { .. })));
+    for v in [0u16, 4, 6, 0xffff] {
+        img[8..10].copy_from_slice(&v.to_le_bytes());
+        common::reseal_header_only(&mut img);
+        assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(v)));
+    }
 }
