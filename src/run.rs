@@ -185,6 +185,17 @@ impl Region for StoreRam {
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (STORE_VA as usize + offset) as *mut u8, data.len()) };
         Ok(())
     }
+
+    // a restore checks and decodes the image where it lies in the store
+    // instead of copying it into the heap first (a memcpy of the image, and
+    // the heap for it, saved on every recovery)
+    fn as_slice(&self) -> Option<&[u8]> {
+        // SAFETY: [STORE_VA, STORE_VA + len) is mapped read-write by `map`
+        // and stays mapped for rtcr's life; it is only written through
+        // `write`, which takes `&mut self` and so cannot run while the
+        // slice, borrowed from `&self`, lives.
+        Some(unsafe { core::slice::from_raw_parts(STORE_VA as *const u8, self.len) })
+    }
 }
 
 /// RAM for the memcpy baselines of `bench` (scripts/bench-kernel.sh): mapped

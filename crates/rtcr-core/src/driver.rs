@@ -131,8 +131,9 @@ fn restore_from_store<E: Env, R: Region>(
     for slot in order {
         // an image from outside (another ECU) is verified before any of it is used
         let mut phase = crate::restore::Phases::start(env);
+        // where it lies when the store is memory rtcr reads directly (no copy)
         let decoded = store
-            .read_unchecked(slot)
+            .slot_image(slot)
             .map_err(|e| format!("{e}"))
             .and_then(|bytes| rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| format!("{e}")));
         phase.end(env, "read and verify the image");

@@ -73,6 +73,14 @@ pub trait Region {
 
     /// Writes `data` at `offset`.
     fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), RegionError>;
+
+    /// All of its bytes in place, if it is memory the caller can read
+    /// directly (RAM, a file read whole): a restore then checks and decodes
+    /// an image where it lies ([`Store::slot_image`]) instead of copying it
+    /// into the heap first. `None` (the default): read through [`Region::read`].
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 fn span(offset: usize, len: usize, region_len: usize) -> Result<core::ops::Range<usize>, RegionError> {
@@ -108,6 +116,10 @@ impl Region for MemRegion {
         let r = span(offset, data.len(), self.0.len())?;
         self.0[r].copy_from_slice(data);
         Ok(())
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(&self.0)
     }
 }
 
@@ -146,6 +158,10 @@ impl<R: Region> Region for TearingRegion<R> {
 
     fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.inner.read(offset, buf)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        self.inner.as_slice()
     }
 
     fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
@@ -405,6 +421,27 @@ impl<R: Region> Store<R> {
     /// header checked but its body's CRC not: the caller verifies it
     /// ([`crate::decode`] does) before using any of it.
     pub fn read_unchecked(&self, slot: Slot) -> Result<Vec<u8>, StoreError> {
+        let len = self.unchecked_len(slot)?;
+        let mut image = vec![0u8; len];
+        self.region.read(self.slot_offset(slot), &mut image)?;
+        Ok(image)
+    }
+
+    /// [`Store::read_unchecked`] without the copy where the region allows
+    /// ([`Region::as_slice`]): the image borrowed where it lies in the
+    /// region, else read into the heap. Its body is not checked either.
+    pub fn slot_image(&self, slot: Slot) -> Result<alloc::borrow::Cow<'_, [u8]>, StoreError> {
+        let len = self.unchecked_len(slot)?;
+        let base = self.slot_offset(slot);
+        match self.region.as_slice().and_then(|r| r.get(base..base.checked_add(len)?)) {
+            Some(image) => Ok(alloc::borrow::Cow::Borrowed(image)),
+            None => self.read_unchecked(slot).map(alloc::borrow::Cow::Owned),
+        }
+    }
+
+    /// The length of the image in `slot` as its checked header says (at
+    /// most the slot's).
+    fn unchecked_len(&self, slot: Slot) -> Result<usize, StoreError> {
         let bad = |reason| StoreError::SlotInvalid { slot, reason };
         let base = self.slot_offset(slot);
         let slot_len = self.slot_len();
@@ -417,9 +454,7 @@ impl<R: Region> Store<R> {
             let available = (slot_len - HEADER_LEN) as u64;
             return Err(bad(ImageError::BodyLength { stored: header.body_len, available }));
         }
-        let mut image = vec![0u8; len];
-        self.region.read(base, &mut image)?;
-        Ok(image)
+        Ok(len)
     }
 
     /// The newest image that verifies, and its slot (A on a tie).
