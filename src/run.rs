@@ -241,6 +241,35 @@ impl Scratch {
         }
         (u128::from(best) * 1_000_000_000 / u128::from(env.stamp_hz().max(1))) as u64
     }
+
+    /// The image checksums over `bytes` of the scratch (at most half), in ns
+    /// as [`Scratch::memcpy_ns`] times them: CRC-64/XZ (format versions 1
+    /// to 3), XXH3-64 (version 5) and XXH64 (the other candidate).
+    fn checksums_ns(&self, env: &mut KernelEnv, bytes: usize) -> [u64; 3] {
+        let n = bytes.min(self.len / 2);
+        // SAFETY: [BENCH_VA, BENCH_VA + n) lies in the scratch `map` mapped
+        // read-write and initialised; nothing writes it while this shared
+        // slice lives (the scratch is reached only through this Scratch).
+        let data = unsafe { core::slice::from_raw_parts(BENCH_VA as *const u8, n) };
+        let hz = u128::from(env.stamp_hz().max(1));
+        let mut time = |f: &dyn Fn(&[u8]) -> u64| {
+            let mut best = u64::MAX;
+            for i in 0..3 {
+                let t = env.stamp_now();
+                core::hint::black_box(f(core::hint::black_box(data)));
+                let ticks = env.stamp_now().wrapping_sub(t);
+                if i > 0 {
+                    best = best.min(ticks);
+                }
+            }
+            (u128::from(best) * 1_000_000_000 / hz) as u64
+        };
+        [
+            time(&|d| rtcr_image::checksum::Algo::Crc64Xz.of(d)),
+            time(&|d| rtcr_image::checksum::Algo::Xxh3.of(d)),
+            time(&|d| xxhash_rust::xxh64::xxh64(d, 0)),
+        ]
+    }
 }
 
 /// The length of the image with sequence `seq` in the store (from its
@@ -313,6 +342,20 @@ pub fn run(
     let scratch = config.bench.then(|| match Scratch::map(&mut env, config.store_kib) {
         Ok(s) => {
             log!(&mut env, "rtcr: bench: {=u64} KiB of scratch RAM for the memcpy baselines", config.store_kib);
+            // what checking an image costs here, per checksum, against a
+            // memcpy of the same bytes (4 MiB: a fifth of the largest image)
+            let n = 4 << 20;
+            let [crc, xxh3, xxh64] = s.checksums_ns(&mut env, n);
+            let memcpy = s.memcpy_ns(&mut env, n);
+            log!(
+                &mut env,
+                "rtcr: bench: checksums over {=usize} bytes: memcpy_ns {=u64} crc64_ns {=u64} xxh3_ns {=u64} xxh64_ns {=u64}",
+                n.min(s.len / 2),
+                memcpy,
+                crc,
+                xxh3,
+                xxh64
+            );
             s
         }
         Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB benchmark scratch: {e}", config.store_kib)),

@@ -314,7 +314,9 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
     // like a page of a cut (a write fault copies it first, the next
     // checkpoint copies the rest after its resume)
     let mut frames = frames_for(s, env, cp, keep)?;
-    let zero = [0u8; 4096];
+    // the page table and the pages waiting for their copy, built at once
+    // from the image's order (a bulk build, not one insertion per page)
+    let mut pages = Vec::with_capacity(cp.pages.len());
     for (i, p) in cp.pages.iter().enumerate() {
         let vpn = p.vaddr >> 12;
         // a dataspace's page: one frame wherever a region shows it
@@ -326,7 +328,11 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
                 frames[i] = b;
             }
             None => {
-                env.write_mem(frames[i], if p.data.is_empty() { &zero } else { &p.data })?;
+                if p.data.is_empty() {
+                    env.zero_mem(frames[i], 4096)?;
+                } else {
+                    env.write_mem(frames[i], &p.data)?;
+                }
                 if let Some((d, pg)) = in_ds {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {
                         ds.frames.insert(pg, frames[i]);
@@ -334,13 +340,18 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
                 }
             }
         }
-        let b = frames[i];
-        s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-        s.pending.insert(vpn);
+        pages.push((vpn, Page { backing: frames[i], rights: p.rights, writable: false, dirty: false }));
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);
         }
+    }
+    if s.pages.is_empty() && s.pending.is_empty() {
+        s.pending = pages.iter().map(|p| p.0).collect();
+        s.pages = pages.into_iter().collect();
+    } else {
+        s.pending.extend(pages.iter().map(|p| p.0));
+        s.pages.extend(pages);
     }
     map_runs(s, env, cp.pages.iter().zip(&frames).map(|(p, &b)| (p.vaddr, b, p.rights & !2)))?;
     phase.end(env, "memory");
