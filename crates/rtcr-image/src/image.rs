@@ -27,13 +27,13 @@
 //! | 56 | 8 | checksum of bytes 0..56 |
 //! | 64 | body length | postcard encoding of [`Checkpoint`] |
 //!
-//! The checksum is XXH3-64 (seed 0) from version 5 on, CRC-64/XZ in versions
+//! The checksum is XXH64 (seed 0) from version 5 on, CRC-64/XZ in versions
 //! 1 to 3 ([`crate::checksum`] says why it changed); the layout and the body
 //! are otherwise those of version 3. (Version 4 is kept for a change of
 //! [`crate::ThreadRecord`] made elsewhere.)
 //!
 //! Magic and version are the stable prefix: they are checked before the
-//! header CRC, so a reader meeting a later format says "unsupported version"
+//! header checksum, so a reader meeting a later format says "unsupported version"
 //! even if that format moved the other fields.
 //!
 //! # Bounded work on hostile bytes
@@ -63,13 +63,13 @@ pub const FORMAT_VERSION: u16 = 5;
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 
 /// Whether this crate reads images of format `version`: 1 to 3 (CRC-64/XZ)
-/// and 5 (XXH3-64).
+/// and 5 (XXH64).
 pub const fn is_readable(version: u16) -> bool {
     matches!(version, OLDEST_READABLE_VERSION..=3 | FORMAT_VERSION)
 }
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
-/// The header CRC covers bytes `0..HEADER_CRC_SPAN`.
+/// The header checksum covers bytes `0..HEADER_CRC_SPAN`.
 pub const HEADER_CRC_SPAN: usize = 56;
 /// Words of UTCB every thread record carries.
 pub const UTCB_WORDS: usize = 128;
@@ -172,7 +172,7 @@ impl ImageMeta {
     }
 }
 
-/// A header that passed its own checks (magic, version, CRC, known values).
+/// A header that passed its own checks (magic, version, checksum, known values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Format version ([`FORMAT_VERSION`]).
@@ -290,11 +290,11 @@ pub enum ImageError {
     BadMagic,
     /// A format version this crate does not read.
     UnsupportedVersion(u16),
-    /// The header's CRC does not match its bytes.
+    /// The header's checksum does not match its bytes.
     HeaderChecksum {
-        /// CRC in the header.
+        /// Checksum in the header.
         stored: u64,
-        /// CRC of the header bytes.
+        /// Checksum of the header bytes.
         computed: u64,
     },
     /// An architecture code that is not an [`Arch`].
@@ -312,11 +312,11 @@ pub enum ImageError {
         /// Bytes present after the header.
         available: u64,
     },
-    /// The body's CRC does not match its bytes.
+    /// The body's checksum does not match its bytes.
     BodyChecksum {
-        /// CRC in the header.
+        /// Checksum in the header.
         stored: u64,
-        /// CRC of the body bytes.
+        /// Checksum of the body bytes.
         computed: u64,
     },
     /// The body is not a valid encoding of a checkpoint.
@@ -407,7 +407,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Parses and checks the header at the start of `bytes` (which may hold
-/// more): length, blank, magic, version, header CRC, then the values.
+/// more): length, blank, magic, version, header checksum, then the values.
 /// Does not look at the body.
 pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
     let Some(h) = bytes.get(..HEADER_LEN) else {
@@ -453,7 +453,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
     })
 }
 
-/// Checks the image at the start of `bytes` (header and both CRCs) and
+/// Checks the image at the start of `bytes` (header and both checksums) and
 /// ignores whatever follows it — for images in larger containers, such as a
 /// store slot or a padded boot module. Returns the header and the image's
 /// length in bytes.
@@ -472,7 +472,7 @@ pub fn verify_prefix(bytes: &[u8]) -> Result<(Header, usize), ImageError> {
     Ok((header, HEADER_LEN + body_len))
 }
 
-/// Checks that `bytes` is exactly one image whose header and body CRCs
+/// Checks that `bytes` is exactly one image whose header and body checksums
 /// match, without decoding the body.
 pub fn verify(bytes: &[u8]) -> Result<ImageMeta, ImageError> {
     let (header, len) = verify_prefix(bytes)?;
@@ -736,10 +736,10 @@ mod tests {
         assert_eq!(u64_at(&img, 16), 7);
         assert_eq!(u64_at(&img, 24), 1234);
         assert_eq!(u64_at(&img, 32), (img.len() - HEADER_LEN) as u64);
-        let xxh3 = xxhash_rust::xxh3::xxh3_64;
-        assert_eq!(u64_at(&img, 40), xxh3(&img[HEADER_LEN..]));
+        let xxh64 = |b: &[u8]| xxhash_rust::xxh64::xxh64(b, 0);
+        assert_eq!(u64_at(&img, 40), xxh64(&img[HEADER_LEN..]));
         assert_eq!(&img[48..56], &[0u8; 8]);
-        assert_eq!(u64_at(&img, 56), xxh3(&img[..56]));
+        assert_eq!(u64_at(&img, 56), xxh64(&img[..56]));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   [`read_header`]; every defect is an [`ImageError`], never a panic.
 //! - [`store`]: two image slots in a reserved region ([`Store`]), so that a
 //!   torn write never loses the last good checkpoint.
-//! - [`checksum`]: the checksum an image's format version uses: XXH3-64
+//! - [`checksum`]: the checksum an image's format version uses: XXH64
 //!   (version 5), [`crc`] CRC-64/XZ (versions 1 to 3).
 
 #![no_std]

@@ -5,8 +5,8 @@
 //! (one that does not verify, else the one with the lower sequence), and the
 //! newest slot that verifies is the one restored. Within a slot the body is
 //! written first and the header last; until the header is complete the slot
-//! fails verification (its old header's body CRC no longer matches, or the
-//! new header's own CRC does not), so a power cut at any byte leaves the
+//! fails verification (its old header's body checksum no longer matches, or the
+//! new header's own checksum does not), so a power cut at any byte leaves the
 //! other slot as the newest valid image.
 //!
 //! Every decision re-reads the region instead of trusting a cached picture:
@@ -220,7 +220,7 @@ impl fmt::Display for Slot {
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotStatus {
-    /// An image that verifies (header and body CRCs).
+    /// An image that verifies (header and body checksums).
     Valid {
         /// Its sequence number.
         sequence: u64,
@@ -399,7 +399,7 @@ impl<R: Region> Store<R> {
     /// The slots whose header verifies (the body is not read), newest
     /// first (A on a tie): the order a restorer tries them in. For a
     /// restore that checks the body itself as it decodes it
-    /// ([`crate::decode`]), with [`Store::read_unchecked`]: the body's CRC
+    /// ([`crate::decode`]), with [`Store::read_unchecked`]: the body's checksum
     /// is computed once, where [`Store::latest`] computes it for both slots
     /// and again for the one it returns.
     pub fn newest_first(&self) -> Vec<Slot> {
@@ -418,7 +418,7 @@ impl<R: Region> Store<R> {
     }
 
     /// The image in `slot` as its header describes it, read whole, with its
-    /// header checked but its body's CRC not: the caller verifies it
+    /// header checked but its body's checksum not: the caller verifies it
     /// ([`crate::decode`] does) before using any of it.
     pub fn read_unchecked(&self, slot: Slot) -> Result<Vec<u8>, StoreError> {
         let len = self.unchecked_len(slot)?;

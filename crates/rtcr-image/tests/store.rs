@@ -135,7 +135,7 @@ fn torn_third_write_keeps_the_second() {
 }
 
 /// A store that rtcr filled with format-version-3 images (CRC-64/XZ) before
-/// it wrote version 5 (XXH3-64): both are read, and a torn version-5 write
+/// it wrote version 5 (XXH64): both are read, and a torn version-5 write
 /// keeps the version-3 image.
 #[test]
 fn torn_version_5_write_over_version_3_images_keeps_the_newest_of_them() {
