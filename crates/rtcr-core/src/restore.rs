@@ -11,7 +11,6 @@
 //! ready, its registers, and runs. A thread that was inside a kernel call
 //! re-issues it.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use l4_sys::cap::CapIdx;
@@ -62,16 +61,19 @@ impl Supervisor {
             s.take_frames(f);
         }
         s.seq = seq;
+        // the restore's phases start here: setting frames aside is part of
+        // the first (it was counted in none)
+        let phase = Phases::start(env);
         // the frames the image's pages had, set aside for them (the
         // trampoline and the exchange pages take others)
         let keep = set_aside(&mut s, cp, &placed);
-        match rebuild(&mut s, env, cp, &keep) {
+        match rebuild(&mut s, env, cp, &keep, phase) {
             Ok(()) => Ok(s),
             Err(error) => {
                 // take down what was built, keep the frames for another try:
                 // those set aside too, and where the pages were
                 let mut frames = s.destroy(env).unwrap_or_default();
-                frames.free.extend(keep.values());
+                frames.free.extend(keep.iter().flatten());
                 frames.free.sort_unstable_by(|a, b| b.cmp(a));
                 frames.free.dedup();
                 frames.placed = placed;
@@ -145,9 +147,15 @@ pub struct Frames {
 }
 
 /// Builds the child of `cp` into the fresh supervisor `s`; `keep`: the
-/// frame each page had before, set aside for it (see [`Frames`]).
-fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTreeMap<u64, u64>) -> Result<(), Error> {
-    let mut phase = Phases::start(env);
+/// frame each page had before, set aside for it (see [`Frames`]), by the
+/// page's index in `cp`; `phase`: the restore's phases so far.
+fn rebuild<E: Env>(
+    s: &mut Supervisor,
+    env: &mut E,
+    cp: &Checkpoint,
+    keep: &[Option<u64>],
+    mut phase: Phases,
+) -> Result<(), Error> {
     l4_sys::scheduler::run_thread(env, SCHED, s.server(), &SchedParam::prio(RTCR_PRIO))?;
     s.create_task(env)?;
     s.map_trampoline(env)?;
@@ -424,22 +432,34 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
 /// rtcr's heap).
 const FRAME_BLOCK_ORDER: u32 = 22;
 
-/// The frames `placed` names for pages of `cp`, taken off the free list
-/// (page number to frame); those no longer free are left out.
-fn set_aside(s: &mut Supervisor, cp: &Checkpoint, placed: &[(u64, u64)]) -> BTreeMap<u64, u64> {
+/// The frames `placed` names for pages of `cp`, taken off the free list,
+/// by the page's index in `cp`; a page whose frame is no longer free has
+/// none. (Sorted vectors searched by halves: trees of a node per page
+/// cost more than the search under emulation.)
+fn set_aside(s: &mut Supervisor, cp: &Checkpoint, placed: &[(u64, u64)]) -> Vec<Option<u64>> {
+    let mut keep = alloc::vec![None; cp.pages.len()];
     if placed.is_empty() {
-        return BTreeMap::new();
+        return keep;
     }
-    let free: BTreeSet<u64> = s.free_frames.iter().copied().collect();
-    let was: BTreeMap<u64, u64> = placed.iter().copied().collect();
-    let keep: BTreeMap<u64, u64> = cp
-        .pages
-        .iter()
-        .filter_map(|p| was.get(&(p.vaddr >> 12)).map(|&b| (p.vaddr >> 12, b)))
-        .filter(|(_, b)| free.contains(b))
-        .collect();
-    let taken: BTreeSet<u64> = keep.values().copied().collect();
-    s.free_frames.retain(|b| !taken.contains(b));
+    let mut was = placed.to_vec();
+    // a destroyed child's pages come in page order: sorting is a check
+    if !was.is_sorted_by_key(|p| p.0) {
+        was.sort_unstable_by_key(|p| p.0);
+    }
+    let mut free = s.free_frames.clone();
+    free.sort_unstable();
+    let mut taken = Vec::new();
+    for (k, p) in keep.iter_mut().zip(&cp.pages) {
+        if let Ok(j) = was.binary_search_by_key(&(p.vaddr >> 12), |x| x.0) {
+            let b = was[j].1;
+            if free.binary_search(&b).is_ok() {
+                *k = Some(b);
+                taken.push(b);
+            }
+        }
+    }
+    taken.sort_unstable();
+    s.free_frames.retain(|b| taken.binary_search(b).is_err());
     keep
 }
 
@@ -455,7 +475,7 @@ fn frames_for<E: Env>(
     s: &mut Supervisor,
     env: &mut E,
     cp: &Checkpoint,
-    keep: &BTreeMap<u64, u64>,
+    keep: &[Option<u64>],
 ) -> Result<Vec<u64>, Error> {
     // how many pages from each one on lie next to each other
     let mut run_left = alloc::vec![1u64; cp.pages.len()];
@@ -468,8 +488,8 @@ fn frames_for<E: Env>(
     // fresh frames: the next one of the block mapped last, and how many
     // bytes of it are left (blocks never reach past the run they are for)
     let mut block: (u64, u64) = (0, 0);
-    for (p, left) in cp.pages.iter().zip(run_left) {
-        let b = if let Some(&b) = keep.get(&(p.vaddr >> 12)) {
+    for ((p, left), kept) in cp.pages.iter().zip(run_left).zip(keep) {
+        let b = if let Some(b) = *kept {
             b
         } else if let Some(b) = s.free_frames.pop() {
             // the free list is kept highest first: the lowest go first
