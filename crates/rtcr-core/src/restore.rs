@@ -47,8 +47,36 @@ impl Supervisor {
     #[allow(clippy::result_large_err)]
     pub fn restore_into<E: Env>(
         env: &mut E,
+        spec: ChildSpec,
+        cp: &Checkpoint,
+        seq: u64,
+        frames: Option<Frames>,
+    ) -> Result<Self, RestoreFailed> {
+        Self::restore_pages_from(env, spec, cp, None, seq, frames)
+    }
+
+    /// [`Supervisor::restore_into`] from records whose page bytes lie
+    /// elsewhere ([`rtcr_image::decode_borrowed_for`]: in the image itself):
+    /// `data` holds the bytes of each of `cp`'s pages, in order (none for a
+    /// zero page), and is read once, into the frames.
+    #[allow(clippy::result_large_err)]
+    pub fn restore_into_borrowed<E: Env>(
+        env: &mut E,
+        spec: ChildSpec,
+        cp: &Checkpoint,
+        data: &[&[u8]],
+        seq: u64,
+        frames: Option<Frames>,
+    ) -> Result<Self, RestoreFailed> {
+        Self::restore_pages_from(env, spec, cp, Some(data), seq, frames)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn restore_pages_from<E: Env>(
+        env: &mut E,
         mut spec: ChildSpec,
         cp: &Checkpoint,
+        data: Option<&[&[u8]]>,
         seq: u64,
         frames: Option<Frames>,
     ) -> Result<Self, RestoreFailed> {
@@ -67,7 +95,7 @@ impl Supervisor {
         // the frames the image's pages had, set aside for them (the
         // trampoline and the exchange pages take others)
         let keep = set_aside(&mut s, cp, &placed);
-        match rebuild(&mut s, env, cp, &keep, phase) {
+        match rebuild(&mut s, env, cp, data, &keep, phase) {
             Ok(()) => Ok(s),
             Err(error) => {
                 // take down what was built, keep the frames for another try:
@@ -148,11 +176,13 @@ pub struct Frames {
 
 /// Builds the child of `cp` into the fresh supervisor `s`; `keep`: the
 /// frame each page had before, set aside for it (see [`Frames`]), by the
-/// page's index in `cp`; `phase`: the restore's phases so far.
+/// page's index in `cp`; `phase`: the restore's phases so far; `data`: the
+/// pages' bytes if not in `cp` (see [`Supervisor::restore_into_borrowed`]).
 fn rebuild<E: Env>(
     s: &mut Supervisor,
     env: &mut E,
     cp: &Checkpoint,
+    data: Option<&[&[u8]]>,
     keep: &[Option<u64>],
     mut phase: Phases,
 ) -> Result<(), Error> {
@@ -321,6 +351,9 @@ fn rebuild<E: Env>(
     // contents until the child writes it, so the page waits for its copy
     // like a page of a cut (a write fault copies it first, the next
     // checkpoint copies the rest after its resume)
+    if data.is_some_and(|d| d.len() != cp.pages.len()) {
+        return Err(bad("the page bytes do not match the page records"));
+    }
     let mut frames = frames_for(s, env, cp, keep)?;
     // the page table and the pages waiting for their copy, built at once
     // from the image's order (a bulk build, not one insertion per page)
@@ -336,10 +369,14 @@ fn rebuild<E: Env>(
                 frames[i] = b;
             }
             None => {
-                if p.data.is_empty() {
+                let bytes = match data {
+                    Some(d) => d.get(i).copied().unwrap_or_default(),
+                    None => &p.data[..],
+                };
+                if bytes.is_empty() {
                     env.zero_mem(frames[i], 4096)?;
                 } else {
-                    env.write_mem(frames[i], &p.data)?;
+                    env.write_mem(frames[i], bytes)?;
                 }
                 if let Some((d, pg)) = in_ds {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {

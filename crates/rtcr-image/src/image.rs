@@ -512,6 +512,37 @@ pub fn decode_for(
     decode(bytes)
 }
 
+/// [`decode_for`] for a restore that writes the page bytes into frames
+/// itself: they are not copied out of `bytes` but returned borrowed from
+/// it, in the order of [`Checkpoint::pages`] (none for a zero page), and
+/// those records carry no bytes. The checks are [`decode_for`]'s: the
+/// whole image's checksums first, then the records, and each page's bytes
+/// are one page long or none.
+#[allow(clippy::type_complexity)]
+pub fn decode_borrowed_for(
+    bytes: &[u8],
+    expected_arch: Arch,
+    expected_page_shift: u8,
+) -> Result<(ImageMeta, Checkpoint, Vec<&[u8]>), ImageError> {
+    let header = read_header(bytes)?;
+    if header.arch != expected_arch {
+        return Err(ImageError::WrongArch { image: header.arch, expected: expected_arch });
+    }
+    if header.page_shift != expected_page_shift {
+        return Err(ImageError::WrongPageSize { image: header.page_shift, expected: expected_page_shift });
+    }
+    let meta = verify(bytes)?;
+    let (cp, data, rest) = crate::record::take_borrowed(&bytes[HEADER_LEN..]).map_err(BodyError::from)?;
+    if !rest.is_empty() {
+        return Err(BodyError::TrailingBytes { extra: rest.len() }.into());
+    }
+    if data.iter().any(|d| !d.is_empty() && d.len() != meta.page_size()) {
+        return Err(ImageError::Inconsistent("a page's data is neither one page long nor empty (a zero page)"));
+    }
+    check(&meta, &cp)?;
+    Ok((meta, cp, data))
+}
+
 /// Encodes `cp` as an image described by `meta`, after checking that the
 /// records are consistent ([`check`]): rtcr finds its own bugs when it writes
 /// an image, not when it restores one.

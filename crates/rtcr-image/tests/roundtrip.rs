@@ -122,3 +122,59 @@ fn version_1_to_3_images_are_still_read_and_others_refused() {
         assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(v)));
     }
 }
+
+/// The borrowed decode a restore uses gives the records `decode_for` gives,
+/// with each page's bytes borrowed from the image instead of copied.
+#[test]
+fn borrowed_decode_agrees_with_decode() {
+    for m in [meta(Arch::Amd64, 12, 3), meta(Arch::Arm64, 16, 4)] {
+        let mut cp = realistic(&m);
+        // a zero page too (no bytes)
+        let last = cp.pages.last().unwrap().vaddr;
+        cp.pages.push(rtcr_image::PageRecord { vaddr: last + (1 << m.page_shift), rights: 6, data: Vec::new() });
+        assert!(cp.pages.iter().any(|p| !p.data.is_empty()));
+        for img in [encode(&m, &cp).unwrap(), common::encode_v3(&m, &cp)] {
+            let (meta_b, records, data) = rtcr_image::decode_borrowed_for(&img, m.arch, m.page_shift).unwrap();
+            assert_eq!(meta_b, m);
+            assert_eq!(data.len(), cp.pages.len());
+            assert!(records.pages.iter().all(|p| p.data.is_empty()));
+            let mut whole = records.clone();
+            for (p, d) in whole.pages.iter_mut().zip(&data) {
+                p.data = d.to_vec();
+                // borrowed: the bytes lie inside the image
+                let inside = img.as_ptr_range();
+                assert!(d.is_empty() || (inside.contains(&d.as_ptr()) && d.as_ptr_range().end <= inside.end));
+            }
+            assert_eq!((m, whole), decode_for(&img, m.arch, m.page_shift).unwrap());
+        }
+    }
+}
+
+/// It checks what `decode_for` checks: the architecture, the checksums
+/// (any flipped byte), trailing bytes, and pages that are not one page long.
+#[test]
+fn borrowed_decode_refuses_what_decode_refuses() {
+    let m = meta(Arch::Amd64, 12, 3);
+    let img = encode(&m, &realistic(&m)).unwrap();
+    assert_eq!(
+        rtcr_image::decode_borrowed_for(&img, Arch::Arm64, 12).map(|_| ()),
+        Err(ImageError::WrongArch { image: Arch::Amd64, expected: Arch::Arm64 })
+    );
+    for at in (0..img.len()).step_by(97) {
+        let mut bad = img.clone();
+        bad[at] ^= 0x10;
+        assert!(rtcr_image::decode_borrowed_for(&bad, Arch::Amd64, 12).is_err(), "byte {at}");
+    }
+    let mut longer = img.clone();
+    longer.push(0);
+    assert_eq!(
+        rtcr_image::decode_borrowed_for(&longer, Arch::Amd64, 12).map(|_| ()),
+        Err(ImageError::TrailingBytes { extra: 1 })
+    );
+    // a page of 100 bytes behind valid checksums
+    let mut cp = realistic(&m);
+    cp.pages[0].data = vec![7; 100];
+    let short = common::seal(&m, &common::body(&cp));
+    assert!(matches!(rtcr_image::decode_borrowed_for(&short, Arch::Amd64, 12), Err(ImageError::Inconsistent(_))));
+    assert!(matches!(decode_for(&short, Arch::Amd64, 12), Err(ImageError::Inconsistent(_))));
+}
