@@ -142,7 +142,7 @@ END {
   if (pm[16] && pm[4096])
     printf "goal: pause at 4096 dirty pages <= 2 x the pause at 16: %d us vs %d us (%.1fx): %s\n", pm[4096], pm[16], pm[4096] / pm[16], (pm[4096] <= 2 * pm[16] ? "met" : "NOT met")
   printf "\nrecovery (crash seen to every thread running again, rtcr'"'"'s stamp counter), by phase (us), against a memcpy\nof the image timed by rtcr right after; goal: <= 3 x the pause of a checkpoint of the whole child (%d us,\n%d pages) + 2 x that memcpy\n", full_pause, full_pages
-  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "read+crc", "objects", "memory", "threads", "resume", "goal"
+  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "verify", "objects", "memory", "threads", "resume", "goal"
   for (i = 1; i <= nr; i++) {
     goal = 3 * full_pause + 2 * us(rmem[i])
     printf "%10d %9d %9.0f %6.1fx%s  %s (%.0f us)\n", rimg[i], rtot[i], us(rmem[i]), (rmem[i] > 0 ? rtot[i] / us(rmem[i]) : 0), rph[i], (rtot[i] <= goal ? "met" : "NOT met"), goal

@@ -251,7 +251,7 @@ fn main() {
         rest.as_secs_f64() / base.as_secs_f64().max(1e-9)
     );
     println!(
-        "  read and verify the image {:.0} us ({:.1}x memcpy; of it the CRC-64 {:.0} us, {:.1}x memcpy)",
+        "  read and verify the image {:.0} us ({:.1}x memcpy; of it the checksum, XXH64, {:.0} us, {:.1}x memcpy)",
         us(decoded),
         decoded.as_secs_f64() / base.as_secs_f64(),
         us(crc),
