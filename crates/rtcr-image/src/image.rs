@@ -518,12 +518,11 @@ pub fn decode_for(
 /// those records carry no bytes. The checks are [`decode_for`]'s: the
 /// whole image's checksums first, then the records, and each page's bytes
 /// are one page long or none.
-#[allow(clippy::type_complexity)]
 pub fn decode_borrowed_for(
     bytes: &[u8],
     expected_arch: Arch,
     expected_page_shift: u8,
-) -> Result<(ImageMeta, Checkpoint, Vec<&[u8]>), ImageError> {
+) -> Result<(ImageMeta, Checkpoint, crate::record::PageBytes<'_>), ImageError> {
     let header = read_header(bytes)?;
     if header.arch != expected_arch {
         return Err(ImageError::WrongArch { image: header.arch, expected: expected_arch });

@@ -31,5 +31,7 @@ pub use image::{
     check, decode, decode_borrowed_for, decode_for, encode, read_header, verify, verify_prefix, Arch, BodyError,
     Header, ImageError, ImageMeta, FORMAT_VERSION, HEADER_LEN, MAGIC, UTCB_WORDS,
 };
-pub use record::{CapRecord, Checkpoint, ObjRef, ObjectRecord, PageRecord, Service, ThreadRecord, ThreadState};
+pub use record::{
+    CapRecord, Checkpoint, ObjRef, ObjectRecord, PageBytes, PageRecord, Service, ThreadRecord, ThreadState,
+};
 pub use store::{MemRegion, Region, RegionError, Slot, SlotStatus, Store, StoreError, TearingRegion};

@@ -267,10 +267,14 @@ struct PageRef<'a> {
     data: &'a [u8],
 }
 
+/// The bytes of a checkpoint's pages, borrowed from its image, in the order
+/// of [`Checkpoint::pages`] (none for a zero page).
+pub type PageBytes<'a> = Vec<&'a [u8]>;
+
 /// Decodes a checkpoint body with its page bytes borrowed from `body`:
 /// the records (pages carry no bytes), the page bytes in the same order
 /// (none for a zero page), and what follows the record in `body`.
-pub(crate) fn take_borrowed(body: &[u8]) -> postcard::Result<(Checkpoint, Vec<&[u8]>, &[u8])> {
+pub(crate) fn take_borrowed(body: &[u8]) -> postcard::Result<(Checkpoint, PageBytes<'_>, &[u8])> {
     let (cp, rest) = postcard::take_from_bytes::<CheckpointRef<'_>>(body)?;
     let mut data = Vec::with_capacity(cp.pages.len());
     let pages = cp
