@@ -398,7 +398,10 @@ fn rebuild<E: Env>(
         s.pending.extend(pages.iter().map(|p| p.0));
         s.pages.extend(pages);
     }
+    let map_start = env.stamp_now();
     map_runs(s, env, cp.pages.iter().zip(&frames).map(|(p, &b)| (p.vaddr, b, p.rights & !2)))?;
+    let map_ticks = env.stamp_now().wrapping_sub(map_start);
+    s.restore_map_us = (u128::from(map_ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
     phase.end(env, "memory");
     // threads: bind, schedule, UTCB; each stays stopped until all are
     // ready, so none runs (or crashes) while the others are restored
