@@ -109,6 +109,9 @@ FILENAME ~ /rtcr.log$/ && /rtcr: restore phase: / {
   line = $0; sub(/.*restore phase: /, "", line); v = line; sub(/ us$/, "", v); sub(/.* /, "", v)
   name = line; sub(/ [0-9]+ us$/, "", name); ph[++nph] = name; phv[nph] = v + 0
 }
+FILENAME ~ /rtcr.log$/ && /rtcr: bench: checksums over / {
+  ck_n = num("over"); ck_m = num("memcpy_ns"); ck_crc = num("crc64_ns"); ck_x3 = num("xxh3_ns"); ck_x64 = num("xxh64_ns")
+}
 FILENAME ~ /rtcr.log$/ && /rtcr: bench: checkpoint / {
   d = num("dirty"); full_seen = full_seen || 0
   if (!full_pause && d >= 4096) { full_pause = num("pause_us"); full_pages = d }
@@ -123,6 +126,7 @@ FILENAME ~ /rtcr.log$/ && /rtcr: bench: checkpoint / {
 FILENAME ~ /rtcr.log$/ && /rtcr: bench: restore / {
   nr++; rimg[nr] = num("image"); rtot[nr] = num("phases_us"); rmem[nr] = num("memcpy_ns"); rph[nr] = ""
   for (i = nph - 5; i <= nph; i++) if (i >= 1) rph[nr] = rph[nr] sprintf(" %8d", phv[i])
+  rph[nr] = rph[nr] (num("map_us") >= 0 ? sprintf(" %8d", num("map_us")) : sprintf(" %8s", "-"))
   nph = 0; skip = 1
 }
 END {
@@ -142,11 +146,14 @@ END {
   if (pm[16] && pm[4096])
     printf "goal: pause at 4096 dirty pages <= 2 x the pause at 16: %d us vs %d us (%.1fx): %s\n", pm[4096], pm[16], pm[4096] / pm[16], (pm[4096] <= 2 * pm[16] ? "met" : "NOT met")
   printf "\nrecovery (crash seen to every thread running again, rtcr'"'"'s stamp counter), by phase (us), against a memcpy\nof the image timed by rtcr right after; goal: <= 3 x the pause of a checkpoint of the whole child (%d us,\n%d pages) + 2 x that memcpy\n", full_pause, full_pages
-  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "read+crc", "objects", "memory", "threads", "resume", "goal"
+  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s %8s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "verify", "objects", "memory", "threads", "resume", "map", "goal"
   for (i = 1; i <= nr; i++) {
     goal = 3 * full_pause + 2 * us(rmem[i])
     printf "%10d %9d %9.0f %6.1fx%s  %s (%.0f us)\n", rimg[i], rtot[i], us(rmem[i]), (rmem[i] > 0 ? rtot[i] / us(rmem[i]) : 0), rph[i], (rtot[i] <= goal ? "met" : "NOT met"), goal
   }
+  printf "(map: of the memory phase, the kernel calls that map the pages into the child)\n"
+  if (ck_m > 0)
+    printf "(the image checksum over %d bytes, rtcr'"'"'s stamp counter: memcpy %.0f us; CRC-64/XZ, formats 1-3, %.1fx; XXH64, format 5, %.1fx; XXH3-64 %.1fx)\n", ck_n, us(ck_m), ck_crc / ck_m, ck_x64 / ck_m, ck_x3 / ck_m
   printf "\nthe child'"'"'s own paths, under rtcr against the same program as the root task (median / p99, ns)\n"
   printf "%-28s %9s %9s %9s %9s %8s %8s\n", "", "rtcr med", "root med", "rtcr p99", "root p99", "med x", "p99 x"
   printf "%-28s %9d %9d %9d %9d %7.2fx %7.2fx\n", "gate round trip", gate_med, root_gate_med, gate_p99, root_gate_p99, gate_med / root_gate_med, gate_p99 / root_gate_p99

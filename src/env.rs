@@ -219,6 +219,13 @@ impl Env for KernelEnv {
         Ok(())
     }
 
+    fn zero_mem(&mut self, addr: u64, len: usize) -> Result<(), Error> {
+        self.check(addr, len)?;
+        // SAFETY: as in `read_mem`.
+        unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len) };
+        Ok(())
+    }
+
     fn clock_us(&mut self) -> u64 {
         // SAFETY: `kip` is where sigma0 mapped the KIP (read + execute) at
         // boot; it stays mapped for rtcr's lifetime.

@@ -187,6 +187,17 @@ impl Region for StoreRam {
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (STORE_VA as usize + offset) as *mut u8, data.len()) };
         Ok(())
     }
+
+    // a restore checks and decodes the image where it lies in the store
+    // instead of copying it into the heap first (a memcpy of the image, and
+    // the heap for it, saved on every recovery)
+    fn as_slice(&self) -> Option<&[u8]> {
+        // SAFETY: [STORE_VA, STORE_VA + len) is mapped read-write by `map`
+        // and stays mapped for rtcr's life; it is only written through
+        // `write`, which takes `&mut self` and so cannot run while the
+        // slice, borrowed from `&self`, lives.
+        Some(unsafe { core::slice::from_raw_parts(STORE_VA as *const u8, self.len) })
+    }
 }
 
 /// RAM for the memcpy baselines of `bench` (scripts/bench-kernel.sh): mapped
@@ -231,6 +242,35 @@ impl Scratch {
             }
         }
         (u128::from(best) * 1_000_000_000 / u128::from(env.stamp_hz().max(1))) as u64
+    }
+
+    /// The image checksums over `bytes` of the scratch (at most half), in ns
+    /// as [`Scratch::memcpy_ns`] times them: CRC-64/XZ (format versions 1
+    /// to 3), XXH3-64 (the other candidate) and XXH64 (version 5).
+    fn checksums_ns(&self, env: &mut KernelEnv, bytes: usize) -> [u64; 3] {
+        let n = bytes.min(self.len / 2);
+        // SAFETY: [BENCH_VA, BENCH_VA + n) lies in the scratch `map` mapped
+        // read-write and initialised; nothing writes it while this shared
+        // slice lives (the scratch is reached only through this Scratch).
+        let data = unsafe { core::slice::from_raw_parts(BENCH_VA as *const u8, n) };
+        let hz = u128::from(env.stamp_hz().max(1));
+        let mut time = |f: &dyn Fn(&[u8]) -> u64| {
+            let mut best = u64::MAX;
+            for i in 0..3 {
+                let t = env.stamp_now();
+                core::hint::black_box(f(core::hint::black_box(data)));
+                let ticks = env.stamp_now().wrapping_sub(t);
+                if i > 0 {
+                    best = best.min(ticks);
+                }
+            }
+            (u128::from(best) * 1_000_000_000 / hz) as u64
+        };
+        [
+            time(&|d| rtcr_image::checksum::Algo::Crc64Xz.of(d)),
+            time(&|d| xxhash_rust::xxh3::xxh3_64(d)),
+            time(&|d| xxhash_rust::xxh64::xxh64(d, 0)),
+        ]
     }
 }
 
@@ -306,6 +346,20 @@ pub fn run(
     let scratch = config.bench.then(|| match Scratch::map(&mut env, config.store_kib) {
         Ok(s) => {
             log!(&mut env, "rtcr: bench: {=u64} KiB of scratch RAM for the memcpy baselines", config.store_kib);
+            // what checking an image costs here, per checksum, against a
+            // memcpy of the same bytes (4 MiB: a fifth of the largest image)
+            let n = 4 << 20;
+            let [crc, xxh3, xxh64] = s.checksums_ns(&mut env, n);
+            let memcpy = s.memcpy_ns(&mut env, n);
+            log!(
+                &mut env,
+                "rtcr: bench: checksums over {=usize} bytes: memcpy_ns {=u64} crc64_ns {=u64} xxh3_ns {=u64} xxh64_ns {=u64}",
+                n.min(s.len / 2),
+                memcpy,
+                crc,
+                xxh3,
+                xxh64
+            );
             s
         }
         Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB benchmark scratch: {e}", config.store_kib)),
@@ -464,12 +518,13 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                     log!(
                         env,
                         "rtcr: bench: restore {=u64}: image {=usize} phases_us {=u64} memcpy_ns {=u64} child_pages \
-                         {=usize}",
+                         {=usize} map_us {=u64}",
                         seq,
                         bytes,
                         phases_us,
                         memcpy_ns,
-                        d.sup.page_count()
+                        d.sup.page_count(),
+                        d.sup.restore_map_us
                     );
                 }
                 verify(env, d);

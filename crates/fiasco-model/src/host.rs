@@ -81,8 +81,25 @@ impl<'m> HostThread<'m> {
         Err(Fault { addr, write, exec: false, present: false })
     }
 
+    /// The frame behind `addr` if it is mapped with the access needed,
+    /// marked referenced (and dirty for a write) as [`Self::touch`] marks
+    /// it: the common case in one page-table lookup, not four.
+    fn mapped_frame(&mut self, addr: u64, write: bool) -> Option<u64> {
+        let task = self.m.thread(self.t)?.task?;
+        let e = self.m.task_mut(task)?.pages.get_mut(&(addr >> 12))?;
+        if e.rights & 4 != 0 && (!write || e.rights & 2 != 0) {
+            e.referenced = true;
+            e.dirty |= write;
+            return Some(e.frame);
+        }
+        None
+    }
+
     /// The frame behind `addr` after making it accessible.
     fn frame_of(&mut self, addr: u64, write: bool) -> Result<u64, Fault> {
+        if let Some(f) = self.mapped_frame(addr, write) {
+            return Ok(f);
+        }
         self.touch(addr, write)?;
         let task =
             self.m.thread(self.t).and_then(|x| x.task).ok_or(Fault { addr, write, exec: false, present: false })?;

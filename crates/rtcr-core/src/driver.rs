@@ -134,12 +134,19 @@ fn restore_from_store<E: Env, R: Region>(
     for slot in order {
         // an image from outside (another ECU) is verified before any of it is used
         let mut phase = crate::restore::Phases::start(env);
-        let decoded = store
-            .read_unchecked(slot)
-            .map_err(|e| format!("{e}"))
-            .and_then(|bytes| rtcr_image::decode_for(&bytes, image_arch(env.arch()), 12).map_err(|e| format!("{e}")));
+        // where it lies when the store is memory rtcr reads directly (no
+        // copy), its page bytes left there for the restore to read once
+        let image = match store.slot_image(slot) {
+            Ok(image) => image,
+            Err(e) => {
+                phase.end(env, "read and verify the image");
+                events.push(Event::ImageRefused(format!("{e}")));
+                continue;
+            }
+        };
+        let decoded = rtcr_image::decode_borrowed_for(&image, image_arch(env.arch()), 12).map_err(|e| format!("{e}"));
         phase.end(env, "read and verify the image");
-        let (meta, cp) = match decoded {
+        let (meta, cp, data) = match decoded {
             Ok(x) => x,
             Err(e) => {
                 events.push(Event::ImageRefused(e));
@@ -149,7 +156,7 @@ fn restore_from_store<E: Env, R: Region>(
         if abandoned.contains(&meta.sequence) {
             continue;
         }
-        match Supervisor::restore_into(env, spec.clone(), &cp, meta.sequence, frames.take()) {
+        match Supervisor::restore_into_borrowed(env, spec.clone(), &cp, &data, meta.sequence, frames.take()) {
             Ok(mut sup) => {
                 events.extend(sup.moved.drain(..).map(Event::CpuMoved));
                 phase.done.append(&mut sup.restore_phases);

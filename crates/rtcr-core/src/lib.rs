@@ -52,6 +52,19 @@ pub trait Env: l4_sys::Kernel {
     fn read_mem(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Error>;
     /// Writes rtcr's own memory.
     fn write_mem(&mut self, addr: u64, data: &[u8]) -> Result<(), Error>;
+    /// Fills `len` bytes of rtcr's own memory with zeros (a restore's zero
+    /// pages; an environment that can store zeros without reading a source
+    /// does so).
+    fn zero_mem(&mut self, addr: u64, len: usize) -> Result<(), Error> {
+        const ZERO: [u8; 4096] = [0; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(ZERO.len());
+            self.write_mem(addr + done as u64, &ZERO[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
     /// The kernel clock in µs.
     fn clock_us(&mut self) -> u64;
     /// The free-running counter that l4-sys's kernel entry stamps into

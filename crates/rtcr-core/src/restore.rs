@@ -11,7 +11,6 @@
 //! ready, its registers, and runs. A thread that was inside a kernel call
 //! re-issues it.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use l4_sys::cap::CapIdx;
@@ -49,8 +48,36 @@ impl Supervisor {
     #[allow(clippy::result_large_err)]
     pub fn restore_into<E: Env>(
         env: &mut E,
+        spec: ChildSpec,
+        cp: &Checkpoint,
+        seq: u64,
+        frames: Option<Frames>,
+    ) -> Result<Self, RestoreFailed> {
+        Self::restore_pages_from(env, spec, cp, None, seq, frames)
+    }
+
+    /// [`Supervisor::restore_into`] from records whose page bytes lie
+    /// elsewhere ([`rtcr_image::decode_borrowed_for`]: in the image itself):
+    /// `data` holds the bytes of each of `cp`'s pages, in order (none for a
+    /// zero page), and is read once, into the frames.
+    #[allow(clippy::result_large_err)]
+    pub fn restore_into_borrowed<E: Env>(
+        env: &mut E,
+        spec: ChildSpec,
+        cp: &Checkpoint,
+        data: &[&[u8]],
+        seq: u64,
+        frames: Option<Frames>,
+    ) -> Result<Self, RestoreFailed> {
+        Self::restore_pages_from(env, spec, cp, Some(data), seq, frames)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn restore_pages_from<E: Env>(
+        env: &mut E,
         mut spec: ChildSpec,
         cp: &Checkpoint,
+        data: Option<&[&[u8]]>,
         seq: u64,
         frames: Option<Frames>,
     ) -> Result<Self, RestoreFailed> {
@@ -63,16 +90,19 @@ impl Supervisor {
             s.take_frames(f);
         }
         s.seq = seq;
+        // the restore's phases start here: setting frames aside is part of
+        // the first (it was counted in none)
+        let phase = Phases::start(env);
         // the frames the image's pages had, set aside for them (the
         // trampoline and the exchange pages take others)
         let keep = set_aside(&mut s, cp, &placed);
-        match rebuild(&mut s, env, cp, &keep) {
+        match rebuild(&mut s, env, cp, data, &keep, phase) {
             Ok(()) => Ok(s),
             Err(error) => {
                 // take down what was built, keep the frames for another try:
                 // those set aside too, and where the pages were
                 let mut frames = s.destroy(env).unwrap_or_default();
-                frames.free.extend(keep.values());
+                frames.free.extend(keep.iter().flatten());
                 frames.free.sort_unstable_by(|a, b| b.cmp(a));
                 frames.free.dedup();
                 frames.placed = placed;
@@ -164,9 +194,17 @@ pub(crate) fn cpu_here(cpu: u32, asked: &CpuSet, online: u64) -> u32 {
 }
 
 /// Builds the child of `cp` into the fresh supervisor `s`; `keep`: the
-/// frame each page had before, set aside for it (see [`Frames`]).
-fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTreeMap<u64, u64>) -> Result<(), Error> {
-    let mut phase = Phases::start(env);
+/// frame each page had before, set aside for it (see [`Frames`]), by the
+/// page's index in `cp`; `phase`: the restore's phases so far; `data`: the
+/// pages' bytes if not in `cp` (see [`Supervisor::restore_into_borrowed`]).
+fn rebuild<E: Env>(
+    s: &mut Supervisor,
+    env: &mut E,
+    cp: &Checkpoint,
+    data: Option<&[&[u8]]>,
+    keep: &[Option<u64>],
+    mut phase: Phases,
+) -> Result<(), Error> {
     s.take_rtcr_cpu(env)?;
     s.create_task(env)?;
     s.map_trampoline(env)?;
@@ -332,8 +370,13 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
     // contents until the child writes it, so the page waits for its copy
     // like a page of a cut (a write fault copies it first, the next
     // checkpoint copies the rest after its resume)
+    if data.is_some_and(|d| d.len() != cp.pages.len()) {
+        return Err(bad("the page bytes do not match the page records"));
+    }
     let mut frames = frames_for(s, env, cp, keep)?;
-    let zero = [0u8; 4096];
+    // the page table and the pages waiting for their copy, built at once
+    // from the image's order (a bulk build, not one insertion per page)
+    let mut pages = Vec::with_capacity(cp.pages.len());
     for (i, p) in cp.pages.iter().enumerate() {
         let vpn = p.vaddr >> 12;
         // a dataspace's page: one frame wherever a region shows it
@@ -345,7 +388,15 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
                 frames[i] = b;
             }
             None => {
-                env.write_mem(frames[i], if p.data.is_empty() { &zero } else { &p.data })?;
+                let bytes = match data {
+                    Some(d) => d.get(i).copied().unwrap_or_default(),
+                    None => &p.data[..],
+                };
+                if bytes.is_empty() {
+                    env.zero_mem(frames[i], 4096)?;
+                } else {
+                    env.write_mem(frames[i], bytes)?;
+                }
                 if let Some((d, pg)) = in_ds {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {
                         ds.frames.insert(pg, frames[i]);
@@ -353,15 +404,23 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
                 }
             }
         }
-        let b = frames[i];
-        s.pages.insert(vpn, Page { backing: b, rights: p.rights, writable: false, dirty: false });
-        s.pending.insert(vpn);
+        pages.push((vpn, Page { backing: frames[i], rights: p.rights, writable: false, dirty: false }));
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);
         }
     }
+    if s.pages.is_empty() && s.pending.is_empty() {
+        s.pending = pages.iter().map(|p| p.0).collect();
+        s.pages = pages.into_iter().collect();
+    } else {
+        s.pending.extend(pages.iter().map(|p| p.0));
+        s.pages.extend(pages);
+    }
+    let map_start = env.stamp_now();
     map_runs(s, env, cp.pages.iter().zip(&frames).map(|(p, &b)| (p.vaddr, b, p.rights & !2)))?;
+    let map_ticks = env.stamp_now().wrapping_sub(map_start);
+    s.restore_map_us = (u128::from(map_ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
     phase.end(env, "memory");
     // threads: bind, schedule, UTCB; each stays stopped until all are
     // ready, so none runs (or crashes) while the others are restored
@@ -447,22 +506,34 @@ fn rebuild<E: Env>(s: &mut Supervisor, env: &mut E, cp: &Checkpoint, keep: &BTre
 /// rtcr's heap).
 const FRAME_BLOCK_ORDER: u32 = 22;
 
-/// The frames `placed` names for pages of `cp`, taken off the free list
-/// (page number to frame); those no longer free are left out.
-fn set_aside(s: &mut Supervisor, cp: &Checkpoint, placed: &[(u64, u64)]) -> BTreeMap<u64, u64> {
+/// The frames `placed` names for pages of `cp`, taken off the free list,
+/// by the page's index in `cp`; a page whose frame is no longer free has
+/// none. (Sorted vectors searched by halves: trees of a node per page
+/// cost more than the search under emulation.)
+fn set_aside(s: &mut Supervisor, cp: &Checkpoint, placed: &[(u64, u64)]) -> Vec<Option<u64>> {
+    let mut keep = alloc::vec![None; cp.pages.len()];
     if placed.is_empty() {
-        return BTreeMap::new();
+        return keep;
     }
-    let free: BTreeSet<u64> = s.free_frames.iter().copied().collect();
-    let was: BTreeMap<u64, u64> = placed.iter().copied().collect();
-    let keep: BTreeMap<u64, u64> = cp
-        .pages
-        .iter()
-        .filter_map(|p| was.get(&(p.vaddr >> 12)).map(|&b| (p.vaddr >> 12, b)))
-        .filter(|(_, b)| free.contains(b))
-        .collect();
-    let taken: BTreeSet<u64> = keep.values().copied().collect();
-    s.free_frames.retain(|b| !taken.contains(b));
+    let mut was = placed.to_vec();
+    // a destroyed child's pages come in page order: sorting is a check
+    if !was.is_sorted_by_key(|p| p.0) {
+        was.sort_unstable_by_key(|p| p.0);
+    }
+    let mut free = s.free_frames.clone();
+    free.sort_unstable();
+    let mut taken = Vec::new();
+    for (k, p) in keep.iter_mut().zip(&cp.pages) {
+        if let Ok(j) = was.binary_search_by_key(&(p.vaddr >> 12), |x| x.0) {
+            let b = was[j].1;
+            if free.binary_search(&b).is_ok() {
+                *k = Some(b);
+                taken.push(b);
+            }
+        }
+    }
+    taken.sort_unstable();
+    s.free_frames.retain(|b| taken.binary_search(b).is_err());
     keep
 }
 
@@ -478,7 +549,7 @@ fn frames_for<E: Env>(
     s: &mut Supervisor,
     env: &mut E,
     cp: &Checkpoint,
-    keep: &BTreeMap<u64, u64>,
+    keep: &[Option<u64>],
 ) -> Result<Vec<u64>, Error> {
     // how many pages from each one on lie next to each other
     let mut run_left = alloc::vec![1u64; cp.pages.len()];
@@ -491,8 +562,8 @@ fn frames_for<E: Env>(
     // fresh frames: the next one of the block mapped last, and how many
     // bytes of it are left (blocks never reach past the run they are for)
     let mut block: (u64, u64) = (0, 0);
-    for (p, left) in cp.pages.iter().zip(run_left) {
-        let b = if let Some(&b) = keep.get(&(p.vaddr >> 12)) {
+    for ((p, left), kept) in cp.pages.iter().zip(run_left).zip(keep) {
+        let b = if let Some(b) = *kept {
             b
         } else if let Some(b) = s.free_frames.pop() {
             // the free list is kept highest first: the lowest go first

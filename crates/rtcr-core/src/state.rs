@@ -395,6 +395,10 @@ pub struct Supervisor {
     /// Where the restore that built this child spent its time (µs per
     /// phase, in order); empty for a child started afresh.
     pub restore_phases: Vec<(&'static str, u64)>,
+    /// Of the restore's `memory` phase, the part spent mapping the pages
+    /// into the child (the kernel's map calls), µs; the rest is rtcr's
+    /// frames and the writing of the pages into them.
+    pub restore_map_us: u64,
     /// An L4Re child's region map (empty for a root-task child).
     pub(crate) rm: crate::regions::RegionMap,
     /// An L4Re child's dataspaces.

@@ -80,6 +80,7 @@ impl Supervisor {
             visible_cancels: 0,
             direct_lost: 0,
             restore_phases: Vec::new(),
+            restore_map_us: 0,
             rm: crate::regions::RegionMap::default(),
             dataspaces: Vec::new(),
             ds_loose: BTreeMap::new(),

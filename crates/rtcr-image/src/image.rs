@@ -4,31 +4,36 @@
 //! An image is read in places that cannot trust it: a slot of the store after
 //! a power cut, a boot module from another ECU, a file on a host. So the
 //! header is hand-encoded little-endian at fixed offsets (no decoder runs on
-//! unchecked bytes), carries its own CRC, and bounds the body; the body has a
-//! CRC of its own; only then is the body decoded, and only then are the
+//! unchecked bytes), carries its own checksum, and bounds the body; the body
+//! has a checksum of its own; only then is the body decoded, and only then are the
 //! records checked against each other (indices in range, page sizes, register
 //! counts). Each step fails with an [`ImageError`] that says exactly what is
 //! wrong — nothing here panics, whatever the bytes.
 //!
-//! # Layout (format version 4, all little-endian; versions 1 to 3 are read too)
+//! # Layout (format version 5, all little-endian; versions 1 to 4 are read too)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"RTCRIMG\0"` |
-//! | 8 | 2 | format version (4; 3 lacks the threads' CPUs, 2 also the L4Re objects, 1 also `ThreadState::InCall`) |
+//! | 8 | 2 | format version (5; 4 has CRCs, 3 also lacks the threads' CPUs, 2 also the L4Re objects, 1 also `ThreadState::InCall`) |
 //! | 10 | 1 | architecture ([`Arch`]: 1 amd64, 2 arm64) |
 //! | 11 | 1 | page shift (log2 of the page size) |
 //! | 12 | 4 | flags (0; no flag is defined) |
 //! | 16 | 8 | sequence number |
 //! | 24 | 8 | kernel clock at the cut (µs) |
 //! | 32 | 8 | body length |
-//! | 40 | 8 | CRC-64/XZ of the body |
+//! | 40 | 8 | checksum of the body |
 //! | 48 | 8 | reserved (0) |
-//! | 56 | 8 | CRC-64/XZ of bytes 0..56 |
+//! | 56 | 8 | checksum of bytes 0..56 |
 //! | 64 | body length | postcard encoding of [`Checkpoint`] |
 //!
+//! The checksum is XXH64 (seed 0) from version 5 on, CRC-64/XZ in versions
+//! 1 to 4 ([`crate::checksum`] says why it changed). Version 4 appended
+//! [`Checkpoint::placement`] (each thread's CPU) to the body; the layout is
+//! otherwise that of version 3.
+//!
 //! Magic and version are the stable prefix: they are checked before the
-//! header CRC, so a reader meeting a later format says "unsupported version"
+//! header checksum, so a reader meeting a later format says "unsupported version"
 //! even if that format moved the other fields.
 //!
 //! # Bounded work on hostile bytes
@@ -45,21 +50,27 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crc::crc64;
+use crate::checksum::Algo;
 use crate::record::{Checkpoint, ObjectRecord};
 
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"RTCRIMG\0";
-/// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 4;
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format version this crate still reads (versions 2 and 3 only
 /// added variants at the ends of enums — a thread state; the L4Re objects
 /// and services — so older bodies decode as they are; version 4 added
 /// [`Checkpoint::placement`] at the end, which an older body lacks).
 pub const OLDEST_READABLE_VERSION: u16 = 1;
+
+/// Whether this crate reads images of format `version`: 1 to 4 (CRC-64/XZ)
+/// and 5 (XXH64).
+pub const fn is_readable(version: u16) -> bool {
+    matches!(version, OLDEST_READABLE_VERSION..=FORMAT_VERSION)
+}
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
-/// The header CRC covers bytes `0..HEADER_CRC_SPAN`.
+/// The header checksum covers bytes `0..HEADER_CRC_SPAN`.
 pub const HEADER_CRC_SPAN: usize = 56;
 /// Words of UTCB every thread record carries.
 pub const UTCB_WORDS: usize = 128;
@@ -162,7 +173,7 @@ impl ImageMeta {
     }
 }
 
-/// A header that passed its own checks (magic, version, CRC, known values).
+/// A header that passed its own checks (magic, version, checksum, known values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Format version ([`FORMAT_VERSION`]).
@@ -179,9 +190,9 @@ pub struct Header {
     pub clock_us: u64,
     /// Body length in bytes.
     pub body_len: u64,
-    /// CRC-64/XZ of the body.
+    /// Checksum of the body ([`Header::checksum`] says which).
     pub body_crc: u64,
-    /// CRC-64/XZ of header bytes 0..56.
+    /// Checksum of header bytes 0..56.
     pub header_crc: u64,
 }
 
@@ -189,6 +200,11 @@ impl Header {
     /// The fields callers act on.
     pub const fn meta(&self) -> ImageMeta {
         ImageMeta { arch: self.arch, page_shift: self.page_shift, sequence: self.sequence, clock_us: self.clock_us }
+    }
+
+    /// The checksum this image's version uses.
+    pub const fn checksum(&self) -> Algo {
+        Algo::for_version(self.format_version)
     }
 
     /// Header plus body, in bytes (saturating: a header may claim any body
@@ -275,11 +291,11 @@ pub enum ImageError {
     BadMagic,
     /// A format version this crate does not read.
     UnsupportedVersion(u16),
-    /// The header's CRC does not match its bytes.
+    /// The header's checksum does not match its bytes.
     HeaderChecksum {
-        /// CRC in the header.
+        /// Checksum in the header.
         stored: u64,
-        /// CRC of the header bytes.
+        /// Checksum of the header bytes.
         computed: u64,
     },
     /// An architecture code that is not an [`Arch`].
@@ -297,11 +313,11 @@ pub enum ImageError {
         /// Bytes present after the header.
         available: u64,
     },
-    /// The body's CRC does not match its bytes.
+    /// The body's checksum does not match its bytes.
     BodyChecksum {
-        /// CRC in the header.
+        /// Checksum in the header.
         stored: u64,
-        /// CRC of the body bytes.
+        /// Checksum of the body bytes.
         computed: u64,
     },
     /// The body is not a valid encoding of a checkpoint.
@@ -336,7 +352,7 @@ impl fmt::Display for ImageError {
             ImageError::Blank => f.write_str("blank: the header is all zeroes (never written)"),
             ImageError::BadMagic => f.write_str("bad magic: not an rtcr image"),
             ImageError::UnsupportedVersion(v) => {
-                write!(f, "unsupported format version {v} (this reader knows {FORMAT_VERSION})")
+                write!(f, "unsupported format version {v} (this reader knows 1 to 3 and {FORMAT_VERSION})")
             }
             ImageError::HeaderChecksum { stored, computed } => {
                 write!(f, "header checksum mismatch: stored {stored:#018x}, computed {computed:#018x}")
@@ -392,7 +408,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Parses and checks the header at the start of `bytes` (which may hold
-/// more): length, blank, magic, version, header CRC, then the values.
+/// more): length, blank, magic, version, header checksum, then the values.
 /// Does not look at the body.
 pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
     let Some(h) = bytes.get(..HEADER_LEN) else {
@@ -405,11 +421,11 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
         return Err(ImageError::BadMagic);
     }
     let format_version = u16_at(h, 8);
-    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&format_version) {
+    if !is_readable(format_version) {
         return Err(ImageError::UnsupportedVersion(format_version));
     }
     let header_crc = u64_at(h, HEADER_CRC_SPAN);
-    let computed = crc64(&h[..HEADER_CRC_SPAN]);
+    let computed = Algo::for_version(format_version).of(&h[..HEADER_CRC_SPAN]);
     if header_crc != computed {
         return Err(ImageError::HeaderChecksum { stored: header_crc, computed });
     }
@@ -438,7 +454,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, ImageError> {
     })
 }
 
-/// Checks the image at the start of `bytes` (header and both CRCs) and
+/// Checks the image at the start of `bytes` (header and both checksums) and
 /// ignores whatever follows it — for images in larger containers, such as a
 /// store slot or a padded boot module. Returns the header and the image's
 /// length in bytes.
@@ -450,14 +466,14 @@ pub fn verify_prefix(bytes: &[u8]) -> Result<(Header, usize), ImageError> {
         .filter(|&n| n <= available)
         .ok_or(ImageError::BodyLength { stored: header.body_len, available: available as u64 })?;
     let body = &bytes[HEADER_LEN..HEADER_LEN + body_len];
-    let computed = crc64(body);
+    let computed = header.checksum().of(body);
     if computed != header.body_crc {
         return Err(ImageError::BodyChecksum { stored: header.body_crc, computed });
     }
     Ok((header, HEADER_LEN + body_len))
 }
 
-/// Checks that `bytes` is exactly one image whose header and body CRCs
+/// Checks that `bytes` is exactly one image whose header and body checksums
 /// match, without decoding the body.
 pub fn verify(bytes: &[u8]) -> Result<ImageMeta, ImageError> {
     let (header, len) = verify_prefix(bytes)?;
@@ -467,7 +483,8 @@ pub fn verify(bytes: &[u8]) -> Result<ImageMeta, ImageError> {
     Ok(header.meta())
 }
 
-/// A body of format version 1 to 3: [`Checkpoint`] without its placement.
+/// A body of format version 1 to 3: [`Checkpoint`] without its placement;
+/// from version 4 on the placement follows it.
 #[derive(serde::Deserialize)]
 struct CheckpointUpTo3 {
     child: alloc::string::String,
@@ -486,16 +503,24 @@ impl From<CheckpointUpTo3> for Checkpoint {
     }
 }
 
+/// Version 4 on: the placement that follows the pages (see
+/// [`CheckpointUpTo3`]); what follows it.
+fn take_placement<'a>(version: u16, rest: &'a [u8], cp: &mut Checkpoint) -> Result<&'a [u8], ImageError> {
+    if version < 4 {
+        return Ok(rest);
+    }
+    let (placement, rest) = postcard::take_from_bytes(rest).map_err(BodyError::from)?;
+    cp.placement = placement;
+    Ok(rest)
+}
+
 /// Verifies and decodes an image, then checks its records ([`check`]).
 pub fn decode(bytes: &[u8]) -> Result<(ImageMeta, Checkpoint), ImageError> {
     let meta = verify(bytes)?;
     let body = &bytes[HEADER_LEN..];
-    let (cp, rest) = if read_header(bytes)?.format_version >= 4 {
-        postcard::take_from_bytes::<Checkpoint>(body).map_err(BodyError::from)?
-    } else {
-        let (old, rest) = postcard::take_from_bytes::<CheckpointUpTo3>(body).map_err(BodyError::from)?;
-        (old.into(), rest)
-    };
+    let (old, rest) = postcard::take_from_bytes::<CheckpointUpTo3>(body).map_err(BodyError::from)?;
+    let mut cp: Checkpoint = old.into();
+    let rest = take_placement(read_header(bytes)?.format_version, rest, &mut cp)?;
     if !rest.is_empty() {
         return Err(BodyError::TrailingBytes { extra: rest.len() }.into());
     }
@@ -521,6 +546,37 @@ pub fn decode_for(
     decode(bytes)
 }
 
+/// [`decode_for`] for a restore that writes the page bytes into frames
+/// itself: they are not copied out of `bytes` but returned borrowed from
+/// it, in the order of [`Checkpoint::pages`] (none for a zero page), and
+/// those records carry no bytes. The checks are [`decode_for`]'s: the
+/// whole image's checksums first, then the records, and each page's bytes
+/// are one page long or none.
+pub fn decode_borrowed_for(
+    bytes: &[u8],
+    expected_arch: Arch,
+    expected_page_shift: u8,
+) -> Result<(ImageMeta, Checkpoint, crate::record::PageBytes<'_>), ImageError> {
+    let header = read_header(bytes)?;
+    if header.arch != expected_arch {
+        return Err(ImageError::WrongArch { image: header.arch, expected: expected_arch });
+    }
+    if header.page_shift != expected_page_shift {
+        return Err(ImageError::WrongPageSize { image: header.page_shift, expected: expected_page_shift });
+    }
+    let meta = verify(bytes)?;
+    let (mut cp, data, rest) = crate::record::take_borrowed(&bytes[HEADER_LEN..]).map_err(BodyError::from)?;
+    let rest = take_placement(header.format_version, rest, &mut cp)?;
+    if !rest.is_empty() {
+        return Err(BodyError::TrailingBytes { extra: rest.len() }.into());
+    }
+    if data.iter().any(|d| !d.is_empty() && d.len() != meta.page_size()) {
+        return Err(ImageError::Inconsistent("a page's data is neither one page long nor empty (a zero page)"));
+    }
+    check(&meta, &cp)?;
+    Ok((meta, cp, data))
+}
+
 /// Encodes `cp` as an image described by `meta`, after checking that the
 /// records are consistent ([`check`]): rtcr finds its own bugs when it writes
 /// an image, not when it restores one.
@@ -536,7 +592,7 @@ pub fn encode(meta: &ImageMeta, cp: &Checkpoint) -> Result<Vec<u8>, ImageError> 
     out.resize(HEADER_LEN, 0);
     let mut out = postcard::to_extend(cp, out).map_err(BodyError::from)?;
     let body_len = (out.len() - HEADER_LEN) as u64;
-    let body_crc = crc64(&out[HEADER_LEN..]);
+    let body_crc = Algo::for_version(FORMAT_VERSION).of(&out[HEADER_LEN..]);
     let header = header_bytes(meta, body_len, body_crc);
     out[..HEADER_LEN].copy_from_slice(&header);
     Ok(out)
@@ -555,7 +611,7 @@ fn header_bytes(meta: &ImageMeta, body_len: u64, body_crc: u64) -> [u8; HEADER_L
     h[32..40].copy_from_slice(&body_len.to_le_bytes());
     h[40..48].copy_from_slice(&body_crc.to_le_bytes());
     // 48..56 reserved: 0.
-    let crc = crc64(&h[..HEADER_CRC_SPAN]);
+    let crc = Algo::for_version(FORMAT_VERSION).of(&h[..HEADER_CRC_SPAN]);
     h[56..64].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -750,16 +806,17 @@ mod tests {
     fn header_layout_is_fixed() {
         let img = encode(&meta(), &empty()).unwrap();
         assert_eq!(&img[0..8], b"RTCRIMG\0");
-        assert_eq!(u16_at(&img, 8), 4);
+        assert_eq!(u16_at(&img, 8), 5);
         assert_eq!(img[10], 1);
         assert_eq!(img[11], 12);
         assert_eq!(u32_at(&img, 12), 0);
         assert_eq!(u64_at(&img, 16), 7);
         assert_eq!(u64_at(&img, 24), 1234);
         assert_eq!(u64_at(&img, 32), (img.len() - HEADER_LEN) as u64);
-        assert_eq!(u64_at(&img, 40), crc64(&img[HEADER_LEN..]));
+        let xxh64 = |b: &[u8]| xxhash_rust::xxh64::xxh64(b, 0);
+        assert_eq!(u64_at(&img, 40), xxh64(&img[HEADER_LEN..]));
         assert_eq!(&img[48..56], &[0u8; 8]);
-        assert_eq!(u64_at(&img, 56), crc64(&img[..56]));
+        assert_eq!(u64_at(&img, 56), xxh64(&img[..56]));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   [`read_header`]; every defect is an [`ImageError`], never a panic.
 //! - [`store`]: two image slots in a reserved region ([`Store`]), so that a
 //!   torn write never loses the last good checkpoint.
-//! - [`crc`]: CRC-64/XZ, the checksum both use.
+//! - [`checksum`]: the checksum an image's format version uses: XXH64
+//!   (version 5), [`crc`] CRC-64/XZ (versions 1 to 3).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 
 extern crate alloc;
 
+pub mod checksum;
 pub mod crc;
 pub mod dump;
 pub mod image;
@@ -26,10 +28,10 @@ pub mod record;
 pub mod store;
 
 pub use image::{
-    check, decode, decode_for, encode, read_header, verify, verify_prefix, Arch, BodyError, Header, ImageError,
-    ImageMeta, FORMAT_VERSION, HEADER_LEN, MAGIC, UTCB_WORDS,
+    check, decode, decode_borrowed_for, decode_for, encode, read_header, verify, verify_prefix, Arch, BodyError,
+    Header, ImageError, ImageMeta, FORMAT_VERSION, HEADER_LEN, MAGIC, UTCB_WORDS,
 };
 pub use record::{
-    CapRecord, Checkpoint, ObjRef, ObjectRecord, PageRecord, Placement, Service, ThreadRecord, ThreadState,
+    CapRecord, Checkpoint, ObjRef, ObjectRecord, PageBytes, PageRecord, Placement, Service, ThreadRecord, ThreadState,
 };
 pub use store::{MemRegion, Region, RegionError, Slot, SlotStatus, Store, StoreError, TearingRegion};

@@ -258,6 +258,64 @@ pub struct PageRecord {
     pub data: Vec<u8>,
 }
 
+/// A [`Checkpoint`] as a restore reads it: the same encoding, its page bytes
+/// borrowed from the image they were decoded from, so that they are read
+/// once, into the frames, instead of first being copied into the heap one
+/// allocation per page ([`crate::image::decode_borrowed_for`]). The fields
+/// are [`Checkpoint`]'s, in its order, up to the pages (the placement that
+/// follows from version 4 on is taken after it).
+#[derive(Debug, Deserialize)]
+struct CheckpointRef<'a> {
+    child: String,
+    clock_us: u64,
+    utcb_area: (u64, u8),
+    objects: Vec<ObjectRecord>,
+    caps: Vec<CapRecord>,
+    threads: Vec<ThreadRecord>,
+    #[serde(borrow)]
+    pages: Vec<PageRef<'a>>,
+}
+
+/// A [`PageRecord`] with its bytes borrowed.
+#[derive(Debug, Deserialize)]
+struct PageRef<'a> {
+    vaddr: u64,
+    rights: u8,
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+/// The bytes of a checkpoint's pages, borrowed from its image, in the order
+/// of [`Checkpoint::pages`] (none for a zero page).
+pub type PageBytes<'a> = Vec<&'a [u8]>;
+
+/// Decodes a checkpoint body with its page bytes borrowed from `body`:
+/// the records (pages carry no bytes), the page bytes in the same order
+/// (none for a zero page), and what follows the record in `body`.
+pub(crate) fn take_borrowed(body: &[u8]) -> postcard::Result<(Checkpoint, PageBytes<'_>, &[u8])> {
+    let (cp, rest) = postcard::take_from_bytes::<CheckpointRef<'_>>(body)?;
+    let mut data = Vec::with_capacity(cp.pages.len());
+    let pages = cp
+        .pages
+        .into_iter()
+        .map(|p| {
+            data.push(p.data);
+            PageRecord { vaddr: p.vaddr, rights: p.rights, data: Vec::new() }
+        })
+        .collect();
+    let cp = Checkpoint {
+        child: cp.child,
+        clock_us: cp.clock_us,
+        utcb_area: cp.utcb_area,
+        objects: cp.objects,
+        caps: cp.caps,
+        threads: cp.threads,
+        pages,
+        placement: Vec::new(),
+    };
+    Ok((cp, data, rest))
+}
+
 /// A page's bytes as one byte string (`serialize_bytes`), not a sequence
 /// of single bytes: postcard writes both the same way (a varint length,
 /// then the bytes), so images are unchanged, but a byte string is copied

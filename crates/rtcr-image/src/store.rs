@@ -5,13 +5,13 @@
 //! (one that does not verify, else the one with the lower sequence), and the
 //! newest slot that verifies is the one restored. Within a slot the body is
 //! written first and the header last; until the header is complete the slot
-//! fails verification (its old header's body CRC no longer matches, or the
-//! new header's own CRC does not), so a power cut at any byte leaves the
+//! fails verification (its old header's body checksum no longer matches, or the
+//! new header's own checksum does not), so a power cut at any byte leaves the
 //! other slot as the newest valid image.
 //!
 //! Every decision re-reads the region instead of trusting a cached picture:
 //! a slot that rotted since the last write must not be mistaken for the good
-//! one. Checking a slot streams it through the CRC in small chunks, so
+//! one. Checking a slot streams it through the checksum in small chunks, so
 //! [`Store::status`] and [`Store::write`] need no heap for the image;
 //! only [`Store::latest`] allocates (the image it returns).
 //!
@@ -23,7 +23,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crc::Crc64;
+use crate::checksum::Checksum;
 use crate::image::{read_header, verify, ImageError, HEADER_LEN};
 
 /// Why a region access failed.
@@ -73,6 +73,14 @@ pub trait Region {
 
     /// Writes `data` at `offset`.
     fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), RegionError>;
+
+    /// All of its bytes in place, if it is memory the caller can read
+    /// directly (RAM, a file read whole): a restore then checks and decodes
+    /// an image where it lies ([`Store::slot_image`]) instead of copying it
+    /// into the heap first. `None` (the default): read through [`Region::read`].
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 fn span(offset: usize, len: usize, region_len: usize) -> Result<core::ops::Range<usize>, RegionError> {
@@ -108,6 +116,10 @@ impl Region for MemRegion {
         let r = span(offset, data.len(), self.0.len())?;
         self.0[r].copy_from_slice(data);
         Ok(())
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(&self.0)
     }
 }
 
@@ -146,6 +158,10 @@ impl<R: Region> Region for TearingRegion<R> {
 
     fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.inner.read(offset, buf)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        self.inner.as_slice()
     }
 
     fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
@@ -204,7 +220,7 @@ impl fmt::Display for Slot {
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotStatus {
-    /// An image that verifies (header and body CRCs).
+    /// An image that verifies (header and body checksums).
     Valid {
         /// Its sequence number.
         sequence: u64,
@@ -358,7 +374,7 @@ impl<R: Region> Store<R> {
             .ok()
             .filter(|&n| n <= available)
             .ok_or(Err(ImageError::BodyLength { stored: header.body_len, available: available as u64 }))?;
-        let mut crc = Crc64::new();
+        let mut crc = Checksum::new(header.checksum());
         let mut buf = [0u8; CHUNK];
         let mut done = 0;
         while done < body_len {
@@ -383,7 +399,7 @@ impl<R: Region> Store<R> {
     /// The slots whose header verifies (the body is not read), newest
     /// first (A on a tie): the order a restorer tries them in. For a
     /// restore that checks the body itself as it decodes it
-    /// ([`crate::decode`]), with [`Store::read_unchecked`]: the body's CRC
+    /// ([`crate::decode`]), with [`Store::read_unchecked`]: the body's checksum
     /// is computed once, where [`Store::latest`] computes it for both slots
     /// and again for the one it returns.
     pub fn newest_first(&self) -> Vec<Slot> {
@@ -402,9 +418,30 @@ impl<R: Region> Store<R> {
     }
 
     /// The image in `slot` as its header describes it, read whole, with its
-    /// header checked but its body's CRC not: the caller verifies it
+    /// header checked but its body's checksum not: the caller verifies it
     /// ([`crate::decode`] does) before using any of it.
     pub fn read_unchecked(&self, slot: Slot) -> Result<Vec<u8>, StoreError> {
+        let len = self.unchecked_len(slot)?;
+        let mut image = vec![0u8; len];
+        self.region.read(self.slot_offset(slot), &mut image)?;
+        Ok(image)
+    }
+
+    /// [`Store::read_unchecked`] without the copy where the region allows
+    /// ([`Region::as_slice`]): the image borrowed where it lies in the
+    /// region, else read into the heap. Its body is not checked either.
+    pub fn slot_image(&self, slot: Slot) -> Result<alloc::borrow::Cow<'_, [u8]>, StoreError> {
+        let len = self.unchecked_len(slot)?;
+        let base = self.slot_offset(slot);
+        match self.region.as_slice().and_then(|r| r.get(base..base.checked_add(len)?)) {
+            Some(image) => Ok(alloc::borrow::Cow::Borrowed(image)),
+            None => self.read_unchecked(slot).map(alloc::borrow::Cow::Owned),
+        }
+    }
+
+    /// The length of the image in `slot` as its checked header says (at
+    /// most the slot's).
+    fn unchecked_len(&self, slot: Slot) -> Result<usize, StoreError> {
         let bad = |reason| StoreError::SlotInvalid { slot, reason };
         let base = self.slot_offset(slot);
         let slot_len = self.slot_len();
@@ -417,9 +454,7 @@ impl<R: Region> Store<R> {
             let available = (slot_len - HEADER_LEN) as u64;
             return Err(bad(ImageError::BodyLength { stored: header.body_len, available }));
         }
-        let mut image = vec![0u8; len];
-        self.region.read(base, &mut image)?;
-        Ok(image)
+        Ok(len)
     }
 
     /// The newest image that verifies, and its slot (A on a tie).

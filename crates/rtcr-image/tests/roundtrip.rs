@@ -39,7 +39,7 @@ fn encoding_is_deterministic_and_header_describes_it() {
     assert_eq!(a, b);
     let h = read_header(&a).unwrap();
     assert_eq!(h.meta(), m);
-    assert_eq!(h.format_version, 4);
+    assert_eq!(h.format_version, 5);
     assert_eq!(h.flags, 0);
     assert_eq!(h.image_len(), a.len() as u64);
     assert_eq!(h.body_len as usize, a.len() - HEADER_LEN);
@@ -93,30 +93,105 @@ fn errors_read_well() {
 }
 
 #[test]
-fn version_1_to_3_images_are_still_read_and_a_later_one_refused() {
-    // versions 2 and 3 only appended enum variants; version 4 appended the
-    // placement to the body. An image as versions 1-3 wrote it is the body
-    // without that last field (an empty one is a single zero byte)
+fn version_1_to_4_images_are_still_read_and_others_refused() {
+    // versions 2 and 3 only appended enum variants, 4 the placement, 5
+    // changed the checksum only: an older image (its header says 1, 2 or
+    // 3, its checksums are CRC-64/XZ, it has no placement) decodes as it is
     let m = meta(Arch::Amd64, 12, 7);
     let mut cp = realistic(&m);
     cp.placement.clear();
-    let v4 = encode(&m, &cp).unwrap();
-    assert_eq!(read_header(&v4).unwrap().format_version, 4);
-    assert_eq!(v4.last(), Some(&0));
-    let mut old = common::seal(&m, &v4[64..v4.len() - 1]);
-    for v in 1..=3u16 {
-        old[8..10].copy_from_slice(&v.to_le_bytes());
-        common::reseal_header_only(&mut old);
-        assert_eq!(decode(&old).unwrap(), (m, cp.clone()), "version {v}");
+    let mut img = common::encode_v3(&m, &cp);
+    for v in [3u16, 2, 1] {
+        img[8..10].copy_from_slice(&v.to_le_bytes());
+        common::reseal_header_only(&mut img);
+        assert_eq!(read_header(&img).unwrap().format_version, v);
+        assert_eq!(read_header(&img).unwrap().checksum(), rtcr_image::checksum::Algo::Crc64Xz);
+        assert_eq!(decode(&img).unwrap(), (m, cp.clone()), "version {v}");
     }
-    // a body of version 4 labelled 3 is refused, not misread
+    // the same records in version 5 differ in the checksums and the
+    // placement at the end (none: one zero byte)
+    let v5 = encode(&m, &cp).unwrap();
+    assert_eq!(read_header(&v5).unwrap().checksum(), rtcr_image::checksum::Algo::Xxh64);
+    assert_eq!(v5[HEADER_LEN..v5.len() - 1], img[HEADER_LEN..]);
+    assert_eq!(v5.last(), Some(&0));
+    assert_ne!(v5[40..48], img[40..48]);
+    // version 4: CRC-64/XZ with the placement
+    let full = realistic(&m);
+    let v4 = common::encode_v4(&m, &full);
+    assert_eq!(read_header(&v4).unwrap().checksum(), rtcr_image::checksum::Algo::Crc64Xz);
+    assert_eq!(decode(&v4).unwrap(), (m, full.clone()));
+    // a body with the placement labelled 3 is refused, not misread
     let mut mislabelled = v4.clone();
     mislabelled[8..10].copy_from_slice(&3u16.to_le_bytes());
     common::reseal_header_only(&mut mislabelled);
     assert!(matches!(decode(&mislabelled), Err(ImageError::Body(_))), "{:?}", decode(&mislabelled));
-    old[8..10].copy_from_slice(&5u16.to_le_bytes());
-    common::reseal_header_only(&mut old);
-    assert_eq!(decode(&old).map(|_| ()), Err(ImageError::UnsupportedVersion(5)));
+    // a version-3 header over XXH64 checksums (or the other way round) fails
+    let mut mixed = v5.clone();
+    mixed[8..10].copy_from_slice(&3u16.to_le_bytes());
+    assert!(matches!(decode(&mixed), Err(ImageError::HeaderChecksum { .. })));
+    for v in [0u16, 6, 0xffff] {
+        img[8..10].copy_from_slice(&v.to_le_bytes());
+        common::reseal_header_only(&mut img);
+        assert_eq!(decode(&img).map(|_| ()), Err(ImageError::UnsupportedVersion(v)));
+    }
+}
+
+/// The borrowed decode a restore uses gives the records `decode_for` gives,
+/// with each page's bytes borrowed from the image instead of copied.
+#[test]
+fn borrowed_decode_agrees_with_decode() {
+    for m in [meta(Arch::Amd64, 12, 3), meta(Arch::Arm64, 16, 4)] {
+        let mut cp = realistic(&m);
+        // a zero page too (no bytes)
+        let last = cp.pages.last().unwrap().vaddr;
+        cp.pages.push(rtcr_image::PageRecord { vaddr: last + (1 << m.page_shift), rights: 6, data: Vec::new() });
+        assert!(cp.pages.iter().any(|p| !p.data.is_empty()));
+        let mut cp3 = cp.clone();
+        cp3.placement.clear();
+        for (img, cp) in [(encode(&m, &cp).unwrap(), &cp), (common::encode_v3(&m, &cp3), &cp3)] {
+            let (meta_b, records, data) = rtcr_image::decode_borrowed_for(&img, m.arch, m.page_shift).unwrap();
+            assert_eq!(meta_b, m);
+            assert_eq!(data.len(), cp.pages.len());
+            assert!(records.pages.iter().all(|p| p.data.is_empty()));
+            let mut whole = records.clone();
+            for (p, d) in whole.pages.iter_mut().zip(&data) {
+                p.data = d.to_vec();
+                // borrowed: the bytes lie inside the image
+                let inside = img.as_ptr_range();
+                assert!(d.is_empty() || (inside.contains(&d.as_ptr()) && d.as_ptr_range().end <= inside.end));
+            }
+            assert_eq!((m, whole), decode_for(&img, m.arch, m.page_shift).unwrap());
+        }
+    }
+}
+
+/// It checks what `decode_for` checks: the architecture, the checksums
+/// (any flipped byte), trailing bytes, and pages that are not one page long.
+#[test]
+fn borrowed_decode_refuses_what_decode_refuses() {
+    let m = meta(Arch::Amd64, 12, 3);
+    let img = encode(&m, &realistic(&m)).unwrap();
+    assert_eq!(
+        rtcr_image::decode_borrowed_for(&img, Arch::Arm64, 12).map(|_| ()),
+        Err(ImageError::WrongArch { image: Arch::Amd64, expected: Arch::Arm64 })
+    );
+    for at in (0..img.len()).step_by(97) {
+        let mut bad = img.clone();
+        bad[at] ^= 0x10;
+        assert!(rtcr_image::decode_borrowed_for(&bad, Arch::Amd64, 12).is_err(), "byte {at}");
+    }
+    let mut longer = img.clone();
+    longer.push(0);
+    assert_eq!(
+        rtcr_image::decode_borrowed_for(&longer, Arch::Amd64, 12).map(|_| ()),
+        Err(ImageError::TrailingBytes { extra: 1 })
+    );
+    // a page of 100 bytes behind valid checksums
+    let mut cp = realistic(&m);
+    cp.pages[0].data = vec![7; 100];
+    let short = common::seal(&m, &common::body(&cp));
+    assert!(matches!(rtcr_image::decode_borrowed_for(&short, Arch::Amd64, 12), Err(ImageError::Inconsistent(_))));
+    assert!(matches!(decode_for(&short, Arch::Amd64, 12), Err(ImageError::Inconsistent(_))));
 }
 
 #[test]

@@ -202,6 +202,6 @@ fn unknown_arch_flags_reserved_and_version() {
     assert_eq!(edit(10, 3), Err(ImageError::UnknownArch(3)));
     assert_eq!(edit(12, 1), Err(ImageError::UnsupportedFlags(1)));
     assert_eq!(edit(50, 1), Err(ImageError::ReservedNotZero));
-    assert_eq!(edit(8, 5), Err(ImageError::UnsupportedVersion(5)));
+    assert_eq!(edit(8, 6), Err(ImageError::UnsupportedVersion(6)));
     assert_eq!(edit(8, 0), Err(ImageError::UnsupportedVersion(0)));
 }

@@ -134,6 +134,19 @@ fn torn_third_write_keeps_the_second() {
     tear_every(&[image(1), image(2)], &image(3), 1);
 }
 
+/// A store that rtcr filled with format-version-3 images (CRC-64/XZ) before
+/// it wrote version 5 (XXH64): both are read, and a torn version-5 write
+/// keeps the version-3 image.
+#[test]
+fn torn_version_5_write_over_version_3_images_keeps_the_newest_of_them() {
+    let v3 = |seq| {
+        let m = meta(Arch::Amd64, 12, seq);
+        common::encode_v3(&m, &small(&m))
+    };
+    assert_eq!(rtcr_image::read_header(&v3(1)).unwrap().format_version, 3);
+    tear_every(&[v3(1), v3(2)], &image(3), 1);
+}
+
 #[test]
 fn torn_write_of_a_large_image_keeps_the_previous() {
     tear_every(&[big_image(1), big_image(2)], &big_image(3), 97);

@@ -5,8 +5,13 @@
 //!   memcpy of the same bytes, and the copy after the resume;
 //! * an incremental checkpoint of 1 page with 4096 clean pages resident
 //!   (the pause must not depend on clean pages);
-//! * a restore of the 4096-page child's image against a memcpy of the
-//!   image, phase by phase.
+//! * a recovery (crash seen to every thread running again: the old child
+//!   taken down, the newest image checked and decoded where it lies in the
+//!   store, the child rebuilt in the frames the old one left) of the
+//!   4096-page child against a memcpy of its image, phase by phase: what the
+//!   kernel bench measures, and what issue 12's restore goal is about;
+//! * a restore of the same image on a fresh model (another ECU: fresh
+//!   frames, decoding from a copy), the same way, for comparison.
 //!
 //! Times are host wall-clock time: rtcr-core's own stamps (the pause it
 //! reports, the restore phases) run on the host clock here (`HostClock`),
@@ -19,7 +24,7 @@
 //! * (the kernel bench's goal, printed for comparison: the pause at 4096
 //!   dirty pages <= 2 x the pause at 16; the model's unmap, like the
 //!   kernel's, works page by page);
-//! * a restore <= 3 x a memcpy of its image.
+//! * a recovery <= 3 x a memcpy of its image.
 //!
 //! Run: `cargo bench -p rtcr-sim --bench checkpoint`
 
@@ -30,7 +35,9 @@ use std::time::{Duration, Instant};
 use fiasco_model::Model;
 use l4_sys::exc::Arch;
 use l4_sys::{Invocation, Kernel, Outcome, Timeout};
+use rtcr_core::driver::{Driver, Policy};
 use rtcr_core::{Env, Error, Region, Supervisor};
+use rtcr_image::{MemRegion, Store};
 use rtcr_sim::*;
 
 /// The model's environment with rtcr-core's stamp counter on the host
@@ -221,9 +228,12 @@ fn main() {
         let mut r2 = m2.root();
         let mut env2 = HostClock { env: ModelEnv(&mut r2), t0: Instant::now() };
         let t = Instant::now();
-        let (meta, cp) = rtcr_image::decode(&bytes).unwrap();
+        // as rtcr reads an image: its page bytes left in it, read once into the frames
+        let (meta, cp, data) = rtcr_image::decode_borrowed_for(&bytes, rtcr_image::Arch::Amd64, 12).unwrap();
         let decoded = t.elapsed();
-        let sup = Supervisor::restore(&mut env2, big_spec(), &cp, meta.sequence).unwrap();
+        let sup = Supervisor::restore_into_borrowed(&mut env2, big_spec(), &cp, &data, meta.sequence, None)
+            .map_err(|f| f.error)
+            .unwrap();
         runs.push((t.elapsed(), decoded, sup.restore_phases.clone()));
     }
     runs.sort_by_key(|r| r.0);
@@ -241,7 +251,7 @@ fn main() {
         rest.as_secs_f64() / base.as_secs_f64().max(1e-9)
     );
     println!(
-        "  read and verify the image {:.0} us ({:.1}x memcpy; of it the CRC-64 {:.0} us, {:.1}x memcpy)",
+        "  read and verify the image {:.0} us ({:.1}x memcpy; of it the checksum, XXH64, {:.0} us, {:.1}x memcpy)",
         us(decoded),
         decoded.as_secs_f64() / base.as_secs_f64(),
         us(crc),
@@ -250,10 +260,58 @@ fn main() {
     for (what, us_) in &phases {
         println!("  {what} {us_} us ({:.1}x memcpy)", *us_ as f64 / us(base));
     }
+    println!("(on a fresh model every frame is new host memory, touched for the first time: page faults)");
+    recovery();
+}
+
+/// Crash seen to every thread running again, as rtcr does it (the driver's
+/// `recover`): the median of 5 recoveries of the 4096-page child, from the
+/// image of a full checkpoint in a RAM store, against a memcpy of the image.
+fn recovery() {
+    let mut m: Model = model(Arch::Amd64, Arc::new(PageWriter));
+    let mut r = m.root();
+    let mut env = HostClock { env: ModelEnv(&mut r), t0: Instant::now() };
+    // no backoff, no image given up: each recovery is the plain path
+    let policy = Policy {
+        interval_us: u64::MAX / 4,
+        backoff_min_us: 0,
+        backoff_max_us: 0,
+        loop_window_us: 0,
+        max_restore_permille: 1000,
+        max_image_failures: u32::MAX,
+    };
+    let store = Store::new(MemRegion::zeroed(36 << 20));
+    let mut d = Driver::start(&mut env, big_spec(), store, policy).unwrap();
+    d.sup.serve(&mut env, 1000, Timeout::from_us(1000)).unwrap();
+    let ct = child_obj(env.env.0.model(), &d.sup);
+    round(&mut env, &mut d.sup, ct, 4096, 1);
+    d.checkpoint_now(&mut env);
+    let (_, image) = d.store.latest().unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        d.recover(&mut env).unwrap();
+        runs.push((t.elapsed(), d.sup.restore_phases.clone()));
+        assert_eq!(d.sup.seq, rtcr_image::verify(&image).unwrap().sequence, "{:?}", d.events);
+    }
+    runs.sort_by_key(|r| r.0);
+    let (rec, phases) = runs[runs.len() / 2].clone();
+    let base = memcpy(image.len());
     println!(
-        "goal: restore <= 3 x memcpy of the image: {:.0} us vs {:.0} us: {}",
-        us(rest),
+        "recovery (crash seen to every thread running again, the median of 5) from a {} byte image: {:.0} us; memcpy of \
+         the image {:.0} us; ratio {:.1}x",
+        image.len(),
+        us(rec),
+        us(base),
+        rec.as_secs_f64() / base.as_secs_f64().max(1e-9)
+    );
+    for (what, us_) in &phases {
+        println!("  {what} {us_} us ({:.1}x memcpy)", *us_ as f64 / us(base));
+    }
+    println!(
+        "goal: recovery <= 3 x memcpy of the image: {:.0} us vs {:.0} us: {}",
+        us(rec),
         3.0 * us(base),
-        verdict(rest.as_secs_f64() <= 3.0 * base.as_secs_f64())
+        verdict(rec.as_secs_f64() <= 3.0 * base.as_secs_f64())
     );
 }

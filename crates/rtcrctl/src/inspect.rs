@@ -34,8 +34,8 @@ pub fn run(args: &[OsString]) -> ExitCode {
     println!("page size  {} bytes (shift {})", 1u64 << header.page_shift, header.page_shift);
     println!("sequence   {}", header.sequence);
     println!("clock      {} us ({})", header.clock_us, seconds(header.clock_us));
-    println!("body       {} bytes, crc {:#018x}", header.body_len, header.body_crc);
-    println!("header crc {:#018x}", header.header_crc);
+    println!("body       {} bytes, {} {:#018x}", header.body_len, header.checksum().name(), header.body_crc);
+    println!("header     {} {:#018x}", header.checksum().name(), header.header_crc);
     match decode(&bytes) {
         Ok((meta, cp)) => {
             print_records(&meta, &cp);

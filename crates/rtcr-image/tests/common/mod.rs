@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use rtcr_image::checksum::Algo;
 use rtcr_image::crc::crc64;
 use rtcr_image::{
     Arch, CapRecord, Checkpoint, ImageMeta, ObjectRecord, PageRecord, Placement, Service, ThreadRecord, ThreadState,
@@ -153,12 +154,12 @@ pub fn small(m: &ImageMeta) -> Checkpoint {
 }
 
 /// An image from a hand-written header (the layout has not changed since
-/// format version 1; this writes the current version) and `body`,
-/// whatever `body` holds.
+/// format version 1; this writes version 4, the last with CRC-64/XZ, whose
+/// body is the current one) and `body`, whatever `body` holds.
 pub fn seal(m: &ImageMeta, body: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(64 + body.len());
     h.extend_from_slice(b"RTCRIMG\0");
-    h.extend_from_slice(&rtcr_image::FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
     h.push(m.arch.code());
     h.push(m.page_shift);
     h.extend_from_slice(&0u32.to_le_bytes());
@@ -174,12 +175,38 @@ pub fn seal(m: &ImageMeta, body: &[u8]) -> Vec<u8> {
     h
 }
 
-/// Recomputes both CRCs of an image whose header fields were edited.
+/// The checksum the version in `image`'s header uses.
+pub fn algo_of(image: &[u8]) -> Algo {
+    Algo::for_version(u16::from_le_bytes([image[8], image[9]]))
+}
+
+/// Recomputes both checksums of an image whose header fields were edited.
 pub fn reseal(image: &mut [u8]) {
-    let body_crc = crc64(&image[64..]);
+    let algo = algo_of(image);
+    let body_crc = algo.of(&image[64..]);
     image[40..48].copy_from_slice(&body_crc.to_le_bytes());
-    let crc = crc64(&image[..56]);
+    let crc = algo.of(&image[..56]);
     image[56..64].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// `cp` as an image of format version 3 (CRC-64/XZ), as rtcr wrote them
+/// before version 5: the body is the same postcard encoding.
+pub fn encode_v3(m: &ImageMeta, cp: &Checkpoint) -> Vec<u8> {
+    assert!(cp.placement.is_empty(), "version 3 has no placement");
+    // the body without its last field, an empty placement (one zero byte)
+    let b = body(cp);
+    let mut img = seal(m, &b[..b.len() - 1]);
+    img[8..10].copy_from_slice(&3u16.to_le_bytes());
+    reseal(&mut img);
+    img
+}
+
+/// `cp` as version 4 wrote it: CRC-64/XZ checksums, the placement at the end.
+pub fn encode_v4(m: &ImageMeta, cp: &Checkpoint) -> Vec<u8> {
+    let mut img = seal(m, &body(cp));
+    img[8..10].copy_from_slice(&4u16.to_le_bytes());
+    reseal(&mut img);
+    img
 }
 
 /// The postcard body of `cp`, skipping the crate's checks.
@@ -187,8 +214,8 @@ pub fn body(cp: &Checkpoint) -> Vec<u8> {
     postcard::to_allocvec(cp).unwrap()
 }
 
-/// Recomputes only the header CRC (the body CRC stays as it is).
+/// Recomputes only the header checksum (the body's stays as it is).
 pub fn reseal_header_only(image: &mut [u8]) {
-    let crc = crc64(&image[..56]);
+    let crc = algo_of(image).of(&image[..56]);
     image[56..64].copy_from_slice(&crc.to_le_bytes());
 }
