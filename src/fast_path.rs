@@ -5,7 +5,7 @@
 use l4_sys::arch::CurrentThread;
 use l4_sys::cap::{base, kind, Cap, CapIdx};
 use l4_sys::factory;
-use l4_sys::scheduler::{self, CpuSet, SchedParam};
+use l4_sys::scheduler::{self, SchedParam};
 use l4_sys::thread::{self, Control, ExRegsFlags};
 use rtcr_core::supervisor::{RTCR_CPU, RTCR_PRIO};
 
@@ -45,7 +45,7 @@ pub fn start(k: &mut CurrentThread) -> Result<(u64, CapIdx), l4_sys::Error> {
     factory::create_thread(k, fac, FAST.idx())?;
     let utcb = k.utcb_addr() + UTCB_OFFSET;
     thread::control(k, FAST, &Control::new().pager(base::PAGER).bind(utcb, Cap::new(base::TASK)))?;
-    let p = SchedParam { affinity: CpuSet::one(RTCR_CPU), ..SchedParam::prio(RTCR_PRIO + 1) };
+    let p = SchedParam::on(RTCR_CPU, RTCR_PRIO + 1);
     scheduler::run_thread(k, Cap::new(base::SCHEDULER), FAST, &p)?;
     // only the address is taken; the fast path is the stack's only user
     let top = core::ptr::addr_of_mut!(STACK) as u64 + core::mem::size_of::<Stack>() as u64;

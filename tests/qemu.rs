@@ -30,10 +30,25 @@ fn boot_with(
     modules: &[PathBuf],
     args: &str,
 ) -> Option<String> {
+    boot_cpus(arch, fvar, lvar, keys, timeout, 1, modules, args)
+}
+
+/// [`boot_with`] on a machine of `cpus` CPUs.
+#[allow(clippy::too_many_arguments)]
+fn boot_cpus(
+    arch: &str,
+    fvar: &str,
+    lvar: &str,
+    keys: &str,
+    timeout: u32,
+    cpus: u32,
+    modules: &[PathBuf],
+    args: &str,
+) -> Option<String> {
     if !have_kernel(arch, fvar, lvar) {
         return None;
     }
-    let mut opts: Vec<std::ffi::OsString> = Vec::new();
+    let mut opts: Vec<std::ffi::OsString> = vec!["--smp".into(), cpus.to_string().into()];
     for m in modules {
         assert!(
             m.exists(),
@@ -278,8 +293,7 @@ fn check_migration(
     let _ = std::fs::remove_dir_all(&dir);
     expect_line(&log, "rtcr: image module 'migrated.img'");
     expect_line(&log, "rtcr: child 'rtcr-demo' restored from the image");
-    let v = expect_line(&log, "rtcr: slots verified: ");
-    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert_slots_verified(&log);
     assert!(!log.contains("demo: started"), "the migrated child must not start afresh");
     let printed: Vec<u64> = log.lines().filter(|l| l.contains("demo: count ")).map(|l| demo_count(l).0).collect();
     // the dumped checkpoint may have been taken after the first boot's restore
@@ -619,6 +633,12 @@ fn checkpoint_span(log: &str) -> (f64, f64, usize) {
     (at.first().copied().unwrap_or(0.0), at.last().copied().unwrap_or(0.0), at.len())
 }
 
+/// rtcr's check of the restored capability space passed, slot for slot.
+fn assert_slots_verified(log: &str) {
+    let v = expect_line(log, "rtcr: slots verified: ");
+    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+}
+
 /// Issue 13's check on `arch`: rtcr-smp on four CPUs, checkpointed every
 /// 20 ms for more than a minute with a crash and its restore between, then
 /// the image dumped at the end restored on a boot with two CPUs.
@@ -632,21 +652,16 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
         "{} missing: cargo build --release -p rtcr-child --target {arch}-unknown-none",
         child.display()
     );
-    // the dump (about 100 KB of hex on a serial line that the four CPUs'
-    // emulation slows down) well before the end
     // servers on other CPUs answer late when QEMU's four emulated CPUs
     // share two host cores: a settle time that covers that, so that calls
-    // stay exactly-once (README, settle_ms)
+    // stay exactly-once (README, settle_ms); the dump (about 100 KB of hex
+    // on a serial line that the four CPUs' emulation slows down) well
+    // before the end
     let args = "child=rtcr-smp interval_ms=20 settle_ms=100 crash_ms=30000 dump_ms=40000";
-    let boot = |smp: &str, timeout: u32, modules: &[&PathBuf], args: &str| {
-        let mut opts: Vec<std::ffi::OsString> = vec!["--smp".into(), smp.into()];
-        for m in modules {
-            opts.extend(["--module".into(), (*m).into()]);
-        }
-        opts.extend(["--".into(), args.into()]);
-        qemu_boot(arch, "", timeout, &opts)
+    let boot = |cpus: u32, timeout: u32, modules: &[PathBuf], args: &str| {
+        boot_cpus(arch, fvar, lvar, "", timeout, cpus, modules, args).expect("the kernel is there")
     };
-    let log = boot("4", timeout, &[&child], args);
+    let log = boot(4, timeout, std::slice::from_ref(&child), args);
     common::keep_log(&format!("smp-{arch}"), &log);
     expect_line(&log, "smp: CPUs 0xf: server on 1, client on 2, irq waiter on 0, writer on 3");
     let rounds = smp_rounds(&log);
@@ -658,8 +673,7 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     expect_line(&log, "rtcr: restored from checkpoint ");
     let cpus = expect_line(&log, "rtcr: restored threads on CPUs ");
     assert!(cpus.contains("[0, 1, 2, 0, 3]"), "main, server, client, waiter, writer: {cpus}");
-    let v = expect_line(&log, "rtcr: slots verified: ");
-    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert_slots_verified(&log);
     // every thread kept working, and kept finding itself on its CPU, after the restore
     let after = log.find("rtcr: restored from checkpoint ").unwrap();
     let later = smp_rounds(&log[after..]);
@@ -669,9 +683,7 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     assert!(rounds.len() >= 60, "{} status lines", rounds.len());
 
     // the migration image on an ECU with two CPUs
-    let mut r = rtcr_image::dump::Reassembler::new();
-    log.lines().for_each(|l| r.feed(l));
-    let (_, image) = r.finish().expect("an image dump in the log");
+    let (_, image) = common::dumped_image(&log);
     let (_, cp) = rtcr_image::decode(&image).expect("the dumped image is valid");
     let placed: Vec<(u32, u32)> = cp.placement.iter().map(|p| (p.thread, p.cpu)).collect();
     assert_eq!(placed, [(0, 0), (1, 1), (2, 2), (3, 0), (4, 3)], "the image records each thread's CPU");
@@ -679,7 +691,7 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     std::fs::create_dir_all(&dir).unwrap();
     let img = dir.join("smp.img");
     std::fs::write(&img, &image).unwrap();
-    let log2 = boot("2", 30, &[&child, &img], "child=rtcr-smp restore=smp.img interval_ms=20 settle_ms=100");
+    let log2 = boot(2, 30, &[child, img], "child=rtcr-smp restore=smp.img interval_ms=20 settle_ms=100");
     let _ = std::fs::remove_dir_all(&dir);
     common::keep_log(&format!("smp-{arch}-2cpus"), &log2);
     expect_line(&log2, "rtcr: child 'rtcr-smp' restored from the image");
@@ -687,8 +699,7 @@ fn smp_child(arch: &str, fvar: &str, lvar: &str, timeout: u32) {
     expect_line(&log2, "rtcr: thread 4 ran on CPU 3, which is not online here (online 0x3): it runs on CPU 1");
     let cpus = expect_line(&log2, "rtcr: restored threads on CPUs ");
     assert!(cpus.contains("[0, 1, 0, 0, 1]"), "{cpus}");
-    let v = expect_line(&log2, "rtcr: slots verified: ");
-    assert_eq!(num_after(&v, "verified: "), num_after(&v, "/"), "{v}");
+    assert_slots_verified(&log2);
     assert!(!log2.contains("smp: started"), "the migrated child must not start afresh");
     expect_line(&log2, "smp: client asked for CPU 2, which is not online here");
     let moved = smp_rounds(&log2);

@@ -110,6 +110,12 @@ impl SchedParam {
     pub const fn prio(prio: u64) -> Self {
         SchedParam { affinity: CpuSet::ALL, prio, quantum: 0 }
     }
+
+    /// `l4_sched_param(prio, 0)` with the affinity `l4_sched_cpu_set(cpu, 0, 1)`:
+    /// on `cpu` alone.
+    pub const fn on(cpu: u32, prio: u64) -> Self {
+        SchedParam { affinity: CpuSet::one(cpu), prio, quantum: 0 }
+    }
 }
 
 /// Gives `thread` a CPU and priority (`l4_scheduler_run_thread`).

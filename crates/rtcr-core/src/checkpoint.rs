@@ -478,14 +478,14 @@ impl Supervisor {
     /// exception waits for rtcr: no thread on any CPU runs while the cut is
     /// read. Two moves per other CPU (the last one home).
     pub(crate) fn let_the_child_run<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
-        use l4_sys::scheduler::{self, CpuSet, SchedParam};
+        use crate::state::{RTCR_CPU, RTCR_PRIO, SCHED};
+        use l4_sys::scheduler::{self, SchedParam};
         let me = self.server();
-        let on = |cpu: u32, prio: u64| SchedParam { affinity: CpuSet::one(cpu), ..SchedParam::prio(prio) };
-        scheduler::run_thread(env, crate::state::SCHED, me, &on(crate::state::RTCR_CPU, YIELD_PRIO))?;
+        scheduler::run_thread(env, SCHED, me, &SchedParam::on(RTCR_CPU, YIELD_PRIO))?;
         for cpu in self.other_child_cpus() {
-            scheduler::run_thread(env, crate::state::SCHED, me, &on(cpu, YIELD_PRIO))?;
+            scheduler::run_thread(env, SCHED, me, &SchedParam::on(cpu, YIELD_PRIO))?;
         }
-        scheduler::run_thread(env, crate::state::SCHED, me, &on(crate::state::RTCR_CPU, crate::state::RTCR_PRIO))?;
+        scheduler::run_thread(env, SCHED, me, &SchedParam::on(RTCR_CPU, RTCR_PRIO))?;
         Ok(())
     }
 

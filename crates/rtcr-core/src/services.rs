@@ -198,12 +198,7 @@ impl Supervisor {
             server: false,
         })?;
         let proxy = match self.spec.fast_path {
-            Some((fast, _)) => {
-                let g = self.slot();
-                let label = labels::irq_proxy_label(o, s);
-                factory::create_gate(env, FACTORY, g, Some((Cap::new(CapIdx(fast)), label)))?;
-                g
-            }
+            Some((fast, _)) => self.gate_bound(env, Cap::new(CapIdx(fast)), labels::irq_proxy_label(o, s))?,
             None => self.service_gate(env, Service::Irq, o)?,
         };
         self.objects[o as usize].child_view = proxy;

@@ -212,8 +212,18 @@ impl Supervisor {
 
     /// A gate bound to rtcr's main thread that stands for `service`/`index`.
     pub(crate) fn service_gate<E: Env>(&mut self, env: &mut E, service: Service, index: u32) -> Result<CapIdx, Error> {
+        self.gate_bound(env, self.server(), labels::label(service, index))
+    }
+
+    /// A new gate of rtcr's, bound to rtcr's thread `to` with `label`.
+    pub(crate) fn gate_bound<E: Env>(
+        &mut self,
+        env: &mut E,
+        to: Cap<kind::Thread>,
+        label: u64,
+    ) -> Result<CapIdx, Error> {
         let s = self.slot();
-        factory::create_gate(env, FACTORY, s, Some((self.server(), labels::label(service, index))))?;
+        factory::create_gate(env, FACTORY, s, Some((to, label)))?;
         Ok(s)
     }
 
@@ -496,7 +506,7 @@ impl Supervisor {
         cpu: u32,
     ) -> Result<(), Error> {
         let prio = prio.clamp(crate::checkpoint::MIN_CHILD_PRIO, RTCR_PRIO - 1);
-        let p = SchedParam { affinity: scheduler::CpuSet::one(cpu), prio, quantum };
+        let p = SchedParam { quantum, ..SchedParam::on(cpu, prio) };
         scheduler::run_thread(env, SCHED, self.thread_cap(t), &p)?;
         let th = &mut self.threads[t as usize];
         th.prio = p.prio as u8;
@@ -508,7 +518,7 @@ impl Supervisor {
     /// rtcr's own thread: its priority, pinned to [`RTCR_CPU`]; and which
     /// CPUs the kernel has (`l4_scheduler_info`).
     pub(crate) fn take_rtcr_cpu<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
-        let me = SchedParam { affinity: scheduler::CpuSet::one(RTCR_CPU), ..SchedParam::prio(RTCR_PRIO) };
+        let me = SchedParam::on(RTCR_CPU, RTCR_PRIO);
         scheduler::run_thread(env, SCHED, self.server(), &me)?;
         let all = scheduler::CpuSet { gran_offset: 0, map: 0 };
         self.online = scheduler::info(env, SCHED, all).map(|i| i.cpus).unwrap_or(0) | (1 << RTCR_CPU);

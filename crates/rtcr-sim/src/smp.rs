@@ -29,7 +29,7 @@
 use fiasco_model::{sys, Cpu, Program, Trap};
 use l4_sys::cap::{kind, Cap, CapIdx};
 use l4_sys::msgtag::{MsgTag, TagFlags};
-use l4_sys::scheduler::{CpuSet, SchedParam};
+use l4_sys::scheduler::SchedParam;
 use l4_sys::thread::{Control, ExRegsFlags};
 use l4_sys::{factory, ipc, scheduler, thread, Kernel, Timeout, TimeoutPair};
 
@@ -86,7 +86,7 @@ impl Program for Main {
             }
             7..=9 => {
                 let k = (s - 7) as usize;
-                let p = SchedParam { affinity: CpuSet::one(CPUS[k + 1]), prio: PRIOS[k], quantum: 0 };
+                let p = SchedParam::on(CPUS[k + 1], PRIOS[k]);
                 let r = sys!(cpu, scheduler::run_thread(cpu, SCHED, Cap::new(THREADS[k]), &p));
                 if r.is_err() {
                     return Err(cpu.crash());

@@ -199,7 +199,7 @@ mod smp {
             .map_err(|e| Failed("bind IRQ", IRQ, e))?;
         let entries: [extern "C" fn() -> !; 4] = [server, client, irq_waiter, writer];
         for (i, &(slot, _, _, prio)) in THREADS.iter().enumerate() {
-            let p = SchedParam { affinity: CpuSet::one(CPU[i].load(Relaxed) as u32), ..SchedParam::prio(prio) };
+            let p = SchedParam::on(CPU[i].load(Relaxed) as u32, prio);
             scheduler::run_thread(k, slots::SCHEDULER, Cap::new(slot), &p)
                 .map_err(|e| Failed("run thread", slot, e))?;
             thread::ex_regs(
