@@ -385,6 +385,7 @@ pub fn run(
     let policy = Policy {
         interval_us: config.interval_ms * 1000,
         max_image_failures: config.max_image_failures,
+        in_place: !config.full_restore,
         ..Policy::default()
     };
     let t_start = env.clock_us();

@@ -74,6 +74,7 @@ fn a_crash_loop_is_restored_with_backoff() {
         max_restore_permille: 50,
         // this test is about the backoff: the poisoned image is never abandoned
         max_image_failures: u32::MAX,
+        ..Policy::default()
     };
     let mut d = Driver::start(&mut env, spec("looper"), store, policy).unwrap();
     let t0 = env.0.model().clock_us();

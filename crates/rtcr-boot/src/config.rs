@@ -17,7 +17,8 @@
 //! measures the stamp counter against the kernel clock), `probe` and
 //! `probe-dump` (the kernel verify-list probes). `bench` adds the lines the
 //! kernel benchmark reads (scripts/bench-kernel.sh); `heap_kib=` sizes
-//! rtcr's heap for a large child.
+//! rtcr's heap for a large child. `full-restore` makes every recovery
+//! rewrite every page from the image, not only those written since it.
 
 use core::fmt;
 
@@ -86,6 +87,11 @@ pub struct Config<'a> {
     /// resume, the fpages write-protected, rtcr's heap in use and a memcpy
     /// of the same bytes timed by rtcr; per restore a memcpy of the image.
     pub bench: bool,
+    /// `full-restore`: every recovery rewrites every page of the child from
+    /// the image, in a new task; by default a recovery keeps the crashed
+    /// child's task and the pages not written since the newest image, and
+    /// only a crash loop rewrites everything.
+    pub full_restore: bool,
 }
 
 impl Default for Config<'_> {
@@ -110,6 +116,7 @@ impl Default for Config<'_> {
             heap_kib: 16 * 1024,
             settle_ms: 10,
             bench: false,
+            full_restore: false,
         }
     }
 }
@@ -189,7 +196,7 @@ const KEYS: [&str; 13] = [
 ];
 
 /// The words that stand alone.
-const FLAGS: [&str; 6] = ["jdb", "report", "selfcheck", "probe", "probe-dump", "bench"];
+const FLAGS: [&str; 7] = ["jdb", "report", "selfcheck", "probe", "probe-dump", "bench", "full-restore"];
 
 fn number<'a>(key: &'a str, value: &'a str, min: u64, max: u64) -> Result<u64, ConfigError<'a>> {
     let bad = ConfigError::BadNumber { key, value, min, max };
@@ -228,6 +235,7 @@ pub fn parse(line: &str) -> Result<Config<'_>, ConfigError<'_>> {
                         c.probe_dump = true
                     }
                     "bench" => c.bench = true,
+                    "full-restore" => c.full_restore = true,
                     _ => return Err(ConfigError::Unknown(word)),
                 }
                 continue;

@@ -17,7 +17,7 @@ fn every_key() {
     let c = parse(
         "rtcr child=demo interval_ms=250 store_kib=0x800 max_objects=32 max_threads=4 max_pages=100 restore=img \
          crash_ms=1500 dump_ms=0x7d0 crash_every_ms=10000 max_image_failures=5 heap_kib=65536 settle_ms=50 jdb report \
-         selfcheck probe bench",
+         selfcheck probe bench full-restore",
     )
     .unwrap();
     assert_eq!(
@@ -42,6 +42,7 @@ fn every_key() {
             heap_kib: 65536,
             settle_ms: 50,
             bench: true,
+            full_restore: true,
         }
     );
     let d = parse("child=none probe-dump").unwrap();
@@ -53,6 +54,8 @@ fn diagnostics_are_off_unless_asked_for() {
     // the default boot goes straight to the child
     let c = parse("child=demo").unwrap();
     assert!(!c.report && !c.selfcheck && !c.probe && !c.probe_dump && !c.jdb && !c.bench);
+    // a recovery keeps the crashed child's task unless told not to
+    assert!(!c.full_restore);
     // each flag turns on its own part only
     let r = parse("child=demo report").unwrap();
     assert!(r.report && !r.selfcheck && !r.probe);
@@ -96,7 +99,7 @@ fn mistakes_are_named() {
         format!("{}", parse("child=a selfchek").unwrap_err()),
         "unknown word 'selfchek' (known: child= interval_ms= store_kib= max_objects= max_threads= max_pages= \
          restore= crash_ms= dump_ms= crash_every_ms= max_image_failures= heap_kib= settle_ms= jdb report selfcheck probe \
-         probe-dump bench)"
+         probe-dump bench full-restore)"
     );
     // a repeated crash needs the first; failures are counted from 1
     let e = parse("child=a crash_every_ms=100").unwrap_err();

@@ -129,20 +129,21 @@ pub(crate) fn runs_to_fpages(addrs: impl IntoIterator<Item = u64>) -> Vec<Fpage>
 pub(crate) fn fpages_of_runs(runs: impl Iterator<Item = (u64, u64)>) -> Vec<Fpage> {
     let mut out = Vec::new();
     for (vpn, n) in runs {
-        aligned_blocks(vpn << 12, n, &mut out);
+        aligned_blocks(vpn << 12, n, MemRights::W, &mut out);
     }
     out
 }
 
-/// The `n` pages from `a` as the largest naturally aligned blocks.
-fn aligned_blocks(mut a: u64, n: u64, out: &mut Vec<Fpage>) {
+/// The `n` pages from `a` as the largest naturally aligned blocks, each an
+/// fpage with `rights`.
+pub(crate) fn aligned_blocks(mut a: u64, n: u64, rights: MemRights, out: &mut Vec<Fpage>) {
     let mut left = n;
     while left > 0 {
         // the largest aligned block at `a` that fits in what is left
         let align = if a == 0 { 63 } else { a.trailing_zeros().min(63) };
         let fits = 63 - left.leading_zeros() + 12;
         let order = align.min(fits).max(12);
-        out.push(Fpage::mem(a, order, MemRights::W));
+        out.push(Fpage::mem(a, order, rights));
         a += 1u64 << order;
         left -= 1u64 << (order - 12);
     }

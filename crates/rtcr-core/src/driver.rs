@@ -205,6 +205,14 @@ pub struct Policy {
     /// taken before it is no longer restored (the older image, then a
     /// fresh start, come next). At least 1.
     pub max_image_failures: u32,
+    /// Recover in place: the crashed child's task is kept with the pages
+    /// not written since the newest image, and only the others are put
+    /// back from it ([`Supervisor::destroy_keeping_task`]). Not for a
+    /// crash loop (a crash before any checkpoint since the last restore):
+    /// that restore rewrites every page from the image, repairing what
+    /// in memory the image checksum covers and the dirty tracking cannot
+    /// see (a flipped bit in a page nobody wrote). `false`: always so.
+    pub in_place: bool,
 }
 
 impl Default for Policy {
@@ -216,6 +224,7 @@ impl Default for Policy {
             loop_window_us: 20_000,
             max_restore_permille: 50,
             max_image_failures: 3,
+            in_place: true,
         }
     }
 }
@@ -446,7 +455,8 @@ impl<R: Region> Driver<R> {
         // the restore's time starts here: reading and checking the image is part of it
         let t1 = env.clock_us();
         let old = core::mem::replace(&mut self.sup, Supervisor::placeholder(self.spec.clone(), env.arch()));
-        let mut frames = old.destroy(env)?;
+        let mut frames =
+            if self.policy.in_place && !looping { old.destroy_keeping_task(env)? } else { old.destroy(env)? };
         let mut phase = crate::restore::Phases::start(env);
         phase.done.append(&mut frames.phases);
         let restored =
@@ -459,7 +469,10 @@ impl<R: Region> Driver<R> {
                 Some(self.sup.seq)
             }
             // nothing to restore from: the child starts again from its ELF
-            (None, frames) => {
+            (None, mut frames) => {
+                if let Some(f) = frames.as_mut() {
+                    f.release_task(env)?;
+                }
                 self.sup = Supervisor::spawn_into(env, self.spec.clone(), frames)?;
                 self.sup.seq = newest_stored(&self.store);
                 self.events.push(Event::StartedAfresh);

@@ -17,6 +17,7 @@ use l4_sys::cap::CapIdx;
 use l4_sys::fpage::{Fpage, MemRights};
 use l4_sys::item::{Cache, SendItem};
 use l4_sys::scheduler::CpuSet;
+use l4_sys::task::unmap_mask::ALL_SPACES;
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
 use l4_sys::{factory, icu, irq, Cap};
 use rtcr_image::record::{Checkpoint, ObjectRecord, ThreadState};
@@ -85,7 +86,19 @@ impl Supervisor {
         spec.name = cp.child.clone();
         let mut s = Supervisor::new_for_restore(spec, env.arch());
         let mut placed = Vec::new();
+        let mut kept = None;
         if let Some(mut f) = frames {
+            // a kept task serves only the image of its last checkpoint, and
+            // only from the slot a new child's task takes (rtcr's first)
+            let fits = f
+                .kept
+                .as_ref()
+                .is_some_and(|k| k.seq == seq && k.utcb_area == cp.utcb_area && k.task.0 == s.spec.rtcr_slots);
+            if fits {
+                kept = f.kept.take();
+            } else if let Err(error) = f.release_task(env) {
+                return Err(RestoreFailed { error, frames: f });
+            }
             placed = core::mem::take(&mut f.placed);
             s.take_frames(f);
         }
@@ -96,7 +109,7 @@ impl Supervisor {
         // the frames the image's pages had, set aside for them (the
         // trampoline and the exchange pages take others)
         let keep = set_aside(&mut s, cp, &placed);
-        match rebuild(&mut s, env, cp, data, &keep, phase) {
+        match rebuild(&mut s, env, cp, data, &keep, kept, phase) {
             Ok(()) => Ok(s),
             Err(error) => {
                 // take down what was built, keep the frames for another try:
@@ -122,6 +135,24 @@ impl Supervisor {
     /// in the same rtcr). Returns the frames it used, for
     /// [`Supervisor::restore_into`]: they stay mapped in rtcr.
     pub fn destroy<E: Env>(self, env: &mut E) -> Result<Frames, Error> {
+        self.take_down(env, false)
+    }
+
+    /// [`Supervisor::destroy`], but the child's task stays, with the
+    /// mappings of the pages that still hold what the last checkpoint saw
+    /// (neither the child nor rtcr wrote them since: no W was granted and
+    /// no write was recorded), for a restore of that checkpoint's image in
+    /// place ([`Kept`]): such a restore rewrites and maps again only the
+    /// pages written since, where a restore into a new task writes and maps
+    /// every page and the old task's deletion unmaps every page, each one
+    /// by one in the kernel. Every capability in the child's space goes,
+    /// and every object rtcr made for it (the task's own capability too:
+    /// the restore gives back what the image shows).
+    pub fn destroy_keeping_task<E: Env>(self, env: &mut E) -> Result<Frames, Error> {
+        self.take_down(env, true)
+    }
+
+    fn take_down<E: Env>(self, env: &mut E, keep_task: bool) -> Result<Frames, Error> {
         let me = crate::state::ME;
         let mut free: Vec<u64> = self.pages.values().map(|p| p.backing).collect();
         // dataspace pages no region showed (a boot module's pages are not rtcr's frames)
@@ -137,7 +168,7 @@ impl Supervisor {
         // the lowest addresses are handed out first
         free.sort_unstable_by(|a, b| b.cmp(a));
         let placed = self.pages.iter().map(|(&vpn, p)| (vpn, p.backing)).collect();
-        let mut frames = Frames { free, next: self.frames_next, kip: self.kip, phases: Vec::new(), placed };
+        let mut frames = Frames { free, next: self.frames_next, kip: self.kip, phases: Vec::new(), placed, kept: None };
         if self.child_task.0 == 0 {
             return Ok(frames);
         }
@@ -152,12 +183,80 @@ impl Supervisor {
             }
         }
         caps.extend(self.threads.iter().map(|t| t.exc_gate));
-        caps.push(self.child_task);
+        if !keep_task {
+            caps.push(self.child_task);
+        }
         l4_sys::task::delete_objs(env, me, &caps)?;
+        if keep_task {
+            // what is left in the child's capability space (its own task,
+            // copies it made of it): every slot, in one call
+            l4_sys::task::unmap(
+                env,
+                self.child_task(),
+                Fpage::obj(CapIdx(0), CAP_SPACE_ORDER, l4_sys::fpage::CapRights::RWSD),
+                l4_sys::task::unmap_mask::ALL_SPACES,
+            )?;
+            frames.kept = Some(Kept {
+                task: self.child_task,
+                utcb_area: self.spec.utcb_area,
+                seq: self.seq,
+                pages: self.kept_pages(),
+            });
+        }
         phase.end(env, "delete the child and its objects");
         frames.phases = phase.done;
         Ok(frames)
     }
+
+    /// The child's pages as they are mapped: (page number, frame, rights,
+    /// whether the frame may hold anything but what the last cut saw: a
+    /// page on it has W or was written since, by the child or rtcr; a
+    /// frame two pages show counts as written if either was).
+    fn kept_pages(&self) -> Vec<KeptPage> {
+        let mut written: Vec<u64> = self.pages.values().filter(|p| p.writable || p.dirty).map(|p| p.backing).collect();
+        written.sort_unstable();
+        self.pages
+            .iter()
+            .map(|(&vpn, p)| KeptPage {
+                vpn,
+                backing: p.backing,
+                rights: p.rights,
+                written: p.writable || p.dirty || self.dirty.contains(vpn) || written.binary_search(&p.backing).is_ok(),
+            })
+            .collect()
+    }
+}
+
+/// The order of an object fpage that covers every capability slot a task
+/// can have (the kernel takes the part of it its capability space has).
+const CAP_SPACE_ORDER: u32 = 32;
+
+/// A crashed child's task, kept for a restore in place
+/// ([`Supervisor::destroy_keeping_task`]): nothing but memory is left in
+/// it.
+#[derive(Clone, Debug)]
+pub(crate) struct Kept {
+    /// rtcr's capability of the task.
+    task: CapIdx,
+    /// Its UTCB area (a task has it for life).
+    utcb_area: (u64, u8),
+    /// The last checkpoint the child took: only that image matches the
+    /// pages left mapped.
+    seq: u64,
+    /// The pages still mapped, in page order.
+    pages: Vec<KeptPage>,
+}
+
+/// A page of a kept task.
+#[derive(Clone, Copy, Debug)]
+struct KeptPage {
+    vpn: u64,
+    /// rtcr's frame.
+    backing: u64,
+    /// The rights the child may have (X 1, W 2, R 4).
+    rights: u8,
+    /// The frame may no longer hold what the last checkpoint saw.
+    written: bool,
 }
 
 /// rtcr's frames a destroyed child left behind (still mapped in rtcr).
@@ -173,6 +272,25 @@ pub struct Frames {
     /// runs of pages stay runs of frames, aligned as they were, and are
     /// mapped as large fpages again.
     placed: Vec<(u64, u64)>,
+    /// The task of the destroyed child, if it was kept for a restore in
+    /// place: rtcr still holds it ([`Frames::release_task`]).
+    kept: Option<Kept>,
+}
+
+impl Frames {
+    /// Deletes the kept task, if any (the frames are then those of a
+    /// destroyed child, for a restore into a new task or a fresh start).
+    pub fn release_task<E: Env>(&mut self, env: &mut E) -> Result<(), Error> {
+        if let Some(k) = self.kept.take() {
+            l4_sys::task::delete_objs(env, crate::state::ME, &[k.task])?;
+        }
+        Ok(())
+    }
+
+    /// Whether a task is kept for a restore in place.
+    pub fn keeps_task(&self) -> bool {
+        self.kept.is_some()
+    }
 }
 
 /// The CPU a restored thread runs on: the one it ran on if this ECU has
@@ -203,10 +321,33 @@ fn rebuild<E: Env>(
     cp: &Checkpoint,
     data: Option<&[&[u8]]>,
     keep: &[Option<u64>],
+    kept: Option<Kept>,
     mut phase: Phases,
 ) -> Result<(), Error> {
     s.take_rtcr_cpu(env)?;
-    s.create_task(env)?;
+    // in place: the pages still mapped as the image has them (same page,
+    // same rights) stay mapped, if they also have the same frame (below);
+    // all else the task maps goes first, before anything is mapped again.
+    // Those written since the image lose W (the child is gone: nothing
+    // writes them meanwhile) and get its bytes again
+    let mut stay: Vec<KeptPage> = Vec::new();
+    match kept {
+        Some(k) => {
+            s.child_task = s.slot();
+            debug_assert_eq!(s.child_task, k.task);
+            let mut i = 0;
+            for kp in k.pages {
+                while i < cp.pages.len() && cp.pages[i].vaddr >> 12 < kp.vpn {
+                    i += 1;
+                }
+                if cp.pages.get(i).is_some_and(|p| p.vaddr >> 12 == kp.vpn && p.rights == kp.rights) {
+                    stay.push(kp);
+                }
+            }
+            unmap_all_but(s, env, &stay)?;
+        }
+        None => s.create_task(env)?,
+    }
     s.map_trampoline(env)?;
     if let Some(l4re) = s.spec.l4re.clone() {
         s.rm = s.empty_region_map(&l4re);
@@ -377,16 +518,40 @@ fn rebuild<E: Env>(
     // the page table and the pages waiting for their copy, built at once
     // from the image's order (a bulk build, not one insertion per page)
     let mut pages = Vec::with_capacity(cp.pages.len());
+    // in place: by page, whether it stays as it is mapped (written and
+    // mapped again otherwise); stayed pages that turn out to need another
+    // frame lose their mapping first
+    let mut stays = alloc::vec![false; cp.pages.len()];
+    let mut unstay: Vec<u64> = Vec::new();
+    let mut untouched = 0u64;
     for (i, p) in cp.pages.iter().enumerate() {
         let vpn = p.vaddr >> 12;
         // a dataspace's page: one frame wherever a region shows it
         let in_ds = s.rm.lookup(p.vaddr).copied().and_then(|r| Some((r.ds?, (r.offset + (p.vaddr - r.start)) >> 12)));
         let known = in_ds.and_then(|(d, pg)| s.dataspaces.get(d as usize)?.frames.get(&pg).copied());
-        match known {
-            Some(b) => {
-                s.free_frames.push(frames[i]);
-                frames[i] = b;
+        if let Some(b) = known {
+            s.free_frames.push(frames[i]);
+            frames[i] = b;
+        }
+        let mut rewrite = true;
+        if let Ok(j) = stay.binary_search_by_key(&vpn, |x| x.vpn) {
+            if stay[j].backing == frames[i] {
+                stays[i] = true;
+                // a frame that holds the image's page needs nothing written
+                rewrite = stay[j].written;
+                untouched += u64::from(!rewrite);
+                if let (None, Some((d, pg))) = (known, in_ds) {
+                    if let Some(ds) = s.dataspaces.get_mut(d as usize) {
+                        ds.frames.insert(pg, frames[i]);
+                    }
+                }
+            } else {
+                unstay.push(vpn);
             }
+        }
+        match known {
+            _ if !rewrite => {}
+            Some(_) => {}
             None => {
                 let bytes = match data {
                     Some(d) => d.get(i).copied().unwrap_or_default(),
@@ -417,8 +582,16 @@ fn rebuild<E: Env>(
         s.pending.extend(pages.iter().map(|p| p.0));
         s.pages.extend(pages);
     }
+    s.restore_kept_pages = untouched;
+    for vpn in unstay {
+        l4_sys::task::unmap(env, s.child_task(), Fpage::mem(vpn << 12, 12, MemRights::RWX), ALL_SPACES)?;
+    }
     let map_start = env.stamp_now();
-    map_runs(s, env, cp.pages.iter().zip(&frames).map(|(p, &b)| (p.vaddr, b, p.rights & !2)))?;
+    map_runs(
+        s,
+        env,
+        cp.pages.iter().zip(&frames).zip(&stays).filter(|x| !*x.1).map(|((p, &b), _)| (p.vaddr, b, p.rights & !2)),
+    )?;
     let map_ticks = env.stamp_now().wrapping_sub(map_start);
     s.restore_map_us = (u128::from(map_ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
     phase.end(env, "memory");
@@ -604,6 +777,43 @@ fn fresh_block<E: Env>(s: &mut Supervisor, env: &mut E, want: u64) -> Result<u64
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The top of a child's address space for [`unmap_all_but`]: the kernel
+/// ends an unmap at the end of the task's space (and skips what is not
+/// mapped a page-table level at a time), so this only has to be above it.
+const SPACE_TOP: u64 = 1 << 48;
+
+/// Unmaps everything the child's task maps except the pages of `stay` (in
+/// page order), and revokes W of those of them written since the image:
+/// the fewest naturally aligned fpages that cover the gaps between its
+/// runs, up to [`SPACE_TOP`], and its written runs, a batch of them per
+/// kernel call. The UTCB area is the kernel's, not mapped from anyone: an
+/// unmap leaves it alone.
+fn unmap_all_but<E: Env>(s: &mut Supervisor, env: &mut E, stay: &[KeptPage]) -> Result<(), Error> {
+    let mut fpages: Vec<Fpage> = Vec::new();
+    let mut at = 0u64;
+    for kp in stay {
+        let va = kp.vpn << 12;
+        if va > at {
+            crate::checkpoint::aligned_blocks(at, (va - at) >> 12, MemRights::RWX, &mut fpages);
+        }
+        at = at.max(va + 4096);
+    }
+    if at < SPACE_TOP {
+        crate::checkpoint::aligned_blocks(at, (SPACE_TOP - at) >> 12, MemRights::RWX, &mut fpages);
+    }
+    // and W of what stays but was written (as a cut write-protects)
+    let mut written = crate::pageset::PageSet::default();
+    for kp in stay.iter().filter(|kp| kp.written) {
+        written.insert(kp.vpn);
+    }
+    fpages.extend(crate::checkpoint::fpages_of_runs(written.runs()));
+    for chunk in fpages.chunks(l4_sys::task::UNMAP_MAX) {
+        let mut flags = [l4_sys::task::AccessFlags::default(); l4_sys::task::UNMAP_MAX];
+        l4_sys::task::unmap_batch(env, s.child_task(), chunk, ALL_SPACES, &mut flags[..chunk.len()])?;
+    }
+    Ok(())
 }
 
 /// Maps pages (child address, rtcr's frame, rights; in the child's address

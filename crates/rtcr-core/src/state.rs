@@ -399,6 +399,11 @@ pub struct Supervisor {
     /// into the child (the kernel's map calls), µs; the rest is rtcr's
     /// frames and the writing of the pages into them.
     pub restore_map_us: u64,
+    /// Of the pages the restore that built this child put back, those it
+    /// left as they were in the crashed child's task, mapped and not
+    /// written (a restore in place, [`Supervisor::destroy_keeping_task`]);
+    /// 0 for one into a new task.
+    pub restore_kept_pages: u64,
     /// An L4Re child's region map (empty for a root-task child).
     pub(crate) rm: crate::regions::RegionMap,
     /// An L4Re child's dataspaces.

@@ -81,6 +81,7 @@ impl Supervisor {
             direct_lost: 0,
             restore_phases: Vec::new(),
             restore_map_us: 0,
+            restore_kept_pages: 0,
             rm: crate::regions::RegionMap::default(),
             dataspaces: Vec::new(),
             ds_loose: BTreeMap::new(),
