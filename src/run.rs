@@ -507,6 +507,13 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                     took_us,
                     backoff_us
                 );
+                if d.sup.restore_in_place {
+                    log!(
+                        env,
+                        "rtcr: restored in place: the crashed child's task kept, {=u64} pages left as they were",
+                        d.sup.restore_kept_pages
+                    );
+                }
                 let cpus: Vec<i64> = d.sup.thread_cpus().iter().map(|c| c.map_or(-1, i64::from)).collect();
                 log!(env, "rtcr: restored threads on CPUs {=[?]} (-1: none)", cpus.as_slice());
                 for (what, us) in d.sup.restore_phases.clone() {

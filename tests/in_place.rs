@@ -72,6 +72,7 @@ fn scenario_recovered(in_place: bool) -> (Held, u64, u64) {
     assert!(d.events.iter().any(|e| matches!(e, Event::Restored { .. })), "{:?}", d.events);
     let (_, image) = d.store.latest().unwrap();
     let (_, cp) = rtcr_image::decode(&image).unwrap();
+    assert_eq!(d.sup.restore_in_place, in_place);
     (held(env.0.model(), &d), d.sup.restore_kept_pages, cp.pages.len() as u64)
 }
 

@@ -334,6 +334,7 @@ fn rebuild<E: Env>(
     match kept {
         Some(k) => {
             s.child_task = s.slot();
+            s.restore_in_place = true;
             debug_assert_eq!(s.child_task, k.task);
             let mut i = 0;
             for kp in k.pages {

@@ -404,6 +404,9 @@ pub struct Supervisor {
     /// written (a restore in place, [`Supervisor::destroy_keeping_task`]);
     /// 0 for one into a new task.
     pub restore_kept_pages: u64,
+    /// The restore that built this child kept the crashed child's task (a
+    /// restore in place).
+    pub restore_in_place: bool,
     /// An L4Re child's region map (empty for a root-task child).
     pub(crate) rm: crate::regions::RegionMap,
     /// An L4Re child's dataspaces.

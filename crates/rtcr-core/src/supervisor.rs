@@ -82,6 +82,7 @@ impl Supervisor {
             restore_phases: Vec::new(),
             restore_map_us: 0,
             restore_kept_pages: 0,
+            restore_in_place: false,
             rm: crate::regions::RegionMap::default(),
             dataspaces: Vec::new(),
             ds_loose: BTreeMap::new(),
