@@ -123,10 +123,15 @@ FILENAME ~ /rtcr.log$/ && /rtcr: bench: checkpoint / {
     c[phase, n[phase]] = num("copy_us"); f[phase] = num("fpages"); im[phase] = num("image"); cp_[phase] = num("child_pages")
   } else other++
 }
+FILENAME ~ /rtcr.log$/ && /rtcr: restored in place: / {
+  line = $0; sub(/ pages left as they were.*/, "", line); sub(/.* /, "", line); kept_next = line
+}
 FILENAME ~ /rtcr.log$/ && /rtcr: bench: restore / {
   nr++; rimg[nr] = num("image"); rtot[nr] = num("phases_us"); rmem[nr] = num("memcpy_ns"); rph[nr] = ""
+  rkept[nr] = (kept_next == "" ? "full" : kept_next); kept_next = ""
   for (i = nph - 5; i <= nph; i++) if (i >= 1) rph[nr] = rph[nr] sprintf(" %8d", phv[i])
   rph[nr] = rph[nr] (num("map_us") >= 0 ? sprintf(" %8d", num("map_us")) : sprintf(" %8s", "-"))
+  rph[nr] = rph[nr] (num("unmap_us") >= 0 ? sprintf(" %8d", num("unmap_us")) : sprintf(" %8s", "-"))
   nph = 0; skip = 1
 }
 END {
@@ -146,12 +151,12 @@ END {
   if (pm[16] && pm[4096])
     printf "goal: pause at 4096 dirty pages <= 2 x the pause at 16: %d us vs %d us (%.1fx): %s\n", pm[4096], pm[16], pm[4096] / pm[16], (pm[4096] <= 2 * pm[16] ? "met" : "NOT met")
   printf "\nrecovery (crash seen to every thread running again, rtcr'"'"'s stamp counter), by phase (us), against a memcpy\nof the image timed by rtcr right after; goal: <= 3 x the pause of a checkpoint of the whole child (%d us,\n%d pages) + 2 x that memcpy\n", full_pause, full_pages
-  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s %8s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "verify", "objects", "memory", "threads", "resume", "map", "goal"
+  printf "%10s %9s %9s %7s %8s %8s %8s %8s %8s %8s %8s %8s %6s  %s\n", "image B", "total", "memcpy", "ratio", "destroy", "verify", "objects", "memory", "threads", "resume", "map", "unmap", "kept", "goal"
   for (i = 1; i <= nr; i++) {
     goal = 3 * full_pause + 2 * us(rmem[i])
-    printf "%10d %9d %9.0f %6.1fx%s  %s (%.0f us)\n", rimg[i], rtot[i], us(rmem[i]), (rmem[i] > 0 ? rtot[i] / us(rmem[i]) : 0), rph[i], (rtot[i] <= goal ? "met" : "NOT met"), goal
+    printf "%10d %9d %9.0f %6.1fx%s %6s  %s (%.0f us)\n", rimg[i], rtot[i], us(rmem[i]), (rmem[i] > 0 ? rtot[i] / us(rmem[i]) : 0), rph[i], rkept[i], (rtot[i] <= goal ? "met" : "NOT met"), goal
   }
-  printf "(map: of the memory phase, the kernel calls that map the pages into the child)\n"
+  printf "(map: of the memory phase, the kernel calls that map the pages into the child; unmap: of the objects\nphase of a recovery in place, the kernel calls that unmap what the image does not show and revoke W of the pages\nwritten since it; kept: a recovery in place, the pages it left as they were in the crashed child'"'"'s task, or full:\nrebuilt in a new task)\n"
   if (ck_m > 0)
     printf "(the image checksum over %d bytes, rtcr'"'"'s stamp counter: memcpy %.0f us; CRC-64/XZ, formats 1-3, %.1fx; XXH64, format 5, %.1fx; XXH3-64 %.1fx)\n", ck_n, us(ck_m), ck_crc / ck_m, ck_x64 / ck_m, ck_x3 / ck_m
   printf "\nthe child'"'"'s own paths, under rtcr against the same program as the root task (median / p99, ns)\n"

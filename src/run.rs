@@ -526,13 +526,14 @@ fn report(env: &mut KernelEnv, d: &mut Driver<StoreRam>, jdb_after_restore: bool
                     log!(
                         env,
                         "rtcr: bench: restore {=u64}: image {=usize} phases_us {=u64} memcpy_ns {=u64} child_pages \
-                         {=usize} map_us {=u64}",
+                         {=usize} map_us {=u64} unmap_us {=u64}",
                         seq,
                         bytes,
                         phases_us,
                         memcpy_ns,
                         d.sup.page_count(),
-                        d.sup.restore_map_us
+                        d.sup.restore_map_us,
+                        d.sup.restore_unmap_us
                     );
                 }
                 verify(env, d);

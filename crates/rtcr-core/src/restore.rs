@@ -345,7 +345,10 @@ fn rebuild<E: Env>(
                     stay.push(kp);
                 }
             }
+            let from = env.stamp_now();
             unmap_all_but(s, env, &stay)?;
+            let ticks = env.stamp_now().wrapping_sub(from);
+            s.restore_unmap_us = (u128::from(ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
         }
         None => s.create_task(env)?,
     }

@@ -81,6 +81,7 @@ impl Supervisor {
             direct_lost: 0,
             restore_phases: Vec::new(),
             restore_map_us: 0,
+            restore_unmap_us: 0,
             restore_kept_pages: 0,
             restore_in_place: false,
             rm: crate::regions::RegionMap::default(),
