@@ -12,18 +12,31 @@
 //! 1. 16 MiB of RAM from sigma0 in 2 MiB blocks at a 2 MiB aligned address
 //!    of rtcr's own, so the kernel maps them into rtcr as superpages (the
 //!    order of each of sigma0's answers is logged);
-//! 2. a scratch task, with the 16 MiB mapped into it (a) page by page, as
-//!    rtcr maps a child's pages, and (b) as 2 MiB fpages; and 16 pages of it
-//!    as 4 KiB pages, and once more as one 2 MiB fpage, for the small end;
+//! 2. the 16 MiB mapped (a) page by page, as rtcr maps a child's pages,
+//!    and (b) as 2 MiB fpages; and 16 pages of it as 4 KiB pages, and once
+//!    more as one 2 MiB fpage, for the small end; into two spaces:
+//!    - a scratch task, which never runs;
+//!    - rtcr's own task, at addresses of its own nothing else uses (aliases
+//!      of the 16 MiB): a task that runs, as the child does. On arm64 this
+//!      is the figure that carries over: the kernel invalidates the TLB
+//!      entries of the space's ASID for every page whose rights it takes
+//!      (`Mem_space::v_delete`), and a task that never ran has no ASID, so
+//!      the scratch task's 4 KiB figure leaves that out;
 //! 3. per repetition, fresh mappings with W, then the unmap of W alone (R
 //!    stays) over each range in ONE call, as the checkpoint issues it (the
 //!    mapping task, `unmap_mask::ALL_SPACES`, `MemRights::W`), timed on the
 //!    stamp counter; everything is unmapped again before the next one, so
 //!    each repetition starts from mappings that surely have W;
-//! 4. the scratch task is deleted. The 16 MiB stay mapped in rtcr and are
-//!    used for nothing else (sigma0 takes nothing back); the heap, the store,
-//!    the memcpy scratch and the child's frames lie elsewhere and were
-//!    mapped before (the child's frames come later, page by page).
+//! 4. the scratch task is deleted, rtcr's aliases unmapped. The 16 MiB stay
+//!    mapped in rtcr and are used for nothing else (sigma0 takes nothing
+//!    back); the heap, the store, the memcpy scratch and the child's frames
+//!    lie elsewhere and were mapped before (the child's frames come later,
+//!    page by page).
+//!
+//! One more fact of the kernel's unmap (`unmap` in map_util.cpp): with
+//! `ALL_SPACES` it takes the rights from the whole page that holds an
+//! address of the fpage, so W off 16 pages inside a 2 MiB mapping is W off
+//! all 512 of them (`small_in_2m_ns` times that call).
 
 use l4_sys::cap::{base, kind, Cap, CapIdx};
 use l4_sys::fpage::{Fpage, MemRights};
@@ -48,12 +61,18 @@ const SMALL_ORDER: u32 = 16;
 /// probes' 0x20-0x22; `bench` runs neither probe).
 const SCRATCH: Cap<kind::Task> = Cap::new(CapIdx(0xe0));
 const SCRATCH_UTCB: u64 = 0xB300_0000;
-/// The scratch task's ranges: the 16 MiB as 4 KiB pages and as 2 MiB
-/// pages, 16 pages as 4 KiB pages, one 2 MiB page holding 16 pages.
-const AS_4K: u64 = 0x1000_0000;
-const AS_2M: u64 = 0x2000_0000;
-const SMALL_4K: u64 = 0x3000_0000;
-const SMALL_2M: u64 = 0x4000_0000;
+/// The ranges of one space: the 16 MiB as 4 KiB pages and as 2 MiB pages,
+/// 16 pages as 4 KiB pages, one 2 MiB page holding 16 pages (each 16 MiB
+/// aligned, 16 MiB apart).
+struct Space {
+    task: Cap<kind::Task>,
+    ranges: [u64; 4],
+}
+
+const IN_SCRATCH: Space = Space { task: SCRATCH, ranges: [0x1000_0000, 0x2000_0000, 0x3000_0000, 0x4000_0000] };
+/// In rtcr: above the 16 MiB, below the heap (nothing of rtcr's there).
+const IN_RTCR: Space =
+    Space { task: ME, ranges: [0x2A_0000_0000, 0x2B_0000_0000, 0x2C_0000_0000, 0x2D_0000_0000] };
 const REPS: usize = 7;
 
 const ME: Cap<kind::Task> = Cap::new(base::TASK);
@@ -84,15 +103,24 @@ pub fn run(env: &mut KernelEnv) {
         log!(env, "rtcr: bench: protect figures not taken: scratch task: {}", defmt::Display2Format(&e));
         return;
     }
-    let taken = measure(env);
+    let scratch = measure(env, &IN_SCRATCH);
     if let Err(e) = task::delete_obj(env, ME, SCRATCH.idx()) {
         log!(env, "rtcr: bench: the scratch task was not deleted: {}", defmt::Display2Format(&e));
     }
-    match taken {
-        Ok(t) => log!(
+    let own = measure(env, &IN_RTCR);
+    if own.is_err() {
+        // whatever of the aliases is left (each range was unmapped whole
+        // after every repetition that completed)
+        for at in IN_RTCR.ranges {
+            let _ = task::unmap(env, ME, Fpage::mem(at, RANGE_ORDER, MemRights::RWX), unmap_mask::ALL_SPACES);
+        }
+    }
+    match (scratch, own) {
+        (Ok(s), Ok(t)) => log!(
             env,
             "rtcr: bench: protect W of {=u64} pages: as_4k_ns {=u64} as_2m_ns {=u64} small_pages {=u64} small_4k_ns \
-             {=u64} small_in_2m_ns {=u64} reps {=usize} first_4k_ns {=u64} first_2m_ns {=u64} super_order {=u32}",
+             {=u64} small_in_2m_ns {=u64} reps {=usize} first_4k_ns {=u64} first_2m_ns {=u64} super_order {=u32} \
+             scratch_4k_ns {=u64} scratch_2m_ns {=u64} scratch_small_4k_ns {=u64} scratch_small_in_2m_ns {=u64}",
             PAGES,
             t.median[0],
             t.median[1],
@@ -102,9 +130,15 @@ pub fn run(env: &mut KernelEnv) {
             REPS,
             t.first[0],
             t.first[1],
-            orders.iter().copied().min().unwrap_or(0)
+            orders.iter().copied().min().unwrap_or(0),
+            s.median[0],
+            s.median[1],
+            s.median[2],
+            s.median[3]
         ),
-        Err(e) => log!(env, "rtcr: bench: protect figures not taken: {}", defmt::Display2Format(&e)),
+        (Err(e), _) | (_, Err(e)) => {
+            log!(env, "rtcr: bench: protect figures not taken: {}", defmt::Display2Format(&e))
+        }
     }
 }
 
@@ -128,31 +162,32 @@ struct Taken {
     first: [u64; 4],
 }
 
-fn measure(env: &mut KernelEnv) -> Result<Taken, l4_sys::Error> {
+fn measure(env: &mut KernelEnv, sp: &Space) -> Result<Taken, l4_sys::Error> {
     let mut ns = [[0u64; REPS]; 4];
-    let ranges = [(AS_4K, RANGE_ORDER), (AS_2M, RANGE_ORDER), (SMALL_4K, SMALL_ORDER), (SMALL_2M, SMALL_ORDER)];
+    let [as_4k, as_2m, small_4k, small_2m] = sp.ranges;
+    let orders = [RANGE_ORDER, RANGE_ORDER, SMALL_ORDER, SMALL_ORDER];
     for rep in 0..REPS {
         // fresh mappings, all with W
         for p in 0..PAGES {
-            map(env, AS_4K + p * 4096, RTCR_VA + p * 4096, 12)?;
+            map(env, sp.task, as_4k + p * 4096, RTCR_VA + p * 4096, 12)?;
         }
         for s in 0..(PAGES >> (SUPER_ORDER - 12)) {
-            map(env, AS_2M + (s << SUPER_ORDER), RTCR_VA + (s << SUPER_ORDER), SUPER_ORDER)?;
+            map(env, sp.task, as_2m + (s << SUPER_ORDER), RTCR_VA + (s << SUPER_ORDER), SUPER_ORDER)?;
         }
         for p in 0..SMALL_PAGES {
-            map(env, SMALL_4K + p * 4096, RTCR_VA + p * 4096, 12)?;
+            map(env, sp.task, small_4k + p * 4096, RTCR_VA + p * 4096, 12)?;
         }
-        map(env, SMALL_2M, RTCR_VA, SUPER_ORDER)?;
+        map(env, sp.task, small_2m, RTCR_VA, SUPER_ORDER)?;
         // W off each range in one call, as a checkpoint takes it
-        for (i, &(at, order)) in ranges.iter().enumerate() {
+        for (i, (&at, &order)) in sp.ranges.iter().zip(&orders).enumerate() {
             let from = env.stamp_now();
-            task::unmap(env, SCRATCH, Fpage::mem(at, order, MemRights::W), unmap_mask::ALL_SPACES)?;
+            task::unmap(env, sp.task, Fpage::mem(at, order, MemRights::W), unmap_mask::ALL_SPACES)?;
             let ticks = env.stamp_now().wrapping_sub(from);
             ns[i][rep] = ticks_ns(env, ticks);
         }
         // and everything off, so the next repetition maps afresh
-        for at in [AS_4K, AS_2M, SMALL_4K, SMALL_2M] {
-            task::unmap(env, SCRATCH, Fpage::mem(at, RANGE_ORDER, MemRights::RWX), unmap_mask::ALL_SPACES)?;
+        for at in sp.ranges {
+            task::unmap(env, sp.task, Fpage::mem(at, RANGE_ORDER, MemRights::RWX), unmap_mask::ALL_SPACES)?;
         }
     }
     let mut t = Taken { median: [0; 4], first: [0; 4] };
@@ -164,10 +199,10 @@ fn measure(env: &mut KernelEnv) -> Result<Taken, l4_sys::Error> {
     Ok(t)
 }
 
-/// Maps 2^order bytes of rtcr's at `src` into the scratch task at `dst`, RW.
-fn map(env: &mut KernelEnv, dst: u64, src: u64, order: u32) -> Result<(), l4_sys::Error> {
+/// Maps 2^order bytes of rtcr's at `src` into `task` at `dst`, RW.
+fn map(env: &mut KernelEnv, task: Cap<kind::Task>, dst: u64, src: u64, order: u32) -> Result<(), l4_sys::Error> {
     let item = SendItem::map_mem(dst, Fpage::mem(src, order, MemRights::RW), Cache::Keep, false);
-    task::map(env, SCRATCH, ME, item)
+    task::map(env, task, ME, item)
 }
 
 fn ticks_ns(env: &KernelEnv, ticks: u64) -> u64 {
