@@ -71,8 +71,7 @@ struct Space {
 
 const IN_SCRATCH: Space = Space { task: SCRATCH, ranges: [0x1000_0000, 0x2000_0000, 0x3000_0000, 0x4000_0000] };
 /// In rtcr: above the 16 MiB, below the heap (nothing of rtcr's there).
-const IN_RTCR: Space =
-    Space { task: ME, ranges: [0x2A_0000_0000, 0x2B_0000_0000, 0x2C_0000_0000, 0x2D_0000_0000] };
+const IN_RTCR: Space = Space { task: ME, ranges: [0x2A_0000_0000, 0x2B_0000_0000, 0x2C_0000_0000, 0x2D_0000_0000] };
 const REPS: usize = 7;
 
 const ME: Cap<kind::Task> = Cap::new(base::TASK);
@@ -163,10 +162,11 @@ struct Taken {
 }
 
 fn measure(env: &mut KernelEnv, sp: &Space) -> Result<Taken, l4_sys::Error> {
-    let mut ns = [[0u64; REPS]; 4];
+    // per repetition, per range
+    let mut ns = [[0u64; 4]; REPS];
     let [as_4k, as_2m, small_4k, small_2m] = sp.ranges;
     let orders = [RANGE_ORDER, RANGE_ORDER, SMALL_ORDER, SMALL_ORDER];
-    for rep in 0..REPS {
+    for row in ns.iter_mut() {
         // fresh mappings, all with W
         for p in 0..PAGES {
             map(env, sp.task, as_4k + p * 4096, RTCR_VA + p * 4096, 12)?;
@@ -183,18 +183,18 @@ fn measure(env: &mut KernelEnv, sp: &Space) -> Result<Taken, l4_sys::Error> {
             let from = env.stamp_now();
             task::unmap(env, sp.task, Fpage::mem(at, order, MemRights::W), unmap_mask::ALL_SPACES)?;
             let ticks = env.stamp_now().wrapping_sub(from);
-            ns[i][rep] = ticks_ns(env, ticks);
+            row[i] = ticks_ns(env, ticks);
         }
         // and everything off, so the next repetition maps afresh
         for at in sp.ranges {
             task::unmap(env, sp.task, Fpage::mem(at, RANGE_ORDER, MemRights::RWX), unmap_mask::ALL_SPACES)?;
         }
     }
-    let mut t = Taken { median: [0; 4], first: [0; 4] };
-    for (i, row) in ns.iter_mut().enumerate() {
-        t.first[i] = row[0];
-        row.sort_unstable();
-        t.median[i] = row[REPS / 2];
+    let mut t = Taken { median: [0; 4], first: ns[0] };
+    for (i, m) in t.median.iter_mut().enumerate() {
+        let mut col = ns.map(|row| row[i]);
+        col.sort_unstable();
+        *m = col[REPS / 2];
     }
     Ok(t)
 }
