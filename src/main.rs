@@ -10,7 +10,9 @@
 //! * [`env`], [`trampoline`], [`heap`], [`logger`]: rtcr-core's environment
 //!   on the kernel, the UTCB save/load code, the heap, the defmt log;
 //! * [`diag`], [`probe`]: diagnostics that run only when the configuration
-//!   asks (`report`, `selfcheck`; `probe`, `probe-dump`).
+//!   asks (`report`, `selfcheck`; `probe`, `probe-dump`);
+//! * [`protect_bench`]: with `bench`, what write-protecting 4096 pages costs
+//!   when they are mapped as 4 KiB pages and as 2 MiB superpages.
 //!
 //! On a host OS this file builds a tiny program that says how to build the
 //! real thing, so that `cargo test` over the workspace keeps working.
@@ -35,6 +37,8 @@ mod heap;
 mod logger;
 #[cfg(target_os = "none")]
 mod probe;
+#[cfg(target_os = "none")]
+mod protect_bench;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]

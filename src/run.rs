@@ -365,6 +365,10 @@ pub fn run(
         Err(e) => stop(&mut env, format_args!("no RAM for the {} KiB benchmark scratch: {e}", config.store_kib)),
     });
     let scratch = scratch.as_ref();
+    if config.bench {
+        // before the child exists: nothing else is mapped or unmapped meanwhile
+        crate::protect_bench::run(&mut env);
+    }
     let mut store = Store::new(ram);
     if let Some((rname, rbytes)) = restore {
         match store.write(rbytes) {

@@ -89,6 +89,18 @@ impl Request {
 /// Sends a request to the pager gate, receiving the mapping into `window`;
 /// returns the physical address sigma0 sent (the hot spot of the reply item).
 pub fn request<K: Kernel>(k: &mut K, pager: Cap<kind::Sigma0>, r: Request, window: Fpage) -> Result<u64, Error> {
+    request_item(k, pager, r, window).map(|(phys, _)| phys)
+}
+
+/// As [`request`], and also the fpage of the reply item: its order is the
+/// size sigma0 sent (the kernel maps it into `window` in the largest pages
+/// both sides' alignment allows).
+pub fn request_item<K: Kernel>(
+    k: &mut K,
+    pager: Cap<kind::Sigma0>,
+    r: Request,
+    window: Fpage,
+) -> Result<(u64, Fpage), Error> {
     let (w, n) = r.encode();
     let u = k.utcb();
     u.bdr = 0;
@@ -100,7 +112,11 @@ pub fn request<K: Kernel>(k: &mut K, pager: Cap<kind::Sigma0>, r: Request, windo
     let tag = crate::error::check(got.tag, tcr)?;
     expect(tag, 0, 1)?;
     let at = tag.words();
-    Ok(k.utcb().mr[at] & !0xFFF)
+    let u = k.utcb();
+    // an item is two words; a reply that claims more words than the UTCB
+    // holds leaves no room for its fpage word
+    let fpage = u.mr.get(at + 1).copied().ok_or(Error::MalformedReply { tag })?;
+    Ok((u.mr[at] & !0xFFF, Fpage(fpage)))
 }
 
 /// Maps the KIP into `window` (`l4sigma0_map_kip`); returns its physical address.
@@ -112,6 +128,16 @@ pub fn map_kip<K: Kernel>(k: &mut K, pager: Cap<kind::Sigma0>, window: Fpage) ->
 /// returns its physical address.
 pub fn map_any<K: Kernel>(k: &mut K, pager: Cap<kind::Sigma0>, order: u32, window: Fpage) -> Result<u64, Error> {
     request(k, pager, Request::AnyRam { order }, window)
+}
+
+/// As [`map_any`], and also the fpage sigma0 sent (its order: the size).
+pub fn map_any_item<K: Kernel>(
+    k: &mut K,
+    pager: Cap<kind::Sigma0>,
+    order: u32,
+    window: Fpage,
+) -> Result<(u64, Fpage), Error> {
+    request_item(k, pager, Request::AnyRam { order }, window)
 }
 
 /// Maps the RAM at `phys` (2^order bytes, aligned) into `window` (`l4sigma0_map_mem`).
@@ -164,6 +190,10 @@ mod tests {
         k.answer(MsgTag::new(0, 0, 1, Default::default()), 0, &[0x300_0000 | 8, 0]);
         assert_eq!(map_any(&mut k, PAGER, 21, Fpage::ALL), Ok(0x300_0000));
         assert_eq!(k.last().mrs(), &[0xFFFF_FFFF_FFFF_FF90, (21 << 6) | 0x10]);
+        // the reply item's fpage says what size sigma0 sent
+        let sent = Fpage::mem(0x300_0000, 21, MemRights::RWX);
+        k.answer(MsgTag::new(0, 0, 1, Default::default()), 0, &[0x300_0000 | 8, sent.0]);
+        assert_eq!(map_any_item(&mut k, PAGER, 21, Fpage::ALL), Ok((0x300_0000, sent)));
         k.answer(MsgTag::new(0, 0, 1, Default::default()), 0, &[0x400_0000 | 8, 0]);
         map_ram(&mut k, PAGER, 0x400_0000, 12, Fpage::ALL).unwrap();
         assert_eq!(k.last().mrs()[1], 0x400_0000 | (12 << 6) | 0x17);
