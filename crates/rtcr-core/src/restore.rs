@@ -222,6 +222,7 @@ impl Supervisor {
                 backing: p.backing,
                 rights: p.rights,
                 written: p.writable || p.dirty || self.dirty.contains(vpn) || written.binary_search(&p.backing).is_ok(),
+                writable: p.writable,
             })
             .collect()
     }
@@ -257,6 +258,8 @@ struct KeptPage {
     rights: u8,
     /// The frame may no longer hold what the last checkpoint saw.
     written: bool,
+    /// The child has W on it.
+    writable: bool,
 }
 
 /// rtcr's frames a destroyed child left behind (still mapped in rtcr).
@@ -328,8 +331,12 @@ fn rebuild<E: Env>(
     // in place: the pages still mapped as the image has them (same page,
     // same rights) stay mapped, if they also have the same frame (below);
     // all else the task maps goes first, before anything is mapped again.
-    // Those written since the image lose W (the child is gone: nothing
-    // writes them meanwhile) and get its bytes again
+    // Those written since the image get its bytes again (the child is
+    // gone: nothing writes them meanwhile); one the child has W on keeps
+    // it and counts as written since the image, so the next checkpoint
+    // write-protects it in its one call, as it would had the restored
+    // child written it (the likelier case), instead of the restore
+    // revoking W page by page in the kernel now
     let mut stay: Vec<KeptPage> = Vec::new();
     match kept {
         Some(k) => {
@@ -528,6 +535,7 @@ fn rebuild<E: Env>(
     let mut stays = alloc::vec![false; cp.pages.len()];
     let mut unstay: Vec<u64> = Vec::new();
     let mut untouched = 0u64;
+    let mut keep_w: Vec<u64> = Vec::new();
     for (i, p) in cp.pages.iter().enumerate() {
         let vpn = p.vaddr >> 12;
         // a dataspace's page: one frame wherever a region shows it
@@ -543,6 +551,9 @@ fn rebuild<E: Env>(
                 stays[i] = true;
                 // a frame that holds the image's page needs nothing written
                 rewrite = stay[j].written;
+                if stay[j].writable {
+                    keep_w.push(vpn);
+                }
                 untouched += u64::from(!rewrite);
                 if let (None, Some((d, pg))) = (known, in_ds) {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {
@@ -573,18 +584,25 @@ fn rebuild<E: Env>(
                 }
             }
         }
-        pages.push((vpn, Page { backing: frames[i], rights: p.rights, writable: false, dirty: false }));
+        let w = keep_w.last() == Some(&vpn);
+        pages.push((vpn, Page { backing: frames[i], rights: p.rights, writable: w, dirty: w }));
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
             s.sigma0_next = s.sigma0_next.max(end);
         }
     }
+    // a page the child keeps W on is not waiting for its copy: it is
+    // written since the image, its copy comes with the next checkpoint's
+    let waiting = pages.iter().filter(|p| !p.1.writable).map(|p| p.0);
     if s.pages.is_empty() && s.pending.is_empty() {
-        s.pending = pages.iter().map(|p| p.0).collect();
+        s.pending = waiting.collect();
         s.pages = pages.into_iter().collect();
     } else {
-        s.pending.extend(pages.iter().map(|p| p.0));
+        s.pending.extend(waiting);
         s.pages.extend(pages);
+    }
+    for vpn in keep_w {
+        s.dirty.insert(vpn);
     }
     s.restore_kept_pages = untouched;
     for vpn in unstay {
@@ -789,10 +807,8 @@ fn fresh_block<E: Env>(s: &mut Supervisor, env: &mut E, want: u64) -> Result<u64
 const SPACE_TOP: u64 = 1 << 48;
 
 /// Unmaps everything the child's task maps except the pages of `stay` (in
-/// page order), and revokes W of those of them written since the image:
-/// the fewest naturally aligned fpages that cover the gaps between its
-/// runs, up to [`SPACE_TOP`], and its written runs, a batch of them per
-/// kernel call. The UTCB area is the kernel's, not mapped from anyone: an
+/// page order): the fewest naturally aligned fpages that cover the gaps
+/// between its runs, up to [`SPACE_TOP`], a batch of them per kernel call. The UTCB area is the kernel's, not mapped from anyone: an
 /// unmap leaves it alone.
 fn unmap_all_but<E: Env>(s: &mut Supervisor, env: &mut E, stay: &[KeptPage]) -> Result<(), Error> {
     let mut fpages: Vec<Fpage> = Vec::new();
@@ -807,12 +823,6 @@ fn unmap_all_but<E: Env>(s: &mut Supervisor, env: &mut E, stay: &[KeptPage]) -> 
     if at < SPACE_TOP {
         crate::checkpoint::aligned_blocks(at, (SPACE_TOP - at) >> 12, MemRights::RWX, &mut fpages);
     }
-    // and W of what stays but was written (as a cut write-protects)
-    let mut written = crate::pageset::PageSet::default();
-    for kp in stay.iter().filter(|kp| kp.written) {
-        written.insert(kp.vpn);
-    }
-    fpages.extend(crate::checkpoint::fpages_of_runs(written.runs()));
     for chunk in fpages.chunks(l4_sys::task::UNMAP_MAX) {
         let mut flags = [l4_sys::task::AccessFlags::default(); l4_sys::task::UNMAP_MAX];
         l4_sys::task::unmap_batch(env, s.child_task(), chunk, ALL_SPACES, &mut flags[..chunk.len()])?;

@@ -400,8 +400,7 @@ pub struct Supervisor {
     /// frames and the writing of the pages into them.
     pub restore_map_us: u64,
     /// Of a restore in place's `objects and slots` phase, the part spent
-    /// unmapping what the image does not show and revoking W of the pages
-    /// written since it (the kernel's unmap calls), µs.
+    /// unmapping what the image does not show (the kernel's unmap calls), µs.
     pub restore_unmap_us: u64,
     /// Of the pages the restore that built this child put back, those it
     /// left as they were in the crashed child's task, mapped and not
