@@ -851,7 +851,7 @@ impl Model {
                 // only pages that exist in the sender are visited
                 let present: Vec<u64> = self
                     .task(from)
-                    .map(|t| t.pages.range(src..src.saturating_add(1u64 << order.min(50))).map(|(v, _)| *v).collect())
+                    .map(|t| t.pages.range(src..src.saturating_add(1u64 << order.min(50))).map(|(v, _)| v).collect())
                     .unwrap_or_default();
                 for v in present {
                     if self.page_map(from, v, to, dst + (v - src), f.rights() as u8, grant) == MapResult::Mapped {

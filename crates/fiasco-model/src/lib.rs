@@ -50,6 +50,7 @@ mod kobj;
 mod mapdb;
 mod mem;
 mod objects;
+mod pagetable;
 mod sched;
 mod sigma0;
 

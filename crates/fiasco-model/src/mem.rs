@@ -260,7 +260,7 @@ impl Model {
                 for i in idxs {
                     self.cap_remove_entry(obj, i);
                 }
-                let pages: Vec<u64> = self.task(obj).map(|t| t.pages.keys().copied().collect()).unwrap_or_default();
+                let pages: Vec<u64> = self.task(obj).map(|t| t.pages.keys().collect()).unwrap_or_default();
                 for vpn in pages {
                     self.page_remove_entry(obj, vpn);
                 }

@@ -7,6 +7,7 @@ use l4_sys::utcb::Utcb;
 use l4_sys::{Invocation, MsgTag};
 
 use crate::mapdb::NodeId;
+use crate::pagetable::PageTable;
 
 /// A kernel object, by its index in the model's object table (stable for
 /// the object's life; never reused).
@@ -122,7 +123,7 @@ pub(crate) struct Pte {
 
 pub(crate) struct Task {
     pub caps: BTreeMap<u64, CapEntry>,
-    pub pages: BTreeMap<u64, Pte>,
+    pub pages: PageTable,
     /// Kernel-user memory: (address, size).
     pub ku_mem: Vec<(u64, u64)>,
     /// UTCBs by user address (inside ku_mem).
@@ -137,7 +138,7 @@ impl Task {
     pub fn new() -> Self {
         Task {
             caps: BTreeMap::new(),
-            pages: BTreeMap::new(),
+            pages: PageTable::new(),
             ku_mem: Vec::new(),
             utcbs: BTreeMap::new(),
             log: String::new(),
