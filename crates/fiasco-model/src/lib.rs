@@ -51,6 +51,7 @@ mod mapdb;
 mod mem;
 mod objects;
 mod pagetable;
+mod physmem;
 mod sched;
 mod sigma0;
 
@@ -131,7 +132,7 @@ pub struct Model {
     pub(crate) objs: BTreeMap<ObjId, Obj>,
     pub(crate) next_obj: u32,
     pub(crate) next_debug_id: u64,
-    pub(crate) frames: BTreeMap<u64, Box<[u8; 4096]>>,
+    pub(crate) ram: physmem::PhysMem,
     pub(crate) mapdb: MapDb,
     pub(crate) clock_us: u64,
     pub(crate) steps: u64,
@@ -199,11 +200,11 @@ impl Model {
         let (n, seed) = (cfg.cpus as usize, cfg.seed);
         let mut m = Model {
             icu_lines: vec![None; cfg.icu_lines as usize],
+            ram: physmem::PhysMem::new(cfg.ram),
             cfg,
             objs: BTreeMap::new(),
             next_obj: 1,
             next_debug_id: 1,
-            frames: BTreeMap::new(),
             mapdb: MapDb::default(),
             clock_us: 0,
             steps: 0,

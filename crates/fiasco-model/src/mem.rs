@@ -284,13 +284,14 @@ impl Model {
 
     // ---- memory -----------------------------------------------------------
 
-    /// Physical frame contents (zeroed on first use).
+    /// Physical frame contents (zeros until written).
     pub(crate) fn frame(&mut self, pfn: u64) -> &mut [u8; 4096] {
-        self.frames.entry(pfn).or_insert_with(|| Box::new([0u8; 4096]))
+        self.ram.frame(pfn)
     }
 
+    /// Physical frame contents, if ever written (`None` reads as zeros).
     pub(crate) fn frame_ro(&self, pfn: u64) -> Option<&[u8; 4096]> {
-        self.frames.get(&pfn).map(|b| &**b)
+        self.ram.frame_ro(pfn)
     }
 
     pub(crate) fn is_ram(&self, phys: u64) -> bool {
