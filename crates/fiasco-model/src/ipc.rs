@@ -408,7 +408,7 @@ impl Model {
                 best = Some((p, seq, s));
             }
         };
-        for (id, o) in &self.objs {
+        for (id, o) in self.objs.iter() {
             match &o.kind {
                 Kind::Thread(th) => {
                     if let TState::Sending { to, .. } = &th.state {

@@ -65,7 +65,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mapdb::MapDb;
-use objects::Obj;
 
 /// Model configuration.
 #[derive(Clone, Debug)]
@@ -129,7 +128,7 @@ pub const COUNTER_HZ: u64 = 25_000_000;
 /// The kernel.
 pub struct Model {
     pub(crate) cfg: Config,
-    pub(crate) objs: BTreeMap<ObjId, Obj>,
+    pub(crate) objs: objects::ObjTable,
     pub(crate) next_obj: u32,
     pub(crate) next_debug_id: u64,
     pub(crate) ram: physmem::PhysMem,
@@ -202,7 +201,7 @@ impl Model {
             icu_lines: vec![None; cfg.icu_lines as usize],
             ram: physmem::PhysMem::new(cfg.ram),
             cfg,
-            objs: BTreeMap::new(),
+            objs: objects::ObjTable::new(),
             next_obj: 1,
             next_debug_id: 1,
             mapdb: MapDb::default(),
