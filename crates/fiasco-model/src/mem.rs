@@ -289,6 +289,12 @@ impl Model {
         self.ram.frame(pfn)
     }
 
+    /// Physical frame `pfn`, for a caller that writes all 4096 bytes of it
+    /// (it need not be cleared first).
+    pub(crate) fn frame_to_overwrite(&mut self, pfn: u64) -> &mut [u8; 4096] {
+        self.ram.frame_to_overwrite(pfn)
+    }
+
     /// Physical frame contents, if ever written (`None` reads as zeros).
     pub(crate) fn frame_ro(&self, pfn: u64) -> Option<&[u8; 4096]> {
         self.ram.frame_ro(pfn)
