@@ -150,7 +150,7 @@ pub struct Model {
     pub(crate) programs: BTreeMap<u64, ProgramRef>,
     pub(crate) kip_frame: u64,
     /// sigma0's bookkeeping: which RAM frames it gave away, to whom (label).
-    pub(crate) s0_owned: BTreeMap<u64, u64>,
+    pub(crate) s0_owned: pagetable::Radix<u64>,
     /// Per block order: the last block "any RAM" handed out. sigma0 never
     /// takes RAM back, so no block of that order above it is free: the next
     /// search starts below it (the same block as a search from the top,
@@ -217,7 +217,7 @@ impl Model {
             boot: Boot::default(),
             programs: BTreeMap::new(),
             kip_frame: 0,
-            s0_owned: BTreeMap::new(),
+            s0_owned: pagetable::Radix::new(),
             s0_any_last: [None; 31],
             crash_at_entry: None,
             entries: 0,

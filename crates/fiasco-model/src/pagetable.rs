@@ -7,7 +7,8 @@
 //!
 //! The interface is the subset of `BTreeMap<u64, Pte>` the model uses, with
 //! the same meaning (iteration in ascending page order); only the
-//! representation differs.
+//! representation differs. The same tree, over frame numbers, keeps
+//! sigma0's record of which frame it gave to whom.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,35 +20,43 @@ const LEAF_BITS: u32 = 9;
 const LEAF_PAGES: usize = 1 << LEAF_BITS;
 const LEAF_MASK: u64 = LEAF_PAGES as u64 - 1;
 
-struct Leaf {
-    entries: [Option<Pte>; LEAF_PAGES],
+struct Leaf<T> {
+    entries: [Option<T>; LEAF_PAGES],
     /// Entries present (a leaf with none goes).
     used: u16,
 }
 
-impl Leaf {
+impl<T: Copy> Leaf<T> {
     fn new() -> Box<Self> {
         Box::new(Leaf { entries: [None; LEAF_PAGES], used: 0 })
     }
 }
 
-/// Virtual page number to page-table entry.
-#[derive(Default)]
-pub(crate) struct PageTable {
+/// Page (or frame) number to `T`.
+pub(crate) struct Radix<T> {
     /// By page number >> `LEAF_BITS`.
-    leaves: BTreeMap<u64, Box<Leaf>>,
+    leaves: BTreeMap<u64, Box<Leaf<T>>>,
 }
 
-impl PageTable {
+/// Virtual page number to page-table entry.
+pub(crate) type PageTable = Radix<Pte>;
+
+impl<T: Copy> Default for Radix<T> {
+    fn default() -> Self {
+        Radix { leaves: BTreeMap::new() }
+    }
+}
+
+impl<T: Copy> Radix<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn get(&self, vpn: &u64) -> Option<&Pte> {
+    pub fn get(&self, vpn: &u64) -> Option<&T> {
         self.leaves.get(&(vpn >> LEAF_BITS))?.entries[(vpn & LEAF_MASK) as usize].as_ref()
     }
 
-    pub fn get_mut(&mut self, vpn: &u64) -> Option<&mut Pte> {
+    pub fn get_mut(&mut self, vpn: &u64) -> Option<&mut T> {
         self.leaves.get_mut(&(vpn >> LEAF_BITS))?.entries[(vpn & LEAF_MASK) as usize].as_mut()
     }
 
@@ -56,7 +65,7 @@ impl PageTable {
     }
 
     /// Puts `pte` at `vpn`; what was there.
-    pub fn insert(&mut self, vpn: u64, pte: Pte) -> Option<Pte> {
+    pub fn insert(&mut self, vpn: u64, pte: T) -> Option<T> {
         let leaf = self.leaves.entry(vpn >> LEAF_BITS).or_insert_with(Leaf::new);
         let old = leaf.entries[(vpn & LEAF_MASK) as usize].replace(pte);
         if old.is_none() {
@@ -66,7 +75,7 @@ impl PageTable {
     }
 
     /// Takes the entry at `vpn` out.
-    pub fn remove(&mut self, vpn: &u64) -> Option<Pte> {
+    pub fn remove(&mut self, vpn: &u64) -> Option<T> {
         let key = vpn >> LEAF_BITS;
         let leaf = self.leaves.get_mut(&key)?;
         let old = leaf.entries[(vpn & LEAF_MASK) as usize].take()?;
@@ -78,7 +87,7 @@ impl PageTable {
     }
 
     /// Every entry, in ascending page order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &Pte)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
         self.leaves.iter().flat_map(|(&k, leaf)| {
             leaf.entries.iter().enumerate().filter_map(move |(i, e)| Some(((k << LEAF_BITS) | i as u64, e.as_ref()?)))
         })
@@ -90,7 +99,7 @@ impl PageTable {
     }
 
     /// The entries with page numbers in `r`, ascending.
-    pub fn range(&self, r: Range<u64>) -> impl Iterator<Item = (u64, &Pte)> + '_ {
+    pub fn range(&self, r: Range<u64>) -> impl Iterator<Item = (u64, &T)> + '_ {
         let (lo, hi) = (r.start, r.end);
         let keys = if lo < hi { (lo >> LEAF_BITS)..((hi - 1) >> LEAF_BITS) + 1 } else { 0..0 };
         self.leaves.range(keys).flat_map(move |(&k, leaf)| {
@@ -101,7 +110,7 @@ impl PageTable {
     }
 
     /// The entries with page numbers in `r`, ascending, to change in place.
-    pub fn range_mut(&mut self, r: Range<u64>) -> impl Iterator<Item = (u64, &mut Pte)> + '_ {
+    pub fn range_mut(&mut self, r: Range<u64>) -> impl Iterator<Item = (u64, &mut T)> + '_ {
         let (lo, hi) = (r.start, r.end);
         let keys = if lo < hi { (lo >> LEAF_BITS)..((hi - 1) >> LEAF_BITS) + 1 } else { 0..0 };
         self.leaves.range_mut(keys).flat_map(move |(&k, leaf)| {
@@ -136,7 +145,7 @@ mod tests {
     /// of inserts, removals and ranges across leaf boundaries.
     #[test]
     fn agrees_with_an_ordered_map() {
-        let mut t = PageTable::new();
+        let mut t: PageTable = Radix::new();
         let mut m: BTreeMap<u64, Pte> = BTreeMap::new();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
