@@ -847,6 +847,11 @@ impl Model {
                     return MapResult::Nothing;
                 };
                 let (src, dst, order) = hot_spot(s_start, s_order, snd_base >> 12, w_start, w_order);
+                // one page, the most common item: no list of pages
+                // (page_map does nothing for a page the sender lacks)
+                if order == 0 {
+                    return self.page_map(from, src, to, dst, f.rights() as u8, grant);
+                }
                 let mut any = MapResult::Nothing;
                 // only pages that exist in the sender are visited
                 let present: Vec<u64> = self
