@@ -18,11 +18,18 @@ pub(crate) enum Place {
     Page { task: ObjId, vpn: u64 },
 }
 
+/// A node: where it stands, and its place in the tree. The children of a
+/// node form a list threaded through them (first/last child, next/prev
+/// sibling), in the order they were derived, so adding or removing a
+/// mapping allocates nothing.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub place: Place,
     pub parent: Option<NodeId>,
-    pub children: Vec<NodeId>,
+    first: Option<NodeId>,
+    last: Option<NodeId>,
+    next: Option<NodeId>,
+    prev: Option<NodeId>,
 }
 
 /// Nodes live in a slab indexed by the low 32 bits of their id; the high
@@ -59,6 +66,11 @@ impl MapDb {
         slot.node.as_mut()
     }
 
+    /// The node, which the tree's links say is there.
+    fn node(&mut self, id: NodeId) -> &mut Node {
+        self.get_mut(&id).expect("mapdb: a linked node is present")
+    }
+
     fn take(&mut self, id: &NodeId) -> Option<Node> {
         let index = (id.0 & 0xffff_ffff) as u32;
         let slot = self.slots.get_mut(index as usize)?;
@@ -72,7 +84,6 @@ impl MapDb {
     }
 
     pub fn insert(&mut self, place: Place, parent: Option<NodeId>) -> NodeId {
-        let node = Node { place, parent, children: Vec::new() };
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -81,31 +92,49 @@ impl MapDb {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.node = Some(node);
         let id = NodeId((u64::from(slot.generation) << 32) | u64::from(index));
+        // the last child of its parent
+        let prev = parent.and_then(|p| self.get_mut(&p)).map(|pn| pn.last.replace(id));
         if let Some(p) = parent {
-            if let Some(pn) = self.get_mut(&p) {
-                pn.children.push(id);
+            match prev {
+                Some(Some(l)) => self.node(l).next = Some(id),
+                Some(None) => self.node(p).first = Some(id),
+                None => {}
             }
         }
+        let node = Node { place, parent, first: None, last: None, next: None, prev: prev.flatten() };
+        self.slots[index as usize].node = Some(node);
         id
     }
 
     /// All nodes below `id` (not `id` itself), depth first, in insertion order.
     pub fn descendants(&self, id: NodeId) -> Vec<NodeId> {
-        let children = self.get(&id).map(|n| n.children.as_slice()).unwrap_or_default();
-        // the common case, one mapping with no further ones: no walk
-        if let [only] = children {
-            if self.get(only).is_none_or(|n| n.children.is_empty()) {
-                return vec![*only];
-            }
-        }
+        let Some(first) = self.get(&id).and_then(|n| n.first) else { return Vec::new() };
         let mut out = Vec::new();
-        let mut stack: Vec<NodeId> = children.iter().rev().copied().collect();
-        while let Some(n) = stack.pop() {
-            out.push(n);
-            if let Some(node) = self.get(&n) {
-                stack.extend(node.children.iter().rev().copied());
+        let mut at = first;
+        loop {
+            out.push(at);
+            let Some(n) = self.get(&at) else { break };
+            if let Some(c) = n.first {
+                at = c;
+                continue;
+            }
+            // no children: the next sibling of the nearest node (at or
+            // above, below `id`) that has one
+            let mut up = at;
+            let next = loop {
+                let Some(u) = self.get(&up) else { break None };
+                if let Some(s) = u.next {
+                    break Some(s);
+                }
+                match u.parent {
+                    Some(p) if p != id => up = p,
+                    _ => break None,
+                }
+            };
+            match next {
+                Some(s) => at = s,
+                None => break,
             }
         }
         out
@@ -115,21 +144,124 @@ impl MapDb {
         self.get(&id).map(|n| n.place)
     }
 
-    /// Removes a node; its children move up to its parent (used when the
-    /// entry itself goes but its descendants are kept), or are removed with
-    /// it by the caller.
+    /// Removes a node; its children move up to its parent, after the
+    /// parent's other children (used when the entry itself goes but its
+    /// descendants are kept), or are removed with it by the caller.
     pub fn remove(&mut self, id: NodeId) {
-        if let Some(n) = self.take(&id) {
-            if let Some(p) = n.parent {
-                if let Some(pn) = self.get_mut(&p) {
-                    pn.children.retain(|&c| c != id);
-                    pn.children.extend(n.children.iter().copied());
+        let Some(n) = self.take(&id) else { return };
+        let parent = n.parent.filter(|p| self.get(p).is_some());
+        // out of its parent's list
+        if let Some(p) = parent {
+            match n.prev {
+                Some(pr) => self.node(pr).next = n.next,
+                None => self.node(p).first = n.next,
+            }
+            match n.next {
+                Some(nx) => self.node(nx).prev = n.prev,
+                None => self.node(p).last = n.prev,
+            }
+        }
+        // its children: the parent's last ones (or roots)
+        let mut c = n.first;
+        while let Some(x) = c {
+            let cn = self.node(x);
+            cn.parent = n.parent;
+            c = cn.next;
+            if parent.is_none() {
+                cn.next = None;
+                cn.prev = None;
+            }
+        }
+        if let (Some(p), Some(first), Some(last)) = (parent, n.first, n.last) {
+            let before = self.node(p).last.replace(last);
+            self.node(first).prev = before;
+            match before {
+                Some(b) => self.node(b).next = Some(first),
+                None => self.node(p).first = Some(first),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// The tree as it was kept before (a vector of children per node),
+    /// to check the threaded lists against.
+    #[derive(Default)]
+    struct Plain {
+        nodes: BTreeMap<u64, (Option<u64>, Vec<u64>)>,
+    }
+
+    impl Plain {
+        fn insert(&mut self, id: u64, parent: Option<u64>) {
+            self.nodes.insert(id, (parent, Vec::new()));
+            if let Some(p) = parent {
+                if let Some(pn) = self.nodes.get_mut(&p) {
+                    pn.1.push(id);
                 }
             }
-            for c in n.children {
-                if let Some(cn) = self.get_mut(&c) {
-                    cn.parent = n.parent;
+        }
+        fn descendants(&self, id: u64) -> Vec<u64> {
+            let mut out = Vec::new();
+            let mut stack: Vec<u64> =
+                self.nodes.get(&id).map(|n| n.1.iter().rev().copied().collect()).unwrap_or_default();
+            while let Some(n) = stack.pop() {
+                out.push(n);
+                if let Some(node) = self.nodes.get(&n) {
+                    stack.extend(node.1.iter().rev().copied());
                 }
+            }
+            out
+        }
+        fn remove(&mut self, id: u64) {
+            if let Some((parent, children)) = self.nodes.remove(&id) {
+                if let Some(p) = parent {
+                    if let Some(pn) = self.nodes.get_mut(&p) {
+                        pn.1.retain(|&c| c != id);
+                        pn.1.extend(children.iter().copied());
+                    }
+                }
+                for c in children {
+                    if let Some(cn) = self.nodes.get_mut(&c) {
+                        cn.0 = parent;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_vector_of_children_per_node() {
+        let mut db = MapDb::default();
+        let mut plain = Plain::default();
+        let mut ids: Vec<NodeId> = Vec::new();
+        let key = |id: NodeId| id.0;
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for step in 0..6000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pick = |n: usize| (x >> 20) as usize % n.max(1);
+            if ids.is_empty() || x % 5 < 3 {
+                // a root now and then, else a mapping derived from a live node
+                let parent = if ids.is_empty() || x % 7 == 0 { None } else { Some(ids[pick(ids.len())]) };
+                let id = db.insert(Place::Page { task: ObjId(1), vpn: step }, parent);
+                plain.insert(key(id), parent.map(key));
+                ids.push(id);
+            } else {
+                let id = ids.swap_remove(pick(ids.len()));
+                db.remove(id);
+                plain.remove(key(id));
+                // a stale id finds nothing
+                assert_eq!(db.place(id), None);
+                assert!(db.descendants(id).is_empty());
+            }
+            for &id in ids.iter().step_by(1 + ids.len() / 16) {
+                assert_eq!(db.descendants(id).into_iter().map(key).collect::<Vec<_>>(), plain.descendants(key(id)));
+                assert_eq!(db.get(&id).and_then(|n| n.parent).map(key), plain.nodes[&key(id)].0);
             }
         }
     }
