@@ -247,7 +247,7 @@ mod tests {
             let pick = |n: usize| (x >> 20) as usize % n.max(1);
             if ids.is_empty() || x % 5 < 3 {
                 // a root now and then, else a mapping derived from a live node
-                let parent = if ids.is_empty() || x % 7 == 0 { None } else { Some(ids[pick(ids.len())]) };
+                let parent = if ids.is_empty() || x.is_multiple_of(7) { None } else { Some(ids[pick(ids.len())]) };
                 let id = db.insert(Place::Page { task: ObjId(1), vpn: step }, parent);
                 plain.insert(key(id), parent.map(key));
                 ids.push(id);

@@ -444,7 +444,7 @@ mod tests {
     use super::*;
 
     fn obj(n: u64) -> Obj {
-        let kind = if n % 3 == 0 { Kind::Thread(Box::new(Thread::new(Arch::Amd64))) } else { Kind::Sched };
+        let kind = if n.is_multiple_of(3) { Kind::Thread(Box::new(Thread::new(Arch::Amd64))) } else { Kind::Sched };
         Obj { debug_id: n, name: String::new(), refs: 0, kind }
     }
 
@@ -466,7 +466,7 @@ mod tests {
             }
             assert_eq!(t.get(&id).map(|o| o.debug_id), m.get(&id).copied());
             assert!(t.iter().map(|(i, o)| (*i, o.debug_id)).eq(m.iter().map(|(i, n)| (*i, *n))));
-            assert!(t.threads().map(|(i, _)| *i).eq(m.iter().filter(|(_, n)| *n % 3 == 0).map(|(i, _)| *i)));
+            assert!(t.threads().map(|(i, _)| *i).eq(m.iter().filter(|(_, n)| n.is_multiple_of(3)).map(|(i, _)| *i)));
         }
         assert!(t.values_mut().map(|o| o.debug_id).eq(m.values().copied()));
         assert_eq!(t.get(&ObjId(1 << 20)).map(|o| o.debug_id), None);
