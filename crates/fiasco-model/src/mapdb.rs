@@ -21,15 +21,23 @@ pub(crate) enum Place {
 /// A node: where it stands, and its place in the tree. The children of a
 /// node form a list threaded through them (first/last child, next/prev
 /// sibling), in the order they were derived, so adding or removing a
-/// mapping allocates nothing.
+/// mapping allocates nothing. The links are slab indices (a linked node is
+/// always present), [`NIL`] for none: a node fits in one cache line.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub place: Place,
     pub parent: Option<NodeId>,
-    first: Option<NodeId>,
-    last: Option<NodeId>,
-    next: Option<NodeId>,
-    prev: Option<NodeId>,
+    first: u32,
+    last: u32,
+    next: u32,
+    prev: u32,
+}
+
+/// No node (a link's end).
+const NIL: u32 = u32::MAX;
+
+fn link(i: u32) -> Option<u32> {
+    (i != NIL).then_some(i)
 }
 
 /// Nodes live in a slab indexed by the low 32 bits of their id; the high
@@ -58,17 +66,23 @@ impl MapDb {
         slot.node.as_ref()
     }
 
-    fn get_mut(&mut self, id: &NodeId) -> Option<&mut Node> {
-        let slot = self.slots.get_mut((id.0 & 0xffff_ffff) as usize)?;
-        if u64::from(slot.generation) != id.0 >> 32 {
-            return None;
-        }
-        slot.node.as_mut()
+    /// The node at slab index `i`, which a link names (so it is present).
+    fn at(&self, i: u32) -> &Node {
+        self.slots[i as usize].node.as_ref().expect("mapdb: a linked node is present")
     }
 
-    /// The node, which the tree's links say is there.
-    fn node(&mut self, id: NodeId) -> &mut Node {
-        self.get_mut(&id).expect("mapdb: a linked node is present")
+    fn at_mut(&mut self, i: u32) -> &mut Node {
+        self.slots[i as usize].node.as_mut().expect("mapdb: a linked node is present")
+    }
+
+    /// The id of the node at slab index `i`.
+    fn id_at(&self, i: u32) -> NodeId {
+        NodeId((u64::from(self.slots[i as usize].generation) << 32) | u64::from(i))
+    }
+
+    /// The slab index of a present node.
+    fn index(&self, id: &NodeId) -> Option<u32> {
+        self.get(id).map(|_| (id.0 & 0xffff_ffff) as u32)
     }
 
     fn take(&mut self, id: &NodeId) -> Option<Node> {
@@ -91,51 +105,45 @@ impl MapDb {
                 (self.slots.len() - 1) as u32
             }
         };
-        let slot = &mut self.slots[index as usize];
-        let id = NodeId((u64::from(slot.generation) << 32) | u64::from(index));
-        // the last child of its parent
-        let prev = parent.and_then(|p| self.get_mut(&p)).map(|pn| pn.last.replace(id));
-        if let Some(p) = parent {
-            match prev {
-                Some(Some(l)) => self.node(l).next = Some(id),
-                Some(None) => self.node(p).first = Some(id),
-                None => {}
+        let id = self.id_at(index);
+        // the last child of its parent (a parent that is gone takes none)
+        let mut prev = NIL;
+        if let Some(p) = parent.and_then(|p| self.index(&p)) {
+            prev = std::mem::replace(&mut self.at_mut(p).last, index);
+            match link(prev) {
+                Some(l) => self.at_mut(l).next = index,
+                None => self.at_mut(p).first = index,
             }
         }
-        let node = Node { place, parent, first: None, last: None, next: None, prev: prev.flatten() };
-        self.slots[index as usize].node = Some(node);
+        self.slots[index as usize].node = Some(Node { place, parent, first: NIL, last: NIL, next: NIL, prev });
         id
     }
 
     /// All nodes below `id` (not `id` itself), depth first, in insertion order.
     pub fn descendants(&self, id: NodeId) -> Vec<NodeId> {
-        let Some(first) = self.get(&id).and_then(|n| n.first) else { return Vec::new() };
+        let Some(top) = self.index(&id) else { return Vec::new() };
         let mut out = Vec::new();
-        let mut at = first;
-        loop {
-            out.push(at);
-            let Some(n) = self.get(&at) else { break };
-            if let Some(c) = n.first {
+        let mut at = self.at(top).first;
+        while let Some(i) = link(at) {
+            out.push(self.id_at(i));
+            let n = self.at(i);
+            if let Some(c) = link(n.first) {
                 at = c;
                 continue;
             }
-            // no children: the next sibling of the nearest node (at or
-            // above, below `id`) that has one
-            let mut up = at;
-            let next = loop {
-                let Some(u) = self.get(&up) else { break None };
-                if let Some(s) = u.next {
-                    break Some(s);
+            // no children: the next sibling of the nearest node (this one
+            // or one above it, below `id`) that has one
+            let mut up = i;
+            at = loop {
+                let u = self.at(up);
+                if u.next != NIL {
+                    break u.next;
                 }
-                match u.parent {
-                    Some(p) if p != id => up = p,
-                    _ => break None,
+                match u.parent.and_then(|p| self.index(&p)) {
+                    Some(p) if p != top => up = p,
+                    _ => break NIL,
                 }
             };
-            match next {
-                Some(s) => at = s,
-                None => break,
-            }
         }
         out
     }
@@ -149,35 +157,35 @@ impl MapDb {
     /// descendants are kept), or are removed with it by the caller.
     pub fn remove(&mut self, id: NodeId) {
         let Some(n) = self.take(&id) else { return };
-        let parent = n.parent.filter(|p| self.get(p).is_some());
+        let parent = n.parent.and_then(|p| self.index(&p));
         // out of its parent's list
         if let Some(p) = parent {
-            match n.prev {
-                Some(pr) => self.node(pr).next = n.next,
-                None => self.node(p).first = n.next,
+            match link(n.prev) {
+                Some(pr) => self.at_mut(pr).next = n.next,
+                None => self.at_mut(p).first = n.next,
             }
-            match n.next {
-                Some(nx) => self.node(nx).prev = n.prev,
-                None => self.node(p).last = n.prev,
+            match link(n.next) {
+                Some(nx) => self.at_mut(nx).prev = n.prev,
+                None => self.at_mut(p).last = n.prev,
             }
         }
         // its children: the parent's last ones (or roots)
         let mut c = n.first;
-        while let Some(x) = c {
-            let cn = self.node(x);
+        while let Some(x) = link(c) {
+            let cn = self.at_mut(x);
             cn.parent = n.parent;
             c = cn.next;
             if parent.is_none() {
-                cn.next = None;
-                cn.prev = None;
+                cn.next = NIL;
+                cn.prev = NIL;
             }
         }
-        if let (Some(p), Some(first), Some(last)) = (parent, n.first, n.last) {
-            let before = self.node(p).last.replace(last);
-            self.node(first).prev = before;
-            match before {
-                Some(b) => self.node(b).next = Some(first),
-                None => self.node(p).first = Some(first),
+        if let (Some(p), Some(first), Some(last)) = (parent, link(n.first), link(n.last)) {
+            let before = std::mem::replace(&mut self.at_mut(p).last, last);
+            self.at_mut(first).prev = before;
+            match link(before) {
+                Some(b) => self.at_mut(b).next = first,
+                None => self.at_mut(p).first = first,
             }
         }
     }
