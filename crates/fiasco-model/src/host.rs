@@ -136,7 +136,11 @@ impl<'m> HostThread<'m> {
             let off = (a & 0xfff) as usize;
             let n = (4096 - off).min(data.len() - done);
             let f = self.frame_of(a, true)?;
-            self.m.frame(f)[off..off + n].copy_from_slice(&data[done..done + n]);
+            if n == 4096 {
+                self.m.frame_to_overwrite(f).copy_from_slice(&data[done..done + n]);
+            } else {
+                self.m.frame(f)[off..off + n].copy_from_slice(&data[done..done + n]);
+            }
             done += n;
         }
         Ok(())

@@ -408,7 +408,7 @@ impl Model {
                 best = Some((p, seq, s));
             }
         };
-        for (id, o) in &self.objs {
+        for (id, o) in self.objs.iter() {
             match &o.kind {
                 Kind::Thread(th) => {
                     if let TState::Sending { to, .. } = &th.state {
@@ -847,11 +847,16 @@ impl Model {
                     return MapResult::Nothing;
                 };
                 let (src, dst, order) = hot_spot(s_start, s_order, snd_base >> 12, w_start, w_order);
+                // one page, the most common item: no list of pages
+                // (page_map does nothing for a page the sender lacks)
+                if order == 0 {
+                    return self.page_map(from, src, to, dst, f.rights() as u8, grant);
+                }
                 let mut any = MapResult::Nothing;
                 // only pages that exist in the sender are visited
                 let present: Vec<u64> = self
                     .task(from)
-                    .map(|t| t.pages.range(src..src.saturating_add(1u64 << order.min(50))).map(|(v, _)| *v).collect())
+                    .map(|t| t.pages.range(src..src.saturating_add(1u64 << order.min(50))).map(|(v, _)| v).collect())
                     .unwrap_or_default();
                 for v in present {
                     if self.page_map(from, v, to, dst + (v - src), f.rights() as u8, grant) == MapResult::Mapped {

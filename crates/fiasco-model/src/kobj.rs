@@ -254,7 +254,7 @@ impl Model {
                             // `page_unmap` after the walk, as before
                             let mut vpns: Vec<u64> = Vec::new();
                             if let Some(Kind::Task(t)) = self.objs.get_mut(&tk).map(|o| &mut o.kind) {
-                                for (&v, p) in t.pages.range_mut(start..end) {
+                                for (v, p) in t.pages.range_mut(start..end) {
                                     if rights & 4 == 0 && !p.derived {
                                         if self_too {
                                             r |= p.referenced;

@@ -50,6 +50,8 @@ mod kobj;
 mod mapdb;
 mod mem;
 mod objects;
+mod pagetable;
+mod physmem;
 mod sched;
 mod sigma0;
 
@@ -63,7 +65,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mapdb::MapDb;
-use objects::Obj;
 
 /// Model configuration.
 #[derive(Clone, Debug)]
@@ -127,10 +128,10 @@ pub const COUNTER_HZ: u64 = 25_000_000;
 /// The kernel.
 pub struct Model {
     pub(crate) cfg: Config,
-    pub(crate) objs: BTreeMap<ObjId, Obj>,
+    pub(crate) objs: objects::ObjTable,
     pub(crate) next_obj: u32,
     pub(crate) next_debug_id: u64,
-    pub(crate) frames: BTreeMap<u64, Box<[u8; 4096]>>,
+    pub(crate) ram: physmem::PhysMem,
     pub(crate) mapdb: MapDb,
     pub(crate) clock_us: u64,
     pub(crate) steps: u64,
@@ -149,7 +150,7 @@ pub struct Model {
     pub(crate) programs: BTreeMap<u64, ProgramRef>,
     pub(crate) kip_frame: u64,
     /// sigma0's bookkeeping: which RAM frames it gave away, to whom (label).
-    pub(crate) s0_owned: BTreeMap<u64, u64>,
+    pub(crate) s0_owned: pagetable::Radix<u64>,
     /// Per block order: the last block "any RAM" handed out. sigma0 never
     /// takes RAM back, so no block of that order above it is free: the next
     /// search starts below it (the same block as a search from the top,
@@ -198,11 +199,11 @@ impl Model {
         let (n, seed) = (cfg.cpus as usize, cfg.seed);
         let mut m = Model {
             icu_lines: vec![None; cfg.icu_lines as usize],
+            ram: physmem::PhysMem::new(cfg.ram),
             cfg,
-            objs: BTreeMap::new(),
+            objs: objects::ObjTable::new(),
             next_obj: 1,
             next_debug_id: 1,
-            frames: BTreeMap::new(),
             mapdb: MapDb::default(),
             clock_us: 0,
             steps: 0,
@@ -216,7 +217,7 @@ impl Model {
             boot: Boot::default(),
             programs: BTreeMap::new(),
             kip_frame: 0,
-            s0_owned: BTreeMap::new(),
+            s0_owned: pagetable::Radix::new(),
             s0_any_last: [None; 31],
             crash_at_entry: None,
             entries: 0,

@@ -260,7 +260,7 @@ impl Model {
                 for i in idxs {
                     self.cap_remove_entry(obj, i);
                 }
-                let pages: Vec<u64> = self.task(obj).map(|t| t.pages.keys().copied().collect()).unwrap_or_default();
+                let pages: Vec<u64> = self.task(obj).map(|t| t.pages.keys().collect()).unwrap_or_default();
                 for vpn in pages {
                     self.page_remove_entry(obj, vpn);
                 }
@@ -284,13 +284,20 @@ impl Model {
 
     // ---- memory -----------------------------------------------------------
 
-    /// Physical frame contents (zeroed on first use).
+    /// Physical frame contents (zeros until written).
     pub(crate) fn frame(&mut self, pfn: u64) -> &mut [u8; 4096] {
-        self.frames.entry(pfn).or_insert_with(|| Box::new([0u8; 4096]))
+        self.ram.frame(pfn)
     }
 
+    /// Physical frame `pfn`, for a caller that writes all 4096 bytes of it
+    /// (it need not be cleared first).
+    pub(crate) fn frame_to_overwrite(&mut self, pfn: u64) -> &mut [u8; 4096] {
+        self.ram.frame_to_overwrite(pfn)
+    }
+
+    /// Physical frame contents, if ever written (`None` reads as zeros).
     pub(crate) fn frame_ro(&self, pfn: u64) -> Option<&[u8; 4096]> {
-        self.frames.get(&pfn).map(|b| &**b)
+        self.ram.frame_ro(pfn)
     }
 
     pub(crate) fn is_ram(&self, phys: u64) -> bool {

@@ -7,6 +7,7 @@ use l4_sys::utcb::Utcb;
 use l4_sys::{Invocation, MsgTag};
 
 use crate::mapdb::NodeId;
+use crate::pagetable::PageTable;
 
 /// A kernel object, by its index in the model's object table (stable for
 /// the object's life; never reused).
@@ -122,7 +123,7 @@ pub(crate) struct Pte {
 
 pub(crate) struct Task {
     pub caps: BTreeMap<u64, CapEntry>,
-    pub pages: BTreeMap<u64, Pte>,
+    pub pages: PageTable,
     /// Kernel-user memory: (address, size).
     pub ku_mem: Vec<(u64, u64)>,
     /// UTCBs by user address (inside ku_mem).
@@ -137,7 +138,7 @@ impl Task {
     pub fn new() -> Self {
         Task {
             caps: BTreeMap::new(),
-            pages: BTreeMap::new(),
+            pages: PageTable::new(),
             ku_mem: Vec::new(),
             utcbs: BTreeMap::new(),
             log: String::new(),
@@ -336,4 +337,138 @@ impl Irq {
 pub(crate) struct Factory {
     pub limit: u64,
     pub used: u64,
+}
+
+/// The object table: by [`ObjId`] (handed out in ascending order, never
+/// reused), an ordered map in meaning, a slab in representation: a lookup
+/// indexes a vector instead of walking a tree (every kernel entry makes
+/// several), and the live ids are kept in order beside it so a walk over
+/// the objects visits them in id order, as before, and only them. The
+/// threads' ids are kept apart too: the scheduler walks the threads at
+/// every decision (an object's kind never changes after its creation).
+#[derive(Default)]
+pub(crate) struct ObjTable {
+    /// By id; `None` once the object is gone (or never was).
+    slots: Vec<Option<Box<Obj>>>,
+    /// The ids present, ascending.
+    live: Vec<ObjId>,
+    /// The ids of the threads present, ascending.
+    threads: Vec<ObjId>,
+}
+
+/// Puts `id` into the ascending list `v` (almost always at its end: ids are
+/// handed out in ascending order).
+fn insert_sorted(v: &mut Vec<ObjId>, id: ObjId) {
+    match v.last() {
+        Some(&l) if l > id => {
+            let at = v.partition_point(|&x| x < id);
+            v.insert(at, id);
+        }
+        _ => v.push(id),
+    }
+}
+
+fn remove_sorted(v: &mut Vec<ObjId>, id: ObjId) {
+    if let Ok(at) = v.binary_search(&id) {
+        v.remove(at);
+    }
+}
+
+impl ObjTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, id: &ObjId) -> Option<&Obj> {
+        self.slots.get(id.0 as usize)?.as_deref()
+    }
+
+    pub fn get_mut(&mut self, id: &ObjId) -> Option<&mut Obj> {
+        self.slots.get_mut(id.0 as usize)?.as_deref_mut()
+    }
+
+    pub fn contains_key(&self, id: &ObjId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Puts `o` under `id`; what was there.
+    pub fn insert(&mut self, id: ObjId, o: Obj) -> Option<Obj> {
+        let i = id.0 as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        let thread = matches!(o.kind, Kind::Thread(_));
+        let old = self.slots[i].replace(Box::new(o));
+        match &old {
+            None => insert_sorted(&mut self.live, id),
+            Some(o) if matches!(o.kind, Kind::Thread(_)) => remove_sorted(&mut self.threads, id),
+            Some(_) => {}
+        }
+        if thread {
+            insert_sorted(&mut self.threads, id);
+        }
+        old.map(|b| *b)
+    }
+
+    /// Takes the object out.
+    pub fn remove(&mut self, id: &ObjId) -> Option<Obj> {
+        let o = self.slots.get_mut(id.0 as usize)?.take()?;
+        remove_sorted(&mut self.live, *id);
+        if matches!(o.kind, Kind::Thread(_)) {
+            remove_sorted(&mut self.threads, *id);
+        }
+        Some(*o)
+    }
+
+    /// Every object, by ascending id.
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjId, &Obj)> + '_ {
+        self.live.iter().filter_map(|id| Some((id, self.slots.get(id.0 as usize)?.as_deref()?)))
+    }
+
+    /// Every thread, by ascending id (what `iter` gives, less the other kinds).
+    pub fn threads(&self) -> impl Iterator<Item = (&ObjId, &Thread)> + '_ {
+        self.threads.iter().filter_map(|id| match &self.slots.get(id.0 as usize)?.as_deref()?.kind {
+            Kind::Thread(t) => Some((id, &**t)),
+            _ => None,
+        })
+    }
+
+    /// Every object, by ascending id, to change.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Obj> + '_ {
+        self.slots.iter_mut().filter_map(|s| s.as_deref_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(n: u64) -> Obj {
+        let kind = if n.is_multiple_of(3) { Kind::Thread(Box::new(Thread::new(Arch::Amd64))) } else { Kind::Sched };
+        Obj { debug_id: n, name: String::new(), refs: 0, kind }
+    }
+
+    /// Against the ordered map it stands for.
+    #[test]
+    fn obj_table_agrees_with_an_ordered_map() {
+        let mut t = ObjTable::new();
+        let mut m: BTreeMap<ObjId, u64> = BTreeMap::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..5000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = ObjId((x % 300) as u32);
+            if x >> 60 < 10 {
+                assert_eq!(t.insert(id, obj(n)).map(|o| o.debug_id), m.insert(id, n));
+            } else {
+                assert_eq!(t.remove(&id).map(|o| o.debug_id), m.remove(&id));
+            }
+            assert_eq!(t.get(&id).map(|o| o.debug_id), m.get(&id).copied());
+            assert!(t.iter().map(|(i, o)| (*i, o.debug_id)).eq(m.iter().map(|(i, n)| (*i, *n))));
+            assert!(t.threads().map(|(i, _)| *i).eq(m.iter().filter(|(_, n)| n.is_multiple_of(3)).map(|(i, _)| *i)));
+        }
+        assert!(t.values_mut().map(|o| o.debug_id).eq(m.values().copied()));
+        assert_eq!(t.get(&ObjId(1 << 20)).map(|o| o.debug_id), None);
+    }
 }

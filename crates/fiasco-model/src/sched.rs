@@ -42,18 +42,16 @@ impl Model {
     /// of [`Self::pick`], without its allocations.
     fn pick_one(&self) -> Option<(ObjId, u8)> {
         let mut best: Option<(ObjId, u8, u64)> = None;
-        for (id, o) in &self.objs {
-            if let crate::objects::Kind::Thread(t) = &o.kind {
-                if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
-                    continue;
-                }
-                let better = match best {
-                    None => true,
-                    Some((_, p, s)) => t.prio > p || (t.prio == p && t.ready_seq < s),
-                };
-                if better {
-                    best = Some((*id, t.prio, t.ready_seq));
-                }
+        for (id, t) in self.objs.threads() {
+            if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((_, p, s)) => t.prio > p || (t.prio == p && t.ready_seq < s),
+            };
+            if better {
+                best = Some((*id, t.prio, t.ready_seq));
             }
         }
         best.map(|(i, p, _)| (i, p))
@@ -63,19 +61,17 @@ impl Model {
     /// the one that has waited longest (round robin).
     fn pick(&self) -> Vec<Option<(ObjId, u8)>> {
         let mut best: Vec<Option<(ObjId, u8, u64)>> = vec![None; self.slices.len()];
-        for (id, o) in &self.objs {
-            if let crate::objects::Kind::Thread(t) = &o.kind {
-                if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
-                    continue;
-                }
-                let Some(b) = best.get_mut(t.cpu.unwrap_or(0) as usize) else { continue };
-                let better = match b {
-                    None => true,
-                    Some((_, p, s)) => t.prio > *p || (t.prio == *p && t.ready_seq < *s),
-                };
-                if better {
-                    *b = Some((*id, t.prio, t.ready_seq));
-                }
+        for (id, t) in self.objs.threads() {
+            if !matches!(t.runner, Runner::Program) || !self.runnable(*id) {
+                continue;
+            }
+            let Some(b) = best.get_mut(t.cpu.unwrap_or(0) as usize) else { continue };
+            let better = match b {
+                None => true,
+                Some((_, p, s)) => t.prio > *p || (t.prio == *p && t.ready_seq < *s),
+            };
+            if better {
+                *b = Some((*id, t.prio, t.ready_seq));
             }
         }
         best.into_iter().map(|b| b.map(|(i, p, _)| (i, p))).collect()
@@ -113,12 +109,9 @@ impl Model {
     /// Earliest pending timeout.
     fn next_deadline(&self) -> Option<u64> {
         self.objs
-            .values()
-            .filter_map(|o| match &o.kind {
-                crate::objects::Kind::Thread(t) => match &t.state {
-                    TState::Sending { deadline, .. } | TState::Receiving { deadline, .. } => *deadline,
-                    _ => None,
-                },
+            .threads()
+            .filter_map(|(_, t)| match &t.state {
+                TState::Sending { deadline, .. } | TState::Receiving { deadline, .. } => *deadline,
                 _ => None,
             })
             .min()
@@ -129,13 +122,10 @@ impl Model {
         let now = self.clock_us;
         let due: Vec<(ObjId, bool)> = self
             .objs
-            .iter()
-            .filter_map(|(id, o)| match &o.kind {
-                crate::objects::Kind::Thread(t) => match &t.state {
-                    TState::Sending { deadline: Some(d), .. } if *d <= now => Some((*id, true)),
-                    TState::Receiving { deadline: Some(d), .. } if *d <= now => Some((*id, false)),
-                    _ => None,
-                },
+            .threads()
+            .filter_map(|(id, t)| match &t.state {
+                TState::Sending { deadline: Some(d), .. } if *d <= now => Some((*id, true)),
+                TState::Receiving { deadline: Some(d), .. } if *d <= now => Some((*id, false)),
                 _ => None,
             })
             .collect();

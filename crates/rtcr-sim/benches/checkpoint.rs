@@ -262,7 +262,10 @@ fn main() {
     for (what, us_) in &phases {
         println!("  {what} {us_} us ({:.1}x memcpy)", *us_ as f64 / us(base));
     }
-    println!("(on a fresh model every frame is new host memory, touched for the first time: page faults)");
+    println!(
+        "(a fresh model's RAM is host memory that models dropped before left, not cleared: no first-touch page \
+         faults after the first model of the process)"
+    );
     recovery();
 }
 
