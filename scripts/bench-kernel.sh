@@ -210,7 +210,7 @@ END {
     goal = 3 * full_pause + 2 * us(rmem[i])
     printf "%10d %9d %9.0f %6.1fx%s %6s  %s (%.0f us)\n", rimg[i], rtot[i], us(rmem[i]), (rmem[i] > 0 ? rtot[i] / us(rmem[i]) : 0), rph[i], rkept[i], (rtot[i] <= goal ? "met" : "NOT met"), goal
   }
-  printf "(map: of the memory phase, the kernel calls that map the pages into the child; unmap: of the objects\nphase of a recovery in place, the kernel calls that unmap what the image does not show; kept: a recovery in place, the pages it left as they were in the crashed child'"'"'s task, or full:\nrebuilt in a new task)\n"
+  printf "(map: of the memory phase, the kernel calls that map the pages into the child; unmap: of the objects\nphase of a recovery in place, the kernel calls that unmap what the image does not show; kept: a recovery in\nplace, the pages it left as they were in the crashed child'"'"'s task, or full: rebuilt in a new task)\n"
   if (ck_m > 0)
     printf "(the image checksum over %d bytes, rtcr'"'"'s stamp counter: memcpy %.0f us; CRC-64/XZ, formats 1-3, %.1fx; XXH64, format 5, %.1fx; XXH3-64 %.1fx)\n", ck_n, us(ck_m), ck_crc / ck_m, ck_x64 / ck_m, ck_x3 / ck_m
   printf "\nthe child'"'"'s own paths, under rtcr against the same program as the root task (median / p99, ns)\n"

@@ -92,6 +92,18 @@
 //! * Explicit reply capabilities (the kernel build has them, the KIP does
 //!   not advertise them; rtcr does not need them).
 //! * Grants of memory out of superpages, superpages at all (pages are 4 KiB).
+//!   On the kernel (`map_util.cpp`, checked by issue 12's bench, which
+//!   times it): an fpage of 2 MiB or more between two aligned addresses
+//!   of a sender that holds superpages (sigma0 answers order-21 requests
+//!   with order-21 fpages) becomes a 2 MiB mapping; an unmap with
+//!   ALL_SPACES of part of it takes the rights from the whole 2 MiB; a
+//!   4 KiB map into it first unmaps the whole superpage. rtcr's restore
+//!   maps aligned runs of its 4 MiB frame blocks as large fpages, so a
+//!   restored child can hold superpages the model gives as 4 KiB entries:
+//!   the same contents and rights, other fault counts afterwards.
+//! * The cost of an unmap per page: on arm64 the kernel invalidates the
+//!   TLB entry of each page it changes by the space's ASID, and a task that
+//!   never ran has none (no invalidation); the model has no TLB.
 //! * I/O ports, vCPUs, VMs, DMA spaces, IOMMU, SMC, the debugger's object
 //!   dump (op 0x110; it trips an assertion on the real kernel build).
 //! * Kernel memory quotas other than the factory's (object sizes are
