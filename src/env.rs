@@ -127,6 +127,12 @@ impl KernelEnv {
         KernelEnv { k, kip, stamp_hz, windows, calibration: None }
     }
 
+    /// `ticks` of the stamp counter in ns, at the rate rtcr-core uses (the
+    /// benchmark's figures).
+    pub fn ticks_ns(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000_000 / u128::from(self.stamp_hz().max(1))) as u64
+    }
+
     /// Measures the stamp counter against the KIP clock while rtcr serves:
     /// [`Self::calibrate_stamp`] then sets the rate rtcr-core uses (until
     /// then the one given to [`Self::new`]). No sleep: the time the child

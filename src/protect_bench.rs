@@ -183,7 +183,7 @@ fn measure(env: &mut KernelEnv, sp: &Space) -> Result<Taken, l4_sys::Error> {
             let from = env.stamp_now();
             task::unmap(env, sp.task, Fpage::mem(at, order, MemRights::W), unmap_mask::ALL_SPACES)?;
             let ticks = env.stamp_now().wrapping_sub(from);
-            row[i] = ticks_ns(env, ticks);
+            row[i] = env.ticks_ns(ticks);
         }
         // and everything off, so the next repetition maps afresh
         for at in sp.ranges {
@@ -203,8 +203,4 @@ fn measure(env: &mut KernelEnv, sp: &Space) -> Result<Taken, l4_sys::Error> {
 fn map(env: &mut KernelEnv, task: Cap<kind::Task>, dst: u64, src: u64, order: u32) -> Result<(), l4_sys::Error> {
     let item = SendItem::map_mem(dst, Fpage::mem(src, order, MemRights::RW), Cache::Keep, false);
     task::map(env, task, ME, item)
-}
-
-fn ticks_ns(env: &KernelEnv, ticks: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000_000 / u128::from(env.stamp_hz().max(1))) as u64
 }

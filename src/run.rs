@@ -241,7 +241,7 @@ impl Scratch {
                 best = best.min(ticks);
             }
         }
-        (u128::from(best) * 1_000_000_000 / u128::from(env.stamp_hz().max(1))) as u64
+        env.ticks_ns(best)
     }
 
     /// The image checksums over `bytes` of the scratch (at most half), in ns

@@ -94,6 +94,17 @@ pub fn unmap_batch<K: Kernel>(
     Ok(())
 }
 
+/// Revokes the rights given in each of any number of fpages
+/// (`l4_task_unmap_batch`, [`UNMAP_MAX`] fpages per kernel call); the access
+/// flags the kernel reports are not kept.
+pub fn unmap_many<K: Kernel>(k: &mut K, task: Cap<kind::Task>, fpages: &[Fpage], mask: u64) -> Result<(), Error> {
+    for chunk in fpages.chunks(UNMAP_MAX) {
+        let mut flags = [AccessFlags::default(); UNMAP_MAX];
+        unmap_batch(k, task, chunk, mask, &mut flags[..chunk.len()])?;
+    }
+    Ok(())
+}
+
 /// Revokes the rights in one fpage (`l4_task_unmap`).
 pub fn unmap<K: Kernel>(k: &mut K, task: Cap<kind::Task>, fpage: Fpage, mask: u64) -> Result<AccessFlags, Error> {
     let mut f = [AccessFlags::default()];
@@ -144,8 +155,7 @@ pub fn delete_objs<K: Kernel>(k: &mut K, task: Cap<kind::Task>, idxs: &[CapIdx])
         for (f, idx) in fpages.iter_mut().zip(chunk) {
             *f = Fpage::obj(*idx, 0, CapRights::RWSD);
         }
-        let mut flags = [AccessFlags::default(); UNMAP_MAX];
-        unmap_batch(k, task, &fpages[..chunk.len()], unmap_mask::DELETE_OBJ, &mut flags[..chunk.len()])?;
+        unmap_many(k, task, &fpages[..chunk.len()], unmap_mask::DELETE_OBJ)?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@
 //!    write faults to rtcr and marks the page dirty again), in the child's
 //!    own space, each run of neighbouring pages as the fewest naturally
 //!    aligned fpages ([`crate::pageset::PageSet`] keeps them as runs; one kernel call per
-//!    [`UNMAP_MAX`] of them, none per page); rtcr's per-page bookkeeping
+//!    [`UNMAP_MAX`](l4_sys::task::UNMAP_MAX) of them, none per page); rtcr's per-page bookkeeping
 //!    of them waits until the threads run again. Their contents
 //!    are copied into the shadow after the resume ([`Supervisor::complete`]),
 //!    and a write that comes first faults to rtcr, which copies the page
@@ -48,7 +48,7 @@ use alloc::vec::Vec;
 use l4_sys::cap::{kind, Cap, CapIdx};
 use l4_sys::exc::Arch;
 use l4_sys::fpage::{Fpage, MemRights};
-use l4_sys::task::{self, unmap_mask, AccessFlags, UNMAP_MAX};
+use l4_sys::task::{self, unmap_mask};
 use l4_sys::thread::{self, ExRegsFlags, KEEP};
 use l4_sys::{ipc, irq, MsgTag, Timeout, TimeoutPair};
 use rtcr_image::record::{CapRecord, Checkpoint, ObjectRecord, PageRecord, ThreadRecord, ThreadState};
@@ -746,10 +746,7 @@ impl Supervisor {
         let protect = fpages_of_runs(dirty.runs());
         let fpages = protect.len();
         let protect_from = env.stamp_now();
-        for chunk in protect.chunks(UNMAP_MAX) {
-            let mut flags = [AccessFlags::default(); UNMAP_MAX];
-            task::unmap_batch(env, self.child_task(), chunk, unmap_mask::ALL_SPACES, &mut flags[..chunk.len()])?;
-        }
+        task::unmap_many(env, self.child_task(), &protect, unmap_mask::ALL_SPACES)?;
         let protect_ticks = env.stamp_now().wrapping_sub(protect_from);
         self.refresh_gate_labels(env);
         self.sample_irq_pending(env)?;

@@ -221,7 +221,8 @@ impl Supervisor {
                 vpn,
                 backing: p.backing,
                 rights: p.rights,
-                written: p.writable || p.dirty || self.dirty.contains(vpn) || written.binary_search(&p.backing).is_ok(),
+                // its own W or write puts its frame in `written`
+                written: self.dirty.contains(vpn) || written.binary_search(&p.backing).is_ok(),
                 writable: p.writable,
             })
             .collect()
@@ -289,11 +290,6 @@ impl Frames {
         }
         Ok(())
     }
-
-    /// Whether a task is kept for a restore in place.
-    pub fn keeps_task(&self) -> bool {
-        self.kept.is_some()
-    }
 }
 
 /// The CPU a restored thread runs on: the one it ran on if this ECU has
@@ -354,8 +350,7 @@ fn rebuild<E: Env>(
             }
             let from = env.stamp_now();
             unmap_all_but(s, env, &stay)?;
-            let ticks = env.stamp_now().wrapping_sub(from);
-            s.restore_unmap_us = (u128::from(ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
+            s.restore_unmap_us = us_since(env, from);
         }
         None => s.create_task(env)?,
     }
@@ -546,14 +541,13 @@ fn rebuild<E: Env>(
             frames[i] = b;
         }
         let mut rewrite = true;
+        let mut w = false;
         if let Ok(j) = stay.binary_search_by_key(&vpn, |x| x.vpn) {
             if stay[j].backing == frames[i] {
                 stays[i] = true;
                 // a frame that holds the image's page needs nothing written
                 rewrite = stay[j].written;
-                if stay[j].writable {
-                    keep_w.push(vpn);
-                }
+                w = stay[j].writable;
                 untouched += u64::from(!rewrite);
                 if let (None, Some((d, pg))) = (known, in_ds) {
                     if let Some(ds) = s.dataspaces.get_mut(d as usize) {
@@ -584,7 +578,9 @@ fn rebuild<E: Env>(
                 }
             }
         }
-        let w = keep_w.last() == Some(&vpn);
+        if w {
+            keep_w.push(vpn);
+        }
         pages.push((vpn, Page { backing: frames[i], rights: p.rights, writable: w, dirty: w }));
         let end = p.vaddr + 4096;
         if p.vaddr >= s.spec.sigma0_range.0 && end <= s.spec.sigma0_range.0 + s.spec.sigma0_range.1 {
@@ -605,17 +601,15 @@ fn rebuild<E: Env>(
         s.dirty.insert(vpn);
     }
     s.restore_kept_pages = untouched;
-    for vpn in unstay {
-        l4_sys::task::unmap(env, s.child_task(), Fpage::mem(vpn << 12, 12, MemRights::RWX), ALL_SPACES)?;
-    }
+    let unstay: Vec<Fpage> = unstay.into_iter().map(|vpn| Fpage::mem(vpn << 12, 12, MemRights::RWX)).collect();
+    l4_sys::task::unmap_many(env, s.child_task(), &unstay, ALL_SPACES)?;
     let map_start = env.stamp_now();
     map_runs(
         s,
         env,
         cp.pages.iter().zip(&frames).zip(&stays).filter(|x| !*x.1).map(|((p, &b), _)| (p.vaddr, b, p.rights & !2)),
     )?;
-    let map_ticks = env.stamp_now().wrapping_sub(map_start);
-    s.restore_map_us = (u128::from(map_ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
+    s.restore_map_us = us_since(env, map_start);
     phase.end(env, "memory");
     // threads: bind, schedule, UTCB; each stays stopped until all are
     // ready, so none runs (or crashes) while the others are restored
@@ -808,8 +802,9 @@ const SPACE_TOP: u64 = 1 << 48;
 
 /// Unmaps everything the child's task maps except the pages of `stay` (in
 /// page order): the fewest naturally aligned fpages that cover the gaps
-/// between its runs, up to [`SPACE_TOP`], a batch of them per kernel call. The UTCB area is the kernel's, not mapped from anyone: an
-/// unmap leaves it alone.
+/// between its runs, up to [`SPACE_TOP`], a batch of them per kernel call.
+/// The UTCB area is the kernel's, not mapped from anyone: an unmap leaves
+/// it alone.
 fn unmap_all_but<E: Env>(s: &mut Supervisor, env: &mut E, stay: &[KeptPage]) -> Result<(), Error> {
     let mut fpages: Vec<Fpage> = Vec::new();
     let mut at = 0u64;
@@ -823,10 +818,7 @@ fn unmap_all_but<E: Env>(s: &mut Supervisor, env: &mut E, stay: &[KeptPage]) -> 
     if at < SPACE_TOP {
         crate::checkpoint::aligned_blocks(at, (SPACE_TOP - at) >> 12, MemRights::RWX, &mut fpages);
     }
-    for chunk in fpages.chunks(l4_sys::task::UNMAP_MAX) {
-        let mut flags = [l4_sys::task::AccessFlags::default(); l4_sys::task::UNMAP_MAX];
-        l4_sys::task::unmap_batch(env, s.child_task(), chunk, ALL_SPACES, &mut flags[..chunk.len()])?;
-    }
+    l4_sys::task::unmap_many(env, s.child_task(), &fpages, ALL_SPACES)?;
     Ok(())
 }
 
@@ -870,6 +862,18 @@ fn map_runs<E: Env>(s: &mut Supervisor, env: &mut E, pages: impl Iterator<Item =
     flush(s, env, run)
 }
 
+/// µs on the stamp counter since `from` (the KIP clock may tick in whole
+/// milliseconds).
+fn us_since<E: Env>(env: &mut E, from: u64) -> u64 {
+    let ticks = env.stamp_now().wrapping_sub(from);
+    ticks_us(env, ticks)
+}
+
+/// `ticks` of the stamp counter in µs.
+fn ticks_us<E: Env>(env: &mut E, ticks: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64
+}
+
 /// Where a restore's time goes, phase by phase (µs, from the stamp
 /// counter: the KIP clock may tick in whole milliseconds).
 pub(crate) struct Phases {
@@ -885,7 +889,7 @@ impl Phases {
     /// Ends the phase running since the last end (or the start).
     pub(crate) fn end<E: Env>(&mut self, env: &mut E, what: &'static str) {
         let now = env.stamp_now();
-        let us = (u128::from(now.wrapping_sub(self.at)) * 1_000_000 / u128::from(env.stamp_hz().max(1))) as u64;
+        let us = ticks_us(env, now.wrapping_sub(self.at));
         self.done.push((what, us));
         self.at = now;
     }
